@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Both set up everything.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(RUNTIME_STAMP)
+
+run: $(RUNTIME_STAMP)
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py load_sample_data
+	$(BIN)/python manage.py ensure_operator
+	$(BIN)/python manage.py seed_demo
+	exec $(BIN)/python -m config.launcher
+
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/backtest.py
+	$(BIN)/python bench/iteration.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Strategy templates live in code. `registry` holds them by key."""

@@ -1,0 +1,269 @@
+"""Settings for the Agent Learning Lab, read from the environment.
+
+Every value has a safe default for the embedded mode (SQLite + filesystem broker under
+var/), and a bad value fails loudly at start-up instead of half-working.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("LAB_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+env = environ.Env()
+
+
+def _positive_int(name, default):
+    value = env.int(name, default=default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def _secret_key():
+    key_file = env.str("DJANGO_SECRET_KEY_FILE", default="")
+    if key_file:
+        return Path(key_file).read_text().strip()
+    key = env.str("DJANGO_SECRET_KEY", default="")
+    if key:
+        return key
+    # A per-install key kept under var/ so sessions survive restarts without
+    # committing a secret; production sets DJANGO_SECRET_KEY or _FILE.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        from django.core.management.utils import get_random_secret_key
+
+        path.write_text(get_random_secret_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "agents",
+    "alerts",
+    "graduation",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'lab.sqlite3'}"),
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {})
+    _db["OPTIONS"].update(
+        {
+            # WAL lets the web process read while a worker writes; IMMEDIATE takes the
+            # write lock at BEGIN so concurrent writers queue on the busy timeout instead
+            # of failing with "database is locked" on lock upgrade.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("LAB_SQLITE_TIMEOUT", default=20),
+        }
+    )
+    _db.setdefault("TEST", {})
+    # A file (not :memory:) so a real Celery worker process in tests sees the same data.
+    _db["TEST"].setdefault("NAME", str(VAR_DIR / "test_lab.sqlite3"))
+else:
+    _db.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    _db["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+# The day boundary for daily caps and budgets is midnight in this zone.
+TIME_ZONE = env.str("LAB_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+LOGIN_URL = "admin:login"
+
+# --- Security (production values switch on with DEBUG off behind HTTPS) ----------------
+SECURE_HTTPS = env.bool("LAB_HTTPS", default=False)
+SESSION_COOKIE_SECURE = SECURE_HTTPS
+CSRF_COOKIE_SECURE = SECURE_HTTPS
+SECURE_SSL_REDIRECT = SECURE_HTTPS
+SECURE_HSTS_SECONDS = 31536000 if SECURE_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
+SECURE_HSTS_PRELOAD = SECURE_HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("LAB_BEHIND_PROXY", default=False) else None
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LAB_MAX_BODY_BYTES", default=1_000_000)
+
+# --- REST framework -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env.int("LAB_API_PAGE_SIZE", default=50),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("LAB_THROTTLE_ANON", default="60/min"),
+        "user": env.str("LAB_THROTTLE_USER", default="2000/min"),
+        "start_work": env.str("LAB_THROTTLE_START_WORK", default="120/min"),
+    },
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Agent Learning Lab API",
+    "DESCRIPTION": "Autonomous trading-strategy agents: learning, autonomy, alerts, graduation.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery ---------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+LAB_ITERATION_SOFT_TIME_LIMIT = _positive_int("LAB_ITERATION_SOFT_TIME_LIMIT", 300)
+LAB_ITERATION_TIME_LIMIT = _positive_int("LAB_ITERATION_TIME_LIMIT", 360)
+if LAB_ITERATION_TIME_LIMIT <= LAB_ITERATION_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured("LAB_ITERATION_TIME_LIMIT must be greater than LAB_ITERATION_SOFT_TIME_LIMIT")
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # An unacked message is redelivered after this; it must exceed the hard time limit
+    # or Redis would hand a still-running iteration to a second worker.
+    "visibility_timeout": LAB_ITERATION_TIME_LIMIT * 2,
+}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The embedded broker: messages are files under var/broker, so no server is needed.
+    BROKER_DIR = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        {
+            "data_folder_in": str(BROKER_DIR / "queue"),
+            "data_folder_out": str(BROKER_DIR / "queue"),
+            "processed_folder": str(BROKER_DIR / "processed"),
+            "store_processed": False,
+        }
+    )
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# JSON only: unpickling a broker message is remote code execution.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Tasks write their outcome to the lab's own rows; no result backend to run or expire.
+CELERY_TASK_IGNORE_RESULT = True
+# Ack after the task ran and requeue when the worker process died, so a killed worker's
+# iteration is redelivered; tasks claim their work idempotently, so that is safe.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Iterations are long: a worker must not hoard messages that an idle worker could run.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Every task is bounded; the soft limit lets an iteration record its failure first.
+CELERY_TASK_SOFT_TIME_LIMIT = LAB_ITERATION_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = LAB_ITERATION_TIME_LIMIT
+# Long backtests get their own queue so alerts and ticks never wait behind them.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+CELERY_TASK_ROUTES = {"agents.tasks.run_iteration_task": {"queue": "iterations"}}
+# Schedules are rows edited at run time; exactly one beat process reads them.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+# Workers log through Django's LOGGING so the text/JSON format is one setting.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Lab behaviour --------------------------------------------------------------------
+LAB_MAX_CONCURRENT_ITERATIONS = _positive_int("LAB_MAX_CONCURRENT_ITERATIONS", 4)
+LAB_DEFAULT_CANDIDATES = _positive_int("LAB_DEFAULT_CANDIDATES", 8)
+LAB_CONSOLE_BASE_URL = env.str("LAB_CONSOLE_BASE_URL", default="http://127.0.0.1:8000")
+
+# --- LLM ------------------------------------------------------------------------------
+ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+ANTHROPIC_MODEL = env.str("LAB_CLAUDE_MODEL", default="claude-sonnet-4-5")
+ANTHROPIC_TIMEOUT_SECONDS = env.float("LAB_CLAUDE_TIMEOUT", default=60.0)
+ANTHROPIC_MAX_RETRIES = env.int("LAB_CLAUDE_MAX_RETRIES", default=2)
+ANTHROPIC_MAX_TOKENS = _positive_int("LAB_CLAUDE_MAX_TOKENS", 4096)
+LAB_LLM_DAILY_CALLS = _positive_int("LAB_LLM_DAILY_CALLS", 500)
+LAB_LLM_DAILY_TOKENS = _positive_int("LAB_LLM_DAILY_TOKENS", 5_000_000)
+
+# --- Logging --------------------------------------------------------------------------
+LAB_LOG_FORMAT = env.str("LAB_LOG_FORMAT", default="text")
+if LAB_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LAB_LOG_FORMAT must be 'text' or 'json', got {LAB_LOG_FORMAT!r}")
+LOG_LEVEL = env.str("LAB_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO"},
+        "optuna": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+    },
+}
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="lab@localhost")

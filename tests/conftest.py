@@ -1,0 +1,48 @@
+"""Suite-wide fixtures and the loud skip of what needs a server this machine lacks."""
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+
+def _reachable(url, default_port):
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _missing_servers():
+    missing = {}
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.sqlite3":
+        url = f"postgres://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+        if not _reachable(url, 5432):
+            missing["database"] = f"PostgreSQL at {db.get('HOST')}:{db.get('PORT')} is unreachable"
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith(("redis://", "amqp://")):
+        port = 6379 if broker.startswith("redis") else 5672
+        if not _reachable(broker, port):
+            missing["broker"] = f"broker {urlparse(broker).hostname}:{urlparse(broker).port} is unreachable"
+    return missing
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = _missing_servers()
+    if not missing:
+        return
+    reason = "; ".join(missing.values())
+    if os.environ.get("LAB_REQUIRE_SERVERS"):
+        raise pytest.UsageError(f"LAB_REQUIRE_SERVERS is set but {reason}")
+    banner = f"\n{'!' * 78}\nSKIPPING tests that need a server: {reason}\n{'!' * 78}\n"
+    config.get_terminal_writer().line(banner, red=True, bold=True)
+    for item in items:
+        needs_db = "database" in missing and ("django_db" in item.keywords or "db" in getattr(item, "fixturenames", ()))
+        needs_broker = "broker" in missing and "celery_worker" in item.keywords
+        if needs_db or needs_broker:
+            item.add_marker(pytest.mark.skip(reason=f"needs a server: {reason}"))
