@@ -27,7 +27,7 @@ run: $(RUNTIME_STAMP)
 	exec $(BIN)/python -m config.launcher
 
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	LAB_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

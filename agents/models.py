@@ -186,6 +186,10 @@ class LearningIteration(models.Model):
             models.UniqueConstraint(
                 fields=["agent"], condition=Q(status="running"), name="one_running_iteration_per_agent"
             ),
+            # A trigger while one is queued or running joins it instead of piling up.
+            models.UniqueConstraint(
+                fields=["agent"], condition=Q(status__in=["queued", "running"]), name="one_active_iteration_per_agent"
+            ),
             models.UniqueConstraint(
                 fields=["agent", "idempotency_key"],
                 condition=Q(idempotency_key__isnull=False),

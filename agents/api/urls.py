@@ -1,3 +1,19 @@
-from django.urls import path  # noqa: F401
+"""API routes; every path works with and without a trailing slash."""
 
-urlpatterns = []
+from rest_framework.routers import DefaultRouter
+
+from agents.api.views import InstrumentViewSet, LearningAgentViewSet, StrategyViewSet
+
+
+class OptionalSlashRouter(DefaultRouter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("learning-agents", LearningAgentViewSet, basename="learning-agent")
+router.register("strategies", StrategyViewSet, basename="strategy")
+router.register("instruments", InstrumentViewSet, basename="instrument")
+
+urlpatterns = router.urls

@@ -1,0 +1,15 @@
+"""Renders service errors as API responses that name the field and the rule."""
+
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from agents.services.errors import ServiceError
+from agents.strategies.registry import UnknownTemplateError
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        return Response({k: [v] for k, v in exc.errors.items()}, status=exc.status_code)
+    if isinstance(exc, UnknownTemplateError):
+        return Response({"strategy_template": [str(exc)]}, status=400)
+    return drf_exception_handler(exc, context)

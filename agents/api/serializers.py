@@ -1,0 +1,151 @@
+from rest_framework import serializers
+
+from agents.models import (
+    ActivityLog,
+    Instrument,
+    LearningIteration,
+    Objective,
+    Refinement,
+    RefinerChoice,
+    StrategyVersion,
+    TradingAgent,
+)
+
+
+class InstrumentSerializer(serializers.ModelSerializer):
+    bar_count = serializers.IntegerField(read_only=True)
+    first_bar = serializers.DateTimeField(read_only=True)
+    last_bar = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = Instrument
+        fields = ["id", "symbol", "name", "bar_interval", "bars_per_year", "bar_count", "first_bar", "last_bar"]
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    parent_number = serializers.IntegerField(source="parent.number", read_only=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = StrategyVersion
+        fields = ["id", "number", "params", "origin", "parent_number", "metrics", "note", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class CurrentVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StrategyVersion
+        fields = ["id", "number", "params", "origin", "created_at"]
+        read_only_fields = fields
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    instrument = serializers.CharField(source="instrument.symbol", read_only=True)
+    current_version = CurrentVersionSerializer(read_only=True)
+
+    class Meta:
+        model = TradingAgent
+        fields = [
+            "id", "name", "description", "owner", "instrument", "strategy_template", "status",
+            "current_version", "refiner", "objective", "fee_bps", "slippage_bps", "train_fraction",
+            "candidates_per_iteration", "initial_capital", "random_seed",
+            "auto_learn_enabled", "learning_schedule", "schedule_timezone", "next_scheduled_iteration",
+            "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
+            "continuous_stop_reason", "max_iterations_per_day", "min_iteration_gap_minutes",
+            "convergence_threshold", "created_at", "updated_at",
+        ]
+        read_only_fields = [
+            "id", "owner", "instrument", "strategy_template", "status", "current_version",
+            "auto_learn_enabled", "learning_schedule", "schedule_timezone", "next_scheduled_iteration",
+            "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
+            "continuous_stop_reason", "created_at", "updated_at",
+        ]
+
+
+class AgentCreateSerializer(serializers.Serializer):
+    """Types only; the domain rules (bounds, params schema, unique name) are the service's."""
+
+    name = serializers.CharField(max_length=120)
+    description = serializers.CharField(required=False, allow_blank=True)
+    instrument = serializers.CharField(help_text="Instrument symbol, e.g. SPX.")
+    strategy_template = serializers.CharField(help_text="Template key, see /api/strategies.")
+    params = serializers.DictField(required=False, default=dict, help_text="Overrides of the template defaults.")
+    refiner = serializers.ChoiceField(choices=RefinerChoice.choices, required=False)
+    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
+    fee_bps = serializers.FloatField(required=False)
+    slippage_bps = serializers.FloatField(required=False)
+    train_fraction = serializers.FloatField(required=False)
+    candidates_per_iteration = serializers.IntegerField(required=False)
+    initial_capital = serializers.FloatField(required=False)
+    random_seed = serializers.IntegerField(required=False)
+    max_iterations_per_day = serializers.IntegerField(required=False)
+    min_iteration_gap_minutes = serializers.IntegerField(required=False)
+    convergence_threshold = serializers.FloatField(required=False)
+
+
+class AgentUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    refiner = serializers.ChoiceField(choices=RefinerChoice.choices, required=False)
+    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
+    fee_bps = serializers.FloatField(required=False)
+    slippage_bps = serializers.FloatField(required=False)
+    train_fraction = serializers.FloatField(required=False)
+    candidates_per_iteration = serializers.IntegerField(required=False)
+    initial_capital = serializers.FloatField(required=False)
+    random_seed = serializers.IntegerField(required=False)
+    max_iterations_per_day = serializers.IntegerField(required=False)
+    min_iteration_gap_minutes = serializers.IntegerField(required=False)
+    convergence_threshold = serializers.FloatField(required=False)
+
+    def validate(self, attrs):
+        read_only = {"status", "current_version", "owner", "instrument", "strategy_template", "id"}
+        sent = set(self.initial_data) if hasattr(self.initial_data, "keys") else set()
+        errors = {k: "is read-only: use the dedicated endpoint" for k in sent & read_only}
+        unknown = sent - set(self.fields) - read_only
+        errors.update({k: "unknown field" for k in unknown})
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class IterationSerializer(serializers.ModelSerializer):
+    version_number = serializers.IntegerField(source="version.number", read_only=True, default=None)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = LearningIteration
+        fields = [
+            "id", "number", "trigger", "status", "version_number", "windows", "train_metrics",
+            "validation_metrics", "score", "best_candidate_score", "improvement", "queued_at", "started_at",
+            "finished_at", "duration_ms", "error", "refiner_used", "fallback_reason", "llm_model",
+            "llm_input_tokens", "llm_output_tokens", "requested_by",
+        ]
+        read_only_fields = fields
+
+
+class RefinementSerializer(serializers.ModelSerializer):
+    iteration_number = serializers.IntegerField(source="iteration.number", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, default=None)
+    produced_version_number = serializers.IntegerField(source="produced_version.number", read_only=True, default=None)
+
+    class Meta:
+        model = Refinement
+        fields = [
+            "id", "iteration_number", "proposed_params", "rationale", "source", "train_metrics",
+            "validation_metrics", "score", "status", "decided_by", "decided_automatically", "decision_reason",
+            "criteria_results", "decided_at", "produced_version_number", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+
+class ActivitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ActivityLog
+        fields = ["id", "event", "message", "details", "actor_label", "created_at"]
+        read_only_fields = fields

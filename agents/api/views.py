@@ -1,0 +1,197 @@
+"""Phase 1 API: agents, iterations, refinements, versions, activity, performance.
+
+Views validate input, call one service and render. Owners see only their agents (others'
+are a 404); staff see all.
+"""
+
+from django.db.models import Count, Max, Min
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agents.api import filters
+from agents.api.serializers import (
+    ActivitySerializer,
+    AgentCreateSerializer,
+    AgentSerializer,
+    AgentUpdateSerializer,
+    DecisionSerializer,
+    InstrumentSerializer,
+    IterationSerializer,
+    RefinementSerializer,
+    VersionSerializer,
+)
+from agents.models import (
+    ActivityLog,
+    Instrument,
+    IterationTrigger,
+    LearningIteration,
+    Refinement,
+    StrategyVersion,
+    TradingAgent,
+)
+from agents.services import agents as agent_service
+from agents.services import decisions, learning, performance
+from agents.strategies.registry import all_templates
+
+
+def visible_agents(user):
+    qs = TradingAgent.objects.select_related("owner", "instrument", "current_version")
+    return qs if user.is_staff else qs.filter(owner=user)
+
+
+class LearningAgentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = AgentSerializer
+    filterset_class = filters.AgentFilter
+    ordering_fields = ["name", "created_at", "updated_at", "status"]
+    ordering = ["name"]
+    lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    def get_queryset(self):
+        return visible_agents(self.request.user)
+
+    def get_throttles(self):
+        if self.action in ("iterations",) and self.request.method == "POST":
+            self.throttle_scope = "start_work"
+        return super().get_throttles()
+
+    def _paginate(self, queryset, serializer_class):
+        page = self.paginate_queryset(queryset)
+        data = serializer_class(page if page is not None else queryset, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    @extend_schema(request=AgentCreateSerializer, responses={201: AgentSerializer})
+    def create(self, request):
+        payload = AgentCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        agent = agent_service.agent_create(owner=request.user, **payload.validated_data)
+        return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=AgentUpdateSerializer, responses=AgentSerializer)
+    def partial_update(self, request, pk=None):
+        agent = self.get_object()
+        payload = AgentUpdateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        agent = agent_service.agent_update(agent, actor=request.user, **payload.validated_data)
+        return Response(AgentSerializer(agent).data)
+
+    def perform_destroy(self, instance):
+        agent_service.agent_delete(instance, actor=self.request.user)
+
+    # --- iterations ----------------------------------------------------------------------
+    @extend_schema(
+        methods=["GET"], responses=IterationSerializer(many=True),
+        parameters=[OpenApiParameter("status", str), OpenApiParameter("trigger", str),
+                    OpenApiParameter("since", str), OpenApiParameter("until", str)],
+    )
+    @extend_schema(
+        methods=["POST"], request=None, responses={202: IterationSerializer, 200: IterationSerializer},
+        parameters=[OpenApiParameter("wait", bool, description="Run inline and return the finished iteration.")],
+    )
+    @action(detail=True, methods=["get", "post"], url_path="iterations")
+    def iterations(self, request, pk=None):
+        agent = self.get_object()
+        if request.method == "GET":
+            qs = LearningIteration.objects.filter(agent=agent).select_related("version", "requested_by")
+            qs = filters.IterationFilter(request.query_params, queryset=qs).qs.order_by("-number")
+            return self._paginate(qs, IterationSerializer)
+        if request.query_params.get("wait", "").lower() in ("1", "true", "yes"):
+            iteration, _created = learning.iteration_run_now(
+                agent, trigger=IterationTrigger.API, requested_by=request.user
+            )
+            return Response(IterationSerializer(iteration).data, status=status.HTTP_200_OK)
+        iteration, _created = learning.iteration_start(agent, trigger=IterationTrigger.API, requested_by=request.user)
+        return Response(IterationSerializer(iteration).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=IterationSerializer)
+    @action(detail=True, methods=["get"], url_path=r"iterations/(?P<iteration_id>[0-9]+)")
+    def iteration_detail(self, request, pk=None, iteration_id=None):
+        agent = self.get_object()
+        iteration = get_object_or_404(
+            LearningIteration.objects.select_related("version", "requested_by"), agent=agent, pk=iteration_id
+        )
+        return Response(IterationSerializer(iteration).data)
+
+    # --- refinements ---------------------------------------------------------------------
+    @extend_schema(responses=RefinementSerializer(many=True), parameters=[OpenApiParameter("status", str)])
+    @action(detail=True, methods=["get"], url_path="refinements")
+    def refinements(self, request, pk=None):
+        agent = self.get_object()
+        qs = Refinement.objects.filter(agent=agent).select_related("iteration", "decided_by", "produced_version")
+        qs = filters.RefinementFilter(request.query_params, queryset=qs).qs.order_by("-id")
+        return self._paginate(qs, RefinementSerializer)
+
+    @extend_schema(request=DecisionSerializer, responses=RefinementSerializer)
+    @action(detail=True, methods=["post"], url_path=r"refinements/(?P<refinement_id>[0-9]+)/(?P<decision>approve|reject)")
+    def refinement_decide(self, request, pk=None, refinement_id=None, decision=None):
+        agent = self.get_object()
+        refinement = get_object_or_404(Refinement.objects.select_related("agent"), agent=agent, pk=refinement_id)
+        payload = DecisionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        service = decisions.refinement_approve if decision == "approve" else decisions.refinement_reject
+        refinement = service(refinement, actor=request.user, reason=payload.validated_data["reason"])
+        return Response(RefinementSerializer(refinement).data)
+
+    @extend_schema(request=DecisionSerializer, responses={201: VersionSerializer})
+    @action(detail=True, methods=["post"], url_path="refinements/apply")
+    def refinements_apply(self, request, pk=None):
+        agent = self.get_object()
+        payload = DecisionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        version = decisions.refinements_apply(agent, actor=request.user, reason=payload.validated_data["reason"])
+        return Response(VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+    # --- versions ------------------------------------------------------------------------
+    @extend_schema(responses=VersionSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="versions")
+    def versions(self, request, pk=None):
+        agent = self.get_object()
+        qs = StrategyVersion.objects.filter(agent=agent).select_related("parent", "created_by").order_by("-number")
+        return self._paginate(qs, VersionSerializer)
+
+    @extend_schema(request=DecisionSerializer, responses={201: VersionSerializer})
+    @action(detail=True, methods=["post"], url_path=r"versions/(?P<version_id>[0-9]+)/rollback")
+    def version_rollback(self, request, pk=None, version_id=None):
+        agent = self.get_object()
+        version = get_object_or_404(StrategyVersion, agent=agent, pk=version_id)
+        payload = DecisionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        new = decisions.version_rollback(agent, version, actor=request.user, reason=payload.validated_data["reason"])
+        return Response(VersionSerializer(new).data, status=status.HTTP_201_CREATED)
+
+    # --- activity and performance --------------------------------------------------------
+    @extend_schema(responses=ActivitySerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="activity")
+    def activity(self, request, pk=None):
+        agent = self.get_object()
+        qs = filters.ActivityFilter(request.query_params, queryset=ActivityLog.objects.filter(agent=agent)).qs
+        return self._paginate(qs.order_by("-created_at", "-id"), ActivitySerializer)
+
+    @action(detail=True, methods=["get"], url_path="performance")
+    def performance(self, request, pk=None):
+        return Response(performance.agent_performance(self.get_object()))
+
+
+class StrategyViewSet(viewsets.ViewSet):
+    """The strategy templates and their parameter schemas (bounds, defaults)."""
+
+    def list(self, request):
+        return Response(
+            [{"key": t.key, "name": t.name, "description": t.description, "params": t.schema()}
+             for t in all_templates()]
+        )
+
+
+class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = InstrumentSerializer
+    pagination_class = None
+    queryset = Instrument.objects.annotate(
+        bar_count=Count("bars"), first_bar=Min("bars__timestamp"), last_bar=Max("bars__timestamp")
+    ).order_by("symbol")
+
+
+__all__ = ["InstrumentViewSet", "LearningAgentViewSet", "StrategyViewSet"]

@@ -1,0 +1,82 @@
+"""Import OHLCV bars from a CSV file into an instrument (created if missing): all or nothing."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from agents.market.importer import FIELDS, CsvImportError, import_bars_csv
+from agents.market.models import BarInterval
+
+# Files with at least this many bars get progress lines (every 10%) before the summary.
+PROGRESS_MIN_BARS = 5000
+
+
+class ProgressPrinter:
+    """A progress(done, total) callback writing a line each time another 10% is done."""
+
+    def __init__(self, write, label="", min_total=PROGRESS_MIN_BARS):
+        self.write = write
+        self.label = label
+        self.min_total = min_total
+        self.last_decile = 0
+
+    def __call__(self, done, total):
+        if total < self.min_total:
+            return
+        decile = done * 10 // total
+        if decile > self.last_decile:
+            self.last_decile = decile
+            self.write(f"  {self.label}{done * 100 // total}% ({done}/{total} bars)")
+
+
+class Command(BaseCommand):
+    help = (
+        "Import OHLCV bars from a CSV file (header timestamp,open,high,low,close[,volume]; other header names "
+        "via --<field>-column). The whole file is validated first; on any error nothing is written. "
+        "Re-importing changes nothing; newer bars are added and changed bars updated."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="CSV file to import")
+        parser.add_argument("--symbol", required=True, help="instrument symbol (created if missing)")
+        parser.add_argument("--name", default="", help="instrument name (sets it when given)")
+        parser.add_argument(
+            "--interval",
+            choices=BarInterval.values,
+            default=None,
+            help="bar interval; default: the existing instrument's, or 1d for a new one",
+        )
+        parser.add_argument(
+            "--bars-per-year", type=float, default=None, help="for annualising; default by interval (1d: 252)"
+        )
+        for field in FIELDS:
+            parser.add_argument(
+                f"--{field}-column",
+                dest=f"{field}_column",
+                metavar="NAME",
+                help=f"header name of the {field} column (default: {field!r}, case-insensitive)",
+            )
+
+    def handle(self, *args, **options):
+        columns = {field: options[f"{field}_column"] for field in FIELDS if options[f"{field}_column"]}
+        symbol = options["symbol"]
+        try:
+            result = import_bars_csv(
+                options["path"],
+                symbol=symbol,
+                name=options["name"],
+                interval=options["interval"],
+                bars_per_year=options["bars_per_year"],
+                columns=columns,
+                progress=ProgressPrinter(self.stdout.write),
+            )
+        except CsvImportError as exc:
+            listing = "\n".join(f"  {message}" for message in exc.errors)
+            raise CommandError(f"{options['path']}: import refused, nothing was written:\n{listing}")
+        instrument = result.instrument
+        summary = (
+            f"{instrument.symbol}: {result.total} bars read: {result.created} created, {result.updated} updated, "
+            f"{result.unchanged} unchanged"
+        )
+        if result.changed:
+            self.stdout.write(self.style.SUCCESS(f"{summary} (data version {instrument.data_version})."))
+        else:
+            self.stdout.write(f"{summary}; nothing changed.")

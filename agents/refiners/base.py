@@ -1,0 +1,175 @@
+"""What a refiner is: given an agent's context, propose candidate parameter sets.
+
+Refiners never touch the database: the learning service gathers a `RefinerContext`,
+calls `propose()` outside any transaction (an LLM call can take a minute), then
+backtests and stores what comes back. Every returned candidate is already cleaned by
+`template.validate`; whatever failed validation is returned in `rejected` with the
+reason, so the service can record it.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from agents.strategies.base import ParamValidationError, StrategyTemplate
+
+
+@dataclass(frozen=True)
+class TriedParams:
+    """A parameter set this agent already evaluated; score is the objective on validation
+    (higher is better), None when the evaluation failed."""
+
+    params: dict
+    score: float | None
+
+
+@dataclass(frozen=True)
+class RefinerContext:
+    template: StrategyTemplate
+    current_params: dict
+    train_metrics: dict
+    validation_metrics: dict
+    objective: str
+    history: list[TriedParams]  # oldest first
+    recent_trades: list[dict]  # side, entry_time, exit_time, return_pct
+    n_candidates: int
+    seed: int  # seed + iteration number: same context, same Optuna proposals
+    instrument: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    params: dict
+    rationale: str
+    source: str  # "optuna" | "claude"
+
+
+@dataclass(frozen=True)
+class RejectedProposal:
+    params: object  # as received: may be anything an LLM wrote
+    reason: str
+
+
+@dataclass
+class RefinerResult:
+    candidates: list[Candidate]
+    rejected: list[RejectedProposal]
+    refiner: str
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    fallback_reason: str = ""
+
+
+@runtime_checkable
+class Refiner(Protocol):
+    name: str
+
+    def propose(self, ctx: RefinerContext) -> RefinerResult: ...
+
+
+class RefinerError(Exception):
+    """The refiner produced nothing usable. `rejected` and the token counts are kept so
+    the caller can still record what the attempt cost and why it failed."""
+
+    def __init__(self, message, *, rejected=(), model="", input_tokens=0, output_tokens=0):
+        super().__init__(message)
+        self.rejected = list(rejected)
+        self.model = model
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
+
+
+class RefinerUnavailable(RefinerError):
+    """Transient: rate limit, server error, timeout or network failure after the SDK's own
+    retries. The caller falls back to Optuna."""
+
+
+class RefinerAuthError(RefinerError):
+    """The API key is missing or rejected: retrying or falling back would hide the problem."""
+
+
+# Helpers shared by the refiners ------------------------------------------------------
+
+
+def params_key(params: Mapping) -> tuple:
+    """A hashable identity for a cleaned parameter set (floats compared to 12 digits, so
+    values that went through JSON or rounding still match)."""
+
+    def norm(value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, float):
+            return round(value, 12)
+        return value
+
+    return tuple(sorted((name, norm(value)) for name, value in params.items()))
+
+
+def clean_or_none(template: StrategyTemplate, params) -> dict | None:
+    """`template.validate(params)`, or None when the set is not valid (any more)."""
+    try:
+        return template.validate(params)
+    except ParamValidationError:
+        return None
+
+
+def finite_score(value) -> float | None:
+    """The score as a finite float, or None (failed, missing, NaN or infinite)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+@dataclass
+class CandidateCollector:
+    """Accepts proposals in order, keeping only valid, new and distinct ones.
+
+    "New" means not the current params and not anything already evaluated: re-proposing
+    them would spend a backtest to learn nothing.
+    """
+
+    template: StrategyTemplate
+    current_params: Mapping
+    history: list
+    limit: int
+    candidates: list = field(default_factory=list)
+    rejected: list = field(default_factory=list)
+
+    def __post_init__(self):
+        current = clean_or_none(self.template, self.current_params)
+        self._current_key = params_key(current) if current is not None else None
+        self._evaluated = {}
+        for tried in self.history:
+            clean = clean_or_none(self.template, tried.params)
+            if clean is not None:
+                self._evaluated[params_key(clean)] = tried.score
+        self._seen = {}
+
+    @property
+    def full(self):
+        return len(self.candidates) >= self.limit
+
+    def why_not(self, clean: Mapping) -> str:
+        """Why a cleaned set cannot be proposed, or "" when it can."""
+        key = params_key(clean)
+        if key == self._current_key:
+            return "same as the current parameters"
+        if key in self._seen:
+            return f"duplicate of candidate #{self._seen[key]}"
+        if key in self._evaluated:
+            score = self._evaluated[key]
+            return f"already evaluated (score {score:.4g})" if score is not None else "already evaluated (failed)"
+        return ""
+
+    def add(self, clean: dict, rationale: str, source: str):
+        self._seen[params_key(clean)] = len(self.candidates) + 1
+        self.candidates.append(Candidate(params=clean, rationale=rationale, source=source))
+
+    def reject(self, params, reason: str):
+        self.rejected.append(RejectedProposal(params=params, reason=reason))

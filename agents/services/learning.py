@@ -1,0 +1,374 @@
+"""One learning iteration: the pipeline every entry point (task, API, admin, command) calls.
+
+queue -> claim -> backtest the current version -> refiner proposes -> validate + backtest each
+candidate -> (auto-approval) -> finish in one short transaction -> announce after commit.
+
+Score: the agent's objective on the validation window for the current version.
+Improvement: relative change of the score against the previous succeeded iteration,
+    (score_t - score_{t-1}) / |score_{t-1}|, or the plain difference when |score_{t-1}| < 1e-3
+    (a relative change against ~0 is meaningless).
+"""
+
+import datetime as dt
+import logging
+import time
+
+import numpy as np
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from agents import signals
+from agents.market.cache import load_bars
+from agents.models import (
+    IterationStatus,
+    LearningIteration,
+    Refinement,
+    Trade,
+    TradingAgent,
+)
+from agents.refiners.base import (
+    RefinerAuthError,
+    RefinerContext,
+    RefinerError,
+    RefinerUnavailable,
+    TriedParams,
+)
+from agents.refiners.factory import get_refiner
+from agents.refiners.optuna_refiner import OptunaRefiner
+from agents.services.activity import log_activity
+from agents.services.evaluation import evaluate_params, split_windows
+from agents.strategies.registry import get_template
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = (IterationStatus.QUEUED, IterationStatus.RUNNING)
+
+
+class IterationDeferred(Exception):
+    """The lab-wide cap of concurrent iterations is reached: run this one later."""
+
+
+def improvement_between(score, previous):
+    if score is None or previous is None:
+        return None
+    if abs(previous) < 1e-3:
+        return score - previous
+    return (score - previous) / abs(previous)
+
+
+def iteration_queue(agent, *, trigger, requested_by=None, idempotency_key=None):
+    """Queue an iteration; returns (iteration, created).
+
+    An agent has at most one queued-or-running iteration (a partial unique constraint), so a
+    trigger while one is active returns that one; an idempotency key already used returns
+    the iteration it produced.
+    """
+    for _attempt in range(5):
+        existing = _existing_for_trigger(agent, idempotency_key)
+        if existing is not None:
+            return existing, False
+        number = (LearningIteration.objects.filter(agent=agent).aggregate(m=Max("number"))["m"] or 0) + 1
+        try:
+            with transaction.atomic():
+                iteration = LearningIteration.objects.create(
+                    agent=agent,
+                    number=number,
+                    trigger=trigger,
+                    requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+                    idempotency_key=idempotency_key,
+                    version_id=agent.current_version_id,
+                )
+            return iteration, True
+        except IntegrityError:
+            # Another trigger won the race (same number, an active iteration, or same key).
+            continue
+    existing = _existing_for_trigger(agent, idempotency_key)
+    if existing is None:
+        raise RuntimeError(f"could not queue an iteration for agent {agent.pk}")
+    return existing, False
+
+
+def _existing_for_trigger(agent, idempotency_key):
+    if idempotency_key:
+        found = LearningIteration.objects.filter(agent=agent, idempotency_key=idempotency_key).first()
+        if found is not None:
+            return found
+    return LearningIteration.objects.filter(agent=agent, status__in=ACTIVE_STATUSES).first()
+
+
+def running_count():
+    return LearningIteration.objects.filter(status=IterationStatus.RUNNING).count()
+
+
+def iteration_claim(iteration_id):
+    """Move a queued iteration to running. False when another process has it or it ran."""
+    if running_count() >= settings.LAB_MAX_CONCURRENT_ITERATIONS:
+        raise IterationDeferred(f"{settings.LAB_MAX_CONCURRENT_ITERATIONS} iterations already running")
+    try:
+        with transaction.atomic():
+            claimed = LearningIteration.objects.filter(pk=iteration_id, status=IterationStatus.QUEUED).update(
+                status=IterationStatus.RUNNING, started_at=timezone.now()
+            )
+    except IntegrityError:
+        return False
+    return bool(claimed)
+
+
+def iteration_run(iteration_id):
+    """Run a queued iteration to its end. Idempotent: a finished or running one is left alone.
+
+    Raises IterationDeferred when the lab-wide cap is reached (the caller retries later).
+    """
+    if not iteration_claim(iteration_id):
+        return LearningIteration.objects.filter(pk=iteration_id).first()
+    iteration = LearningIteration.objects.select_related(
+        "agent__instrument", "agent__current_version", "agent__owner"
+    ).get(pk=iteration_id)
+    started = time.monotonic()
+    try:
+        outcome = _execute(iteration)
+        _finish_success(iteration, outcome, started)
+    except BaseException as exc:
+        _finish_failure(iteration, exc, started)
+        if not isinstance(exc, Exception):
+            raise
+    return iteration
+
+
+def iteration_run_now(agent, *, trigger, requested_by=None):
+    """Queue and run inline (scripts, commands, `?wait=true`)."""
+    iteration, created = iteration_queue(agent, trigger=trigger, requested_by=requested_by)
+    if iteration.status == IterationStatus.QUEUED:
+        iteration_run(iteration.pk)
+        iteration.refresh_from_db()
+    return iteration, created
+
+
+def _history(agent):
+    """Every parameter set this agent evaluated, with its validation score (two queries)."""
+    tried = [
+        TriedParams(params=params, score=score)
+        for params, score in Refinement.objects.filter(agent=agent).order_by("id").values_list(
+            "proposed_params", "score"
+        )
+    ]
+    tried += [
+        TriedParams(params=params, score=score)
+        for params, score in LearningIteration.objects.filter(
+            agent=agent, status=IterationStatus.SUCCEEDED, version__isnull=False
+        )
+        .order_by("id")
+        .values_list("version__params", "score")
+    ]
+    return tried
+
+
+def _execute(iteration):
+    """The slow part, outside any transaction: backtests and the refiner's network call."""
+    agent = iteration.agent
+    version = agent.current_version
+    if version is None:
+        raise RefinerError("the agent has no current strategy version")
+    template = get_template(agent.strategy_template)
+    bars = load_bars(agent.instrument_id)
+    windows = split_windows(len(bars), agent.train_fraction)
+    bars_per_year = agent.instrument.bars_per_year
+    params = template.validate(version.params)
+    current = evaluate_params(agent, template.key, params, bars, windows, bars_per_year)
+
+    history = _history(agent)
+    history.append(TriedParams(params=params, score=current.score))
+    context = RefinerContext(
+        template=template,
+        current_params=params,
+        train_metrics=current.train_metrics,
+        validation_metrics=current.validation_metrics,
+        objective=agent.objective,
+        history=history,
+        recent_trades=[_trade_summary(t) for t in current.validation_trades[-10:]],
+        n_candidates=agent.candidates_per_iteration,
+        seed=agent.random_seed + iteration.number,
+        instrument=agent.instrument.symbol,
+    )
+    refiner = get_refiner(agent.refiner)
+    try:
+        proposal = refiner.propose(context)
+    except RefinerAuthError:
+        raise
+    except (RefinerUnavailable, RefinerError) as exc:
+        if refiner.name == "optuna":
+            raise
+        logger.warning("refiner %s failed for agent %s, falling back to Optuna: %s", refiner.name, agent.pk, exc)
+        fallback = OptunaRefiner().propose(context)
+        fallback.fallback_reason = f"{refiner.name} failed ({type(exc).__name__}: {exc}); used Optuna instead"
+        proposal = fallback
+
+    candidates = [
+        (candidate, evaluate_params(agent, template.key, candidate.params, bars, windows, bars_per_year))
+        for candidate in proposal.candidates
+    ]
+    return {
+        "windows": windows.describe(bars),
+        "current": current,
+        "proposal": proposal,
+        "candidates": candidates,
+    }
+
+
+def _trade_summary(trade):
+    return {
+        "side": trade.side,
+        "entry_time": str(trade.entry_time)[:19],
+        "exit_time": str(trade.exit_time)[:19],
+        "return_pct": round(float(trade.return_pct), 6),
+    }
+
+
+def _previous_score(iteration):
+    return (
+        LearningIteration.objects.filter(
+            agent_id=iteration.agent_id, status=IterationStatus.SUCCEEDED, number__lt=iteration.number
+        )
+        .order_by("-number")
+        .values_list("score", flat=True)
+        .first()
+    )
+
+
+def _finish_success(iteration, outcome, started):
+    current = outcome["current"]
+    proposal = outcome["proposal"]
+    candidates = outcome["candidates"]
+    previous = _previous_score(iteration)
+    best = max((ev.score for _c, ev in candidates), default=None)
+    with transaction.atomic():
+        refinements = Refinement.objects.bulk_create(
+            [
+                Refinement(
+                    iteration=iteration,
+                    agent_id=iteration.agent_id,
+                    proposed_params=candidate.params,
+                    rationale=candidate.rationale,
+                    source=candidate.source,
+                    train_metrics=ev.train_metrics,
+                    validation_metrics=ev.validation_metrics,
+                    score=ev.score,
+                )
+                for candidate, ev in candidates
+            ]
+        )
+        Trade.objects.bulk_create(
+            [
+                Trade(
+                    iteration=iteration,
+                    version_id=iteration.agent.current_version_id,
+                    side=t.side,
+                    entry_time=_aware(t.entry_time),
+                    exit_time=_aware(t.exit_time),
+                    entry_price=t.entry_price,
+                    exit_price=t.exit_price,
+                    return_pct=t.return_pct,
+                    pnl=t.pnl,
+                    bars_held=t.bars_held,
+                )
+                for t in current.validation_trades
+            ]
+        )
+        iteration.status = IterationStatus.SUCCEEDED
+        iteration.version_id = iteration.agent.current_version_id
+        iteration.windows = outcome["windows"]
+        iteration.train_metrics = current.train_metrics
+        iteration.validation_metrics = current.validation_metrics
+        iteration.score = current.score
+        iteration.best_candidate_score = best
+        iteration.improvement = improvement_between(current.score, previous)
+        iteration.refiner_used = proposal.refiner
+        iteration.fallback_reason = proposal.fallback_reason
+        iteration.llm_model = proposal.model
+        iteration.llm_input_tokens = proposal.input_tokens
+        iteration.llm_output_tokens = proposal.output_tokens
+        iteration.finished_at = timezone.now()
+        iteration.duration_ms = int((time.monotonic() - started) * 1000)
+        iteration.save()
+        rejected = [{"params": r.params, "reason": r.reason} for r in proposal.rejected]
+        log_activity(
+            iteration.agent,
+            "iteration_succeeded",
+            f"Iteration #{iteration.number}: {iteration.agent.objective} {current.score:.4f} on validation, "
+            f"{len(refinements)} candidates (best {best if best is None else round(best, 4)}) by {proposal.refiner}.",
+            details={
+                "iteration": iteration.number,
+                "score": current.score,
+                "improvement": iteration.improvement,
+                "rejected_proposals": rejected,
+                "fallback_reason": proposal.fallback_reason,
+            },
+        )
+        _after_success_hooks(iteration)
+        _announce(iteration)
+
+
+def _after_success_hooks(iteration):
+    """Runs inside the finishing transaction; later features (auto-approval) plug in here."""
+
+
+def _finish_failure(iteration, exc, started):
+    message = _readable_error(exc)
+    logger.warning("iteration %s of agent %s failed: %s", iteration.number, iteration.agent_id, message)
+    with transaction.atomic():
+        # Whatever the failed attempt wrote belongs to it; an iteration has no partial rows.
+        Refinement.objects.filter(iteration=iteration).delete()
+        Trade.objects.filter(iteration=iteration).delete()
+        LearningIteration.objects.filter(pk=iteration.pk).update(
+            status=IterationStatus.FAILED,
+            error=message,
+            finished_at=timezone.now(),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        iteration.status = IterationStatus.FAILED
+        iteration.error = message
+        log_activity(
+            iteration.agent, "iteration_failed", f"Iteration #{iteration.number} failed: {message}",
+            details={"iteration": iteration.number, "error_type": type(exc).__name__},
+        )
+        _announce(iteration)
+
+
+def _readable_error(exc):
+    name = type(exc).__name__
+    if name == "SoftTimeLimitExceeded":
+        return "time limit reached: the iteration took longer than LAB_ITERATION_SOFT_TIME_LIMIT"
+    text = str(exc) or name
+    return f"{name}: {text}" if not isinstance(exc, RefinerError) else text
+
+
+def _announce(iteration):
+    agent_id, iteration_id, status = iteration.agent_id, iteration.pk, iteration.status
+    transaction.on_commit(
+        lambda: signals.iteration_finished.send(
+            sender=TradingAgent, agent_id=agent_id, iteration_id=iteration_id, status=status
+        )
+    )
+
+
+def _aware(value):
+    if isinstance(value, np.datetime64):
+        value = value.astype("datetime64[us]").astype(dt.datetime)
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def iteration_start(agent, *, trigger, requested_by=None, idempotency_key=None):
+    """Queue an iteration and hand it to a worker once the queueing transaction commits."""
+    iteration, created = iteration_queue(
+        agent, trigger=trigger, requested_by=requested_by, idempotency_key=idempotency_key
+    )
+    if created:
+        from agents.tasks import run_iteration_task
+
+        run_iteration_task.delay_on_commit(iteration.pk)
+    return iteration, created

@@ -1,0 +1,51 @@
+"""The strategy templates by key. Templates live in code; agents store only the key."""
+
+from agents.strategies import (
+    bollinger_reversion,
+    donchian_breakout,
+    ema_macd,
+    rsi_reversion,
+    sma_crossover,
+)
+from agents.strategies.base import StrategyTemplate
+
+# Display order (stable): trend followers first, then mean reversion.
+_TEMPLATES: tuple[StrategyTemplate, ...] = (
+    sma_crossover.TEMPLATE,
+    ema_macd.TEMPLATE,
+    donchian_breakout.TEMPLATE,
+    rsi_reversion.TEMPLATE,
+    bollinger_reversion.TEMPLATE,
+)
+_BY_KEY = {t.key: t for t in _TEMPLATES}
+if len(_BY_KEY) != len(_TEMPLATES):
+    raise RuntimeError("duplicate strategy template key")
+
+
+class UnknownTemplateError(KeyError, ValueError):
+    """No template has this key. args[0] (and str()) is a message listing the known keys."""
+
+    def __init__(self, key):
+        self.key = key
+        super().__init__(f"unknown strategy template {key!r}; known: {', '.join(_BY_KEY)}")
+
+    def __str__(self):
+        # KeyError would repr() the message, quoting it.
+        return str(self.args[0])
+
+
+def get_template(key) -> StrategyTemplate:
+    """The template with this key; UnknownTemplateError otherwise."""
+    try:
+        return _BY_KEY[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable key from untrusted input
+        raise UnknownTemplateError(key) from None
+
+
+def all_templates() -> list[StrategyTemplate]:
+    return list(_TEMPLATES)
+
+
+def template_choices() -> list[tuple[str, str]]:
+    """(key, name) pairs for model/form choices."""
+    return [(t.key, t.name) for t in _TEMPLATES]
