@@ -229,6 +229,13 @@ CELERY_TASK_ROUTES = {"agents.tasks.run_iteration_task": {"queue": "iterations"}
 # Schedules are rows edited at run time; exactly one beat process reads them.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
+# Lab-wide periodic tasks; DatabaseScheduler copies them into its tables at start-up.
+# Per-agent learning schedules are rows written only by agents.services.scheduling.
+CELERY_BEAT_SCHEDULE = {
+    "continuous-learning-tick": {"task": "agents.tasks.continuous_tick_task", "schedule": 60.0},
+    "reap-stuck-iterations": {"task": "agents.tasks.reap_stuck_iterations_task", "schedule": 120.0},
+    "reconcile-schedules": {"task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0},
+}
 # Workers log through Django's LOGGING so the text/JSON format is one setting.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 

@@ -46,3 +46,12 @@ def pytest_collection_modifyitems(config, items):
         needs_broker = "broker" in missing and "celery_worker" in item.keywords
         if needs_db or needs_broker:
             item.add_marker(pytest.mark.skip(reason=f"needs a server: {reason}"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_bar_cache():
+    # Cached bar arrays are per process; a test must never see another test's bars.
+    from agents.market.cache import clear_bar_cache
+
+    clear_bar_cache()
+    yield

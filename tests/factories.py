@@ -7,6 +7,7 @@ import factory
 import numpy as np
 from django.contrib.auth import get_user_model
 
+from agents.market.cache import mark_bars_changed
 from agents.market.models import Instrument, PriceBar
 
 _agent_numbers = itertools.count(1)
@@ -16,9 +17,10 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
+    password = factory.django.Password("pw-for-tests-1")
 
 
 class InstrumentFactory(factory.django.DjangoModelFactory):
@@ -47,7 +49,7 @@ def random_walk_bars(instrument, n=600, seed=1, start=dt.datetime(2010, 1, 4, tz
             for i, (o, h, lo, c) in enumerate(zip(open_, high, low, close, strict=True))
         ]
     )
-    Instrument.objects.filter(pk=instrument.pk).update(data_version=instrument.data_version + 1)
+    mark_bars_changed(instrument.pk)
     instrument.refresh_from_db()
     return instrument
 

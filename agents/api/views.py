@@ -54,6 +54,11 @@ class LearningAgentViewSet(
     def get_queryset(self):
         return visible_agents(self.request.user)
 
+    def filter_queryset(self, queryset):
+        # The list's filters (?status=...) must not apply to one agent's nested routes,
+        # where the same names filter iterations or refinements.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
     def get_throttles(self):
         if self.action in ("iterations",) and self.request.method == "POST":
             self.throttle_scope = "start_work"

@@ -25,9 +25,7 @@ class Bars:
     def slice(self, start, stop=None):
         """Bars [start, stop) as views, no copy."""
         s = slice(start, stop)
-        return Bars(
-            self.timestamps[s], self.open[s], self.high[s], self.low[s], self.close[s], self.volume[s]
-        )
+        return Bars(self.timestamps[s], self.open[s], self.high[s], self.low[s], self.close[s], self.volume[s])
 
     @classmethod
     def from_columns(cls, timestamps, open, high, low, close, volume=None):

@@ -47,26 +47,30 @@ def get_sample_dataset(symbol: str) -> SampleDataset:
     raise KeyError(f"no bundled dataset {symbol!r}; known: {', '.join(SAMPLE_SYMBOLS)}")
 
 
-def load_sample_datasets(only=None, progress=None) -> list[tuple[SampleDataset, ImportResult]]:
+def select_sample_datasets(only=None) -> tuple[SampleDataset, ...]:
+    """The bundled datasets named in only (any case), in SAMPLE_DATASETS order; all when only is empty."""
+    if not only:
+        return SAMPLE_DATASETS
+    wanted = {get_sample_dataset(symbol).symbol for symbol in only}
+    return tuple(d for d in SAMPLE_DATASETS if d.symbol in wanted)
+
+
+def load_sample_dataset(dataset: SampleDataset, progress=None) -> ImportResult:
+    """Import one bundled dataset (one transaction); progress(done, total) as for import_bars_csv."""
+    return import_bars_csv(
+        dataset.path,
+        symbol=dataset.symbol,
+        name=dataset.name,
+        interval=dataset.interval,
+        bars_per_year=dataset.bars_per_year,
+        progress=progress,
+    )
+
+
+def load_sample_datasets(only=None) -> list[tuple[SampleDataset, ImportResult]]:
     """Import the bundled datasets (or only the given symbols), one transaction per dataset.
 
-    progress, if given, is called as progress(dataset, done, total).
-    Returns (dataset, ImportResult) pairs in SAMPLE_DATASETS order.
+    Returns (dataset, ImportResult) pairs in SAMPLE_DATASETS order. KeyError for an unknown symbol,
+    before anything is imported.
     """
-    if only:
-        wanted = {get_sample_dataset(symbol).symbol for symbol in only}
-        datasets = tuple(d for d in SAMPLE_DATASETS if d.symbol in wanted)
-    else:
-        datasets = SAMPLE_DATASETS
-    results = []
-    for dataset in datasets:
-        result = import_bars_csv(
-            dataset.path,
-            symbol=dataset.symbol,
-            name=dataset.name,
-            interval=dataset.interval,
-            bars_per_year=dataset.bars_per_year,
-            progress=None if progress is None else (lambda done, total, d=dataset: progress(d, done, total)),
-        )
-        results.append((dataset, result))
-    return results
+    return [(dataset, load_sample_dataset(dataset)) for dataset in select_sample_datasets(only)]

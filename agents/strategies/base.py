@@ -113,10 +113,10 @@ class StrategyTemplate:
                 clean[spec.name] = spec.default
             else:
                 errors[spec.name] = "is required"
-        if not errors:
-            for message, predicate, names in self.constraints:
-                if not predicate(clean):
-                    errors[names[0]] = message
+        for message, predicate, names in self.constraints:
+            # A rule between params is checked once each of them is valid on its own.
+            if all(n in clean for n in names) and names[0] not in errors and not predicate(clean):
+                errors[names[0]] = message
         if errors:
             raise ParamValidationError(errors)
         return clean

@@ -8,9 +8,11 @@ def signal(bars, params):
     close = bars.close
     middle, std = ind.rolling_mean_std(close, params["window"])
     width = params["num_std"] * std
-    # NaN (warm-up) compares False: no entries and no exits until the bands exist.
-    long = ind.latch(close < middle - width, close >= middle)
-    short = ind.latch(close > middle + width, close <= middle)
+    # Ties within rounding noise (a flat stretch: close == middle, zero width) neither enter
+    # nor hold. NaN (warm-up) compares False: no entries and no exits until the bands exist.
+    tol = ind.tie_tolerance(close)
+    long = ind.latch(close < middle - width - tol, close >= middle - tol)
+    short = ind.latch(close > middle + width + tol, close <= middle + tol)
     # A close under the lower band is also under the middle (a short exit) and vice versa,
     # so the two states never overlap.
     return long.astype(float) - short.astype(float)

@@ -1,7 +1,5 @@
 """MACD: trend/momentum on the difference of two exponential moving averages."""
 
-import numpy as np
-
 from agents.strategies import indicators as ind
 from agents.strategies.base import ParamSpec, StrategyTemplate
 
@@ -10,7 +8,7 @@ def signal(bars, params):
     close = bars.close
     macd = ind.ema_span(close, params["fast"]) - ind.ema_span(close, params["slow"])
     trigger = ind.ema_span(macd, params["signal"])
-    position = np.sign(macd - trigger)
+    position = ind.tolerant_sign(macd - trigger, close)
     # The EMAs are seeded with the first close; give them `slow` bars, and the signal line
     # `signal` more, before trusting a crossing.
     position[: min(len(position), params["slow"] + params["signal"] - 2)] = 0.0

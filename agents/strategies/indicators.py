@@ -199,6 +199,24 @@ def shift(x, periods=1):
     return out
 
 
+# Vectorised sums and EMAs differ from exact arithmetic by ~1e-14 of the price level, so on a
+# flat stretch "fast > slow" or "close < middle" would flip on rounding noise. Differences
+# smaller than this fraction of the price count as ties: far below any real price move.
+TIE_TOLERANCE = 1e-10
+
+
+def tie_tolerance(price):
+    """The absolute difference below which two price-like values at this level are equal."""
+    return TIE_TOLERANCE * np.abs(_as_float(price))
+
+
+def tolerant_sign(diff, price):
+    """+1 / -1 where diff is clearly positive / negative at this price level, 0 on a tie or NaN."""
+    diff = _as_float(diff)
+    tol = tie_tolerance(price)
+    return (diff > tol).astype(np.float64) - (diff < -tol).astype(np.float64)
+
+
 def latch(entry, exit):
     """Boolean state that switches on at an entry bar and off at the next exit bar.
 

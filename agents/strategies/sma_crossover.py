@@ -1,7 +1,5 @@
 """SMA crossover: trend following on two simple moving averages of the close."""
 
-import numpy as np
-
 from agents.strategies import indicators as ind
 from agents.strategies.base import ParamSpec, StrategyTemplate
 
@@ -9,10 +7,8 @@ from agents.strategies.base import ParamSpec, StrategyTemplate
 def signal(bars, params):
     fast = ind.sma(bars.close, params["fast"])
     slow = ind.sma(bars.close, params["slow"])
-    position = np.sign(fast - slow)
-    # The slow average is NaN during warm-up: flat until `slow` bars exist.
-    position[np.isnan(position)] = 0.0
-    return position
+    # The slow average is NaN during warm-up (sign 0): flat until `slow` bars exist.
+    return ind.tolerant_sign(fast - slow, bars.close)
 
 
 TEMPLATE = StrategyTemplate(

@@ -152,7 +152,7 @@ def test_wait_true_runs_inline(client, user, instrument):
 
 def test_approve_apply_reject_and_rollback(client, user, instrument):
     agent = make_agent(owner=user, instrument=instrument)
-    iteration, _ = learning.iteration_run_now(agent, trigger="api")
+    learning.iteration_run_now(agent, trigger="api")
     pending = client.get(base(agent) + "/refinements?status=pending").data["results"]
     assert len(pending) == agent.candidates_per_iteration
     best, other = pending[0], pending[1]

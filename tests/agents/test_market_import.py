@@ -1,7 +1,6 @@
 """CSV import of bars (agents.market.importer) and the import_prices / load_sample_data commands."""
 
 import io
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -470,7 +469,7 @@ EXPECTED_SAMPLES = {
 
 def test_load_sample_data_loads_the_five_datasets_and_is_idempotent():
     out = run("load_sample_data")
-    assert len(out.splitlines()) == 5 + 3 * 10  # one line per dataset, plus 10% steps for the three of >= 5000 bars
+    assert len(out.splitlines()) == 5  # one line per dataset
     for symbol, (count, name, interval, bars_per_year, first, last) in EXPECTED_SAMPLES.items():
         instrument = Instrument.objects.get(symbol=symbol)
         assert (instrument.name, instrument.bar_interval, instrument.bars_per_year) == (name, interval, bars_per_year)
@@ -497,11 +496,3 @@ def test_load_sample_data_only_and_unknown_symbol():
     with pytest.raises(CommandError, match="no bundled dataset 'XAU'; known: SPX, IXIC"):
         run("load_sample_data", "--only", "XAU")
 
-
-def test_the_spx_file_imports_fast():
-    spx = next(d for d in SAMPLE_DATASETS if d.symbol == "SPX")
-    started = time.perf_counter()
-    result = import_bars_csv(spx.path, symbol="SPX")
-    elapsed = time.perf_counter() - started
-    assert result.created == 5031
-    assert elapsed < 3.0, f"SPX import took {elapsed:.2f}s"

@@ -203,3 +203,27 @@ def test_unusable_history_entries_are_skipped_not_fatal():
     result = OptunaRefiner().propose(make_ctx(template, history=history, n=4))
     assert len(result.candidates) == 4
     assert "after 3 evaluated trials (best so far: sharpe=0.7)" in result.candidates[0].rationale
+
+
+def test_iterations_continue_the_search_and_converge():
+    """20 iterations of 3 candidates, each seeded with everything evaluated before (as the
+    learning service does): the best set found approaches the optimum of a known objective."""
+    template = make_template()
+
+    def score(p):
+        return -(abs(p["fast"] - 40) / 48) - abs(p["band"] - 0.08) / 0.1 - abs(p["stop_loss"] - 0.1)
+
+    current = template.defaults()
+    history = [TriedParams(current, score(current))]
+    bests = []
+    for iteration in range(20):
+        ctx = make_ctx(template, history=history, n=3, seed=100 + iteration, current=current)
+        for candidate in OptunaRefiner().propose(ctx).candidates:
+            history.append(TriedParams(candidate.params, score(candidate.params)))
+        best = max(history, key=lambda tried: tried.score)
+        current = best.params
+        bests.append(best.score)
+
+    assert len(history) == 1 + 20 * 3
+    assert bests[-1] > bests[0]
+    assert bests[-1] > -0.2, bests  # the optimum is 0; the defaults score about -1.4

@@ -1,0 +1,437 @@
+"""Vectorised backtest engine: bars + target positions -> equity curve, trades, metrics.
+
+Pure numpy, no Django. There is no Python loop over bars; the only Python loops run over
+trades (to place stop-loss / take-profit exits) and, lazily, over the trades returned by
+``BacktestResult.trades``.
+
+Rules
+-----
+Timing (no look-ahead). ``target[t]`` is the position decided on bar t's close; it is
+filled at bar t+1's open. The account starts flat (position 0 during bar 0); the last
+bar's decision is never filled. ``positions[t]`` is the target weight in force during bar
+t, i.e. set by the fill at its open (a bar on which a stop fires still shows the weight).
+
+Sizing. A fill sets the position to ``target`` x equity: 0.5 means units worth half of
+the equity (after the fill's costs) at the fill's open price. Between fills the engine
+holds those units (it does not rebalance), so the weight drifts with the price; it trades
+only when the target changes (or a stop fires). Equity is cash + units x price, marked to
+each bar's close. Shorts hold negative units.
+
+Costs, per side, on traded notional. Slippage ``s = slippage_bps / 1e4`` moves the fill
+price against the trade: buys fill at ``open * (1 + s)``, sells at ``open * (1 - s)``.
+The fee ``f = fee_bps / 1e4`` is charged on the traded notional at the open price,
+``|units traded| x open``. At a fill with pre-trade equity ``E'`` (marked at the open),
+current weight ``w`` (drifted) and target weight ``p`` of the post-trade equity ``E''``:
+traded notional ``= |p E'' - w E'|`` and ``E'' = E' - (f + s) |p E'' - w E'|``, hence
+``E'' = E' (1 + sgn c w) / (1 + sgn c p)`` with ``c = f + s``, ``sgn = sign(p - w)``.
+A full long round trip from flat (entry open e, exit open x) thus returns exactly
+``(x / e) (1 - c) / (1 + c) - 1`` on equity.
+
+Stops (``stop_loss`` / ``take_profit`` as fractions of the entry fill price; 0 = off).
+A long trade entered at fill price P (slippage included) exits at the first bar, from
+the entry bar on, whose low touches ``P (1 - stop_loss)`` or whose high touches
+``P (1 + take_profit)``: at that level, or at the bar's open when the open is already
+beyond it (a gap). Shorts mirror this (stop above, target below). When one bar touches
+both, the stop is assumed to come first (the conservative reading of one OHLC bar).
+The exit pays slippage and fee like any sale/purchase. After a stop or take-profit exit
+the account stays flat until the target changes (a new signal: ``target[t] !=
+target[t-1]``), and then takes the new target at the next open, whatever its side. A
+change of size within the same side does not reset the levels: they stay tied to the
+trade's first fill.
+
+Trades. A trade is a maximal run of position on one side (long or short); resizing
+within it is part of the trade, and a flip from long to short closes one trade and opens
+another at the same open. ``pnl`` is the change of equity it caused, from just before its
+entry fill to just after its exit fill, costs included (so the trades' P&L adds up to
+the equity's). ``return_pct = pnl / (|units at entry| x entry_price)``: for a trade of
+constant size that is ``side (exit_price - entry_price) / entry_price - f (entry_open +
+exit_open) / entry_price``. ``bars_held`` counts the bars during which the position was
+on (a stop bar counts). Times are timezone-aware UTC ``datetime.datetime``.
+
+End of data. A trade still open after the last bar is closed at the last close for the
+statistics, without exit costs (pnl = final equity - equity before its entry), with
+``exit_reason = "end_of_data"``, and counts in ``num_trades``.
+
+Ruin. If equity reaches 0 or below (only possible short, with the price more than
+doubling), the account is wiped out: equity stays 0, the position flat, and the trade is
+closed there with ``exit_reason = "ruin"``.
+
+Metrics are documented in :mod:`agents.backtest.metrics`; buy-and-hold runs from bar 1's
+open to the last close.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from agents.backtest.metrics import compute_metrics, empty_metrics
+from agents.market.bars import Bars
+
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "end_of_data", "ruin")
+_SIGNAL, _STOP, _TAKE, _END, _RUIN = range(5)
+_SIDES = {1: "long", -1: "short"}
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """One trade; prices are fill prices (slippage included), return_pct and pnl are net."""
+
+    side: str  # "long" | "short"
+    entry_index: int
+    exit_index: int
+    entry_time: dt.datetime  # UTC, aware
+    exit_time: dt.datetime
+    entry_price: float
+    exit_price: float
+    return_pct: float
+    pnl: float
+    bars_held: int
+    exit_reason: str = "signal"  # one of EXIT_REASONS
+    size: float = 1.0  # |target weight| at entry
+
+    def to_dict(self):
+        out = {name: getattr(self, name) for name in self.__slots__}
+        out["entry_time"] = self.entry_time.isoformat()
+        out["exit_time"] = self.exit_time.isoformat()
+        return out
+
+
+class TradeTable(NamedTuple):
+    """The trades as columns (what metrics use; TradeRecord objects are built on demand)."""
+
+    side: np.ndarray  # int8: +1 long, -1 short
+    entry_index: np.ndarray  # int64
+    exit_index: np.ndarray  # int64
+    entry_price: np.ndarray
+    exit_price: np.ndarray
+    return_pct: np.ndarray
+    pnl: np.ndarray
+    bars_held: np.ndarray  # int64
+    exit_reason: np.ndarray  # int8 index into EXIT_REASONS
+    size: np.ndarray
+
+    def __len__(self):
+        return len(self.pnl)
+
+
+@dataclass(eq=False)
+class BacktestResult:
+    equity: np.ndarray  # equity marked to each bar's close
+    returns: np.ndarray  # bar-to-bar simple returns of equity; returns[0] = 0
+    positions: np.ndarray  # target weight in force during each bar (after its open's fill)
+    metrics: dict  # METRIC_KEYS -> float
+    trade_table: TradeTable
+    timestamps: np.ndarray = field(repr=False)
+    _trades: list | None = field(default=None, init=False, repr=False)
+
+    @property
+    def trades(self):
+        """list[TradeRecord], built once on first access."""
+        if self._trades is None:
+            self._trades = _trade_records(self.trade_table, self.timestamps)
+        return self._trades
+
+
+def run_backtest(
+    bars: Bars,
+    target,
+    *,
+    fee_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    bars_per_year: float = 252.0,
+    stop_loss: float = 0.0,
+    take_profit: float = 0.0,
+    initial_capital: float = 100_000.0,
+) -> BacktestResult:
+    """Backtest ``target`` (one weight in [-1, 1] per bar, decided on its close) on ``bars``."""
+    _check_options(fee_bps, slippage_bps, bars_per_year, stop_loss, take_profit, initial_capital)
+    o, h, lo, c = bars.open, bars.high, bars.low, bars.close
+    n = len(c)
+    target = np.asarray(target, dtype=np.float64)
+    if target.shape != (n,):
+        raise ValueError(f"target: expected one value per bar ({n}), got shape {target.shape}")
+    if n == 0:
+        return _empty_result(bars)
+    # min/max rather than abs(): two passes, no temporary; NaN fails both comparisons.
+    if not (target.min() >= -1.0 and target.max() <= 1.0):
+        raise ValueError("target: every value must be a finite number in [-1, 1]")
+    slip = slippage_bps / 1e4
+    cost = (fee_bps + slippage_bps) / 1e4
+    e0 = float(initial_capital)
+
+    pos = np.empty(n)
+    pos[0] = 0.0
+    pos[1:] = target[:-1]
+    if stop_loss > 0 or take_profit > 0:
+        pos, held, stops = _apply_stops(pos, o, h, lo, stop_loss, take_profit, slip)
+    else:
+        held, stops = pos, None
+
+    # Fills at the open: wherever the weight differs from what was held at the last close.
+    bar = np.flatnonzero(pos[1:] != held[:-1])
+    bar += 1
+    weight = pos[bar]
+    price = o[bar]
+    reason = np.zeros(len(bar), dtype=np.int8)
+    if stops is not None and len(stops[0]):
+        # A stop fires after the same bar's open fill: order by (bar, open before stop).
+        key = np.concatenate((bar * 2, stops[0] * 2 + 1))
+        order = np.argsort(key, kind="stable")
+        bar = np.concatenate((bar, stops[0]))[order]
+        weight = np.concatenate((weight, np.zeros(len(stops[0]))))[order]
+        price = np.concatenate((price, stops[1]))[order]
+        reason = np.concatenate((reason, stops[2]))[order]
+    if len(price) and not (price.min() > 0 and np.isfinite(price).all()):
+        raise ValueError("bars: prices must be positive and finite where the strategy trades")
+
+    prev = _shift(weight)
+    flips = np.flatnonzero(prev * weight < 0)
+    if len(flips):
+        # A flip is a close then an open at the same price: costs are linear in units traded,
+        # so splitting it changes no number and gives each trade its own P&L.
+        bar = np.insert(bar, flips, bar[flips])
+        price = np.insert(price, flips, price[flips])
+        weight = np.insert(weight, flips, 0.0)
+        reason = np.insert(reason, flips, _SIGNAL)
+        prev = _shift(weight)
+
+    # Equity just after each fill: E''_k = E''_{k-1} * g_k * x_k, where g_k is the growth of
+    # the held units from the previous fill price to this one and x_k the cost factor.
+    k = len(weight)
+    if k:
+        growth_px = price / _shift(price, first=price[0])
+        g = 1.0 + prev * (growth_px - 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drift = prev * growth_px / g  # weight held just before the fill
+        sc = np.where(weight >= drift, cost, -cost)
+        factor = g * (1.0 + sc * drift) / (1.0 + sc * weight)
+        after = np.cumprod(factor)
+        after *= e0
+        cash = np.empty(k + 1)
+        cash[0] = e0
+        np.multiply(after, 1.0 - weight, out=cash[1:])
+        units = np.empty(k + 1)
+        units[0] = 0.0
+        np.multiply(weight, after, out=units[1:])
+        units[1:] /= price
+        starts = np.empty(k + 2, dtype=np.int64)
+        starts[0] = 0
+        starts[1:-1] = bar
+        starts[-1] = n
+        lengths = np.diff(starts)  # bars whose close each fill's holdings govern
+        equity = np.repeat(units, lengths)
+        equity *= c
+        equity += np.repeat(cash, lengths)
+    else:
+        after = np.empty(0)
+        equity = np.full(n, e0)
+
+    returns = np.empty(n)
+    returns[0] = 0.0
+    end = n - 1
+    end_reason = _END
+    cut = k
+    # `not > 0` rather than `<= 0`: a fill at exactly zero equity leaves NaN behind.
+    if k and not (equity.min() > 0.0 and after.min() > 0.0):
+        end, cut = _ruin(equity, after, bar)
+        end_reason = _RUIN
+        equity[end + 1 :] = 0.0
+        equity[end] = 0.0
+        pos[end + 1 :] = 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(equity[1:], equity[:-1], out=returns[1:])
+        returns[1:] -= 1.0
+        returns[end + 1 :] = 0.0
+    else:
+        np.divide(equity[1:], equity[:-1], out=returns[1:])
+        returns[1:] -= 1.0
+
+    table = _trade_table(
+        bar[:cut], price[:cut], weight[:cut], prev[:cut], reason[:cut], after[:cut], e0, slip, end, end_reason,
+        float(equity[end]), float(c[end]),
+    )
+    metrics = compute_metrics(equity, returns, pos, table.return_pct, table.pnl, c, bars_per_year, o)
+    return BacktestResult(equity, returns, pos, metrics, table, bars.timestamps)
+
+
+def _shift(a, first=0.0):
+    out = np.empty_like(a)
+    if len(a):
+        out[0] = first
+        out[1:] = a[:-1]
+    return out
+
+
+def _check_options(fee_bps, slippage_bps, bars_per_year, stop_loss, take_profit, initial_capital):
+    def number(name, value):
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+            raise ValueError(f"{name}: must be a number")
+        if not np.isfinite(value):
+            raise ValueError(f"{name}: must be finite")
+
+    for name, value in (("fee_bps", fee_bps), ("slippage_bps", slippage_bps), ("take_profit", take_profit)):
+        number(name, value)
+        if value < 0:
+            raise ValueError(f"{name}: must be >= 0")
+    number("stop_loss", stop_loss)
+    if not 0 <= stop_loss < 1:
+        raise ValueError("stop_loss: must be in [0, 1)")
+    number("bars_per_year", bars_per_year)
+    number("initial_capital", initial_capital)
+    for name, value in (("bars_per_year", bars_per_year), ("initial_capital", initial_capital)):
+        if value <= 0:
+            raise ValueError(f"{name}: must be > 0")
+    if fee_bps + slippage_bps >= 1e4:
+        raise ValueError("fee_bps + slippage_bps: must be < 10000 (100%)")
+
+
+def _apply_stops(desired, o, h, lo, stop_loss, take_profit, slip):
+    """Place stop / take-profit exits; one Python iteration per trade, numpy within it.
+
+    Returns (positions, held-at-close, (stop bars, raw exit prices, reasons)).
+    """
+    n = len(desired)
+    sign = np.sign(desired)
+    runs = np.flatnonzero(sign[1:] != sign[:-1]) + 1  # first bar of each same-side run
+    entries = runs[sign[runs] != 0]
+    changes = np.flatnonzero(desired[1:] != desired[:-1]) + 1  # new targets take effect here
+    pos = desired.copy()
+    stop_bars, stop_prices, reasons = [], [], []
+    n_runs, n_entries, n_changes = len(runs), len(entries), len(changes)
+    i = int(entries[0]) if n_entries else n
+    while i < n:
+        side = sign[i]
+        r = int(np.searchsorted(runs, i, "right"))
+        end = int(runs[r]) if r < n_runs else n
+        fill = o[i] * (1.0 + side * slip)
+        j, px, why = _first_exit(o, h, lo, i, end, side, fill, stop_loss, take_profit)
+        if j < 0:
+            nxt = end
+        else:
+            stop_bars.append(j)
+            stop_prices.append(px)
+            reasons.append(why)
+            r = int(np.searchsorted(changes, j, "right"))
+            nxt = int(changes[r]) if r < n_changes else n
+            pos[j + 1 : nxt] = 0.0
+            if nxt < n and desired[nxt] != 0:
+                i = nxt  # the new target re-enters at once, whatever its side
+                continue
+        r = int(np.searchsorted(entries, nxt, "left"))
+        i = int(entries[r]) if r < n_entries else n
+    held = pos
+    bars_arr = np.asarray(stop_bars, dtype=np.int64)
+    if len(bars_arr):
+        held = pos.copy()
+        held[bars_arr] = 0.0
+    return pos, held, (bars_arr, np.asarray(stop_prices, dtype=np.float64), np.asarray(reasons, dtype=np.int8))
+
+
+def _first_exit(o, h, lo, i, end, side, fill, stop_loss, take_profit):
+    """(bar, raw exit price, reason) of the first stop / take-profit touch in [i, end), or (-1, 0, 0)."""
+    big = end
+    j_stop = j_take = big
+    if side > 0:
+        if stop_loss > 0:
+            level_stop = fill * (1.0 - stop_loss)
+            hit = lo[i:end] <= level_stop
+            a = int(hit.argmax())
+            j_stop = i + a if hit[a] else big
+        if take_profit > 0:
+            level_take = fill * (1.0 + take_profit)
+            hit = h[i:end] >= level_take
+            a = int(hit.argmax())
+            j_take = i + a if hit[a] else big
+        if j_stop <= j_take and j_stop < big:
+            return j_stop, min(o[j_stop], level_stop), _STOP
+        if j_take < big:
+            return j_take, max(o[j_take], level_take), _TAKE
+    else:
+        if stop_loss > 0:
+            level_stop = fill * (1.0 + stop_loss)
+            hit = h[i:end] >= level_stop
+            a = int(hit.argmax())
+            j_stop = i + a if hit[a] else big
+        if take_profit > 0:
+            level_take = fill * (1.0 - take_profit)
+            hit = lo[i:end] <= level_take
+            a = int(hit.argmax())
+            j_take = i + a if hit[a] else big
+        if j_stop <= j_take and j_stop < big:
+            return j_stop, max(o[j_stop], level_stop), _STOP
+        if j_take < big:
+            return j_take, min(o[j_take], level_take), _TAKE
+    return -1, 0.0, 0
+
+
+def _ruin(equity, after, bar):
+    """(bar where equity first reaches <= 0, number of fills to keep before it)."""
+    n = len(equity)
+    neg = ~(equity > 0.0)
+    first = int(neg.argmax()) if neg.any() else n - 1
+    bad = np.flatnonzero(~(after > 0.0))
+    cut = int(np.searchsorted(bar, first, "right"))
+    if len(bad) and bad[0] < cut:
+        cut = int(bad[0])
+        first = min(first, int(bar[cut]))
+    return first, cut
+
+
+def _trade_table(bar, price, weight, prev, reason, after, e0, slip, end, end_reason, end_equity, end_close):
+    opens = np.flatnonzero((prev == 0.0) & (weight != 0.0))
+    closes = np.flatnonzero((prev != 0.0) & (weight == 0.0))
+    m, nc = len(opens), len(closes)
+    side = np.sign(weight[opens]).astype(np.int8)
+    before = np.empty(m)
+    if m:  # equity just before an entry = just after the previous fill (flat in between)
+        before[:] = np.where(opens > 0, after[np.maximum(opens - 1, 0)], e0)
+    entry_index = bar[opens]
+    entry_price = price[opens] * (1.0 + side * slip)
+    notional = np.abs(weight[opens] * after[opens] / price[opens]) * entry_price
+    exit_index = np.empty(m, dtype=np.int64)
+    exit_price = np.empty(m)
+    pnl = np.empty(m)
+    why = np.empty(m, dtype=np.int8)
+    exit_index[:nc] = bar[closes]
+    exit_price[:nc] = price[closes] * (1.0 - side[:nc] * slip)
+    pnl[:nc] = after[closes] - before[:nc]
+    why[:nc] = reason[closes]
+    if m > nc:  # still open: marked to the last close, no exit costs
+        exit_index[nc] = end
+        exit_price[nc] = end_close
+        pnl[nc] = end_equity - before[nc]
+        why[nc] = end_reason
+    bars_held = exit_index - entry_index
+    bars_held += why != _SIGNAL
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ret = np.where(notional > 0, pnl / notional, 0.0)
+    return TradeTable(side, entry_index, exit_index, entry_price, exit_price, ret, pnl, bars_held, why,
+                      np.abs(weight[opens]))
+
+
+def _to_datetimes(stamps):
+    return [d.replace(tzinfo=dt.UTC) for d in stamps.astype("datetime64[us]").tolist()]
+
+
+def _trade_records(table, timestamps):
+    if not len(table):
+        return []
+    entry_times = _to_datetimes(timestamps[table.entry_index])
+    exit_times = _to_datetimes(timestamps[table.exit_index])
+    return [
+        TradeRecord(_SIDES[s], ei, xi, et, xt, ep, xp, rp, pnl, bh, EXIT_REASONS[why], size)
+        for s, ei, xi, et, xt, ep, xp, rp, pnl, bh, why, size in zip(
+            table.side.tolist(), table.entry_index.tolist(), table.exit_index.tolist(), entry_times, exit_times,
+            table.entry_price.tolist(), table.exit_price.tolist(), table.return_pct.tolist(), table.pnl.tolist(),
+            table.bars_held.tolist(), table.exit_reason.tolist(), table.size.tolist(), strict=True,
+        )
+    ]
+
+
+def _empty_result(bars):
+    empty_f, empty_i = np.empty(0), np.empty(0, dtype=np.int64)
+    table = TradeTable(np.empty(0, dtype=np.int8), empty_i, empty_i, empty_f, empty_f, empty_f, empty_f, empty_i,
+                       np.empty(0, dtype=np.int8), empty_f)
+    return BacktestResult(np.empty(0), np.empty(0), np.empty(0), empty_metrics(), table, bars.timestamps)

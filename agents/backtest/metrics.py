@@ -1,0 +1,298 @@
+"""Performance metrics: defined once here, used by the backtest engine and paper trading.
+
+Pure numpy + ``math``; no Django, no scipy. Every function returns a plain finite
+``float`` (JSON-safe). Notation: ``E_0..E_{N-1}`` the equity marked to each bar's close,
+``r_1..r_T`` the bar-to-bar simple returns ``r_i = E_i / E_{i-1} - 1`` (``T = N - 1``; the
+engine's ``returns[0]`` is a placeholder 0 for the first bar and is not a return),
+``mean`` and ``sd`` the sample mean and standard deviation (``ddof=1``) of ``r``,
+``k`` = bars per year, trades' net returns ``q_j`` and net P&L ``pnl_j``.
+
+Formulas (keys of :data:`METRIC_KEYS`):
+
+- ``total_return``  = E_{N-1} / E_0 - 1
+- ``cagr``          = (E_{N-1} / E_0) ** (1 / years) - 1 with years = T / k;
+  -1 when the equity ends at or below 0, 0 when T = 0.
+- ``sharpe``        = mean / sd * sqrt(k); 0 when T < 2 or sd = 0 (risk-free rate 0).
+- ``sortino``       = mean / dd * sqrt(k), dd = sqrt(sum(min(r_i, 0)^2) / T) (downside
+  deviation against 0 over all T returns); 0 when dd = 0.
+- ``max_drawdown``  = max_i (1 - E_i / max_{j<=i} E_j), a positive fraction (0.25 = -25%).
+- ``calmar``        = cagr / max_drawdown; 0 when max_drawdown = 0.
+- ``win_rate``      = #{pnl_j > 0} / #trades; 0 without trades.
+- ``num_trades``    = number of trades (closed ones, plus one still open at the end of the
+  data, which the engine closes at the last close for the statistics).
+- ``profit_factor`` = sum(pnl_j > 0) / |sum(pnl_j < 0)|, capped at :data:`PROFIT_FACTOR_CAP`
+  (100), which is also its value when there are winners and no loser; 0 without winners.
+- ``expectancy``    = mean(q_j) = win_rate * mean(winning q) + (1 - win_rate) * mean(other q),
+  i.e. the average net return per trade; 0 without trades. Same number as ``avg_trade``:
+  both names are kept because the seed and the console use both.
+- ``exposure``      = #{bars with position != 0} / N.
+- ``avg_trade`` / ``best_trade`` / ``worst_trade`` = mean / max / min of q_j; 0 without trades.
+- ``buy_hold_return`` = close[N-1] / open[1] - 1: buying at the first price the strategy
+  could trade at (bar 1's open: a position decided on bar 0's close is filled there) and
+  holding to the last close, without costs. Without opens: close[N-1] / close[0] - 1.
+- ``psr``           = probabilistic Sharpe ratio (Bailey & Lopez de Prado, 2012) against a
+  benchmark Sharpe SR* = 0: Phi((SR - SR*) * sqrt(T - 1) / sqrt(1 - g3 * SR + (g4 - 1) / 4 * SR^2))
+  with SR = mean / sd the per-bar (not annualised) Sharpe, g3 = m3 / m2^1.5 the skewness and
+  g4 = m4 / m2^2 the (non-excess, normal = 3) kurtosis, m_p = sum((r_i - mean)^p) / T, Phi the
+  standard normal CDF (via math.erf). 0 when T < 3 or sd = 0. It reads as the probability
+  that the true Sharpe ratio is above 0.
+
+Any value that would still be non-finite becomes 0.0, and magnitudes are capped at
+:data:`METRIC_CAP` (a tiny window can make CAGR astronomically large).
+"""
+
+import math
+
+import numpy as np
+
+METRIC_KEYS = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "win_rate",
+    "num_trades",
+    "profit_factor",
+    "expectancy",
+    "exposure",
+    "avg_trade",
+    "best_trade",
+    "worst_trade",
+    "buy_hold_return",
+    "psr",
+)
+
+PROFIT_FACTOR_CAP = 100.0
+METRIC_CAP = 1e12
+_SQRT2 = math.sqrt(2.0)
+
+
+def finite(value):
+    """``value`` as a float that JSON accepts: NaN -> 0.0, clipped to +-METRIC_CAP."""
+    value = float(value)
+    if value != value:  # NaN
+        return 0.0
+    return max(-METRIC_CAP, min(METRIC_CAP, value))
+
+
+def empty_metrics():
+    """Every metric at 0.0: what an empty window reports."""
+    return dict.fromkeys(METRIC_KEYS, 0.0)
+
+
+def normal_cdf(z):
+    """Standard normal CDF, Phi(z) = (1 + erf(z / sqrt(2))) / 2."""
+    return 0.5 * (1.0 + math.erf(z / _SQRT2))
+
+
+# --- equity-curve metrics --------------------------------------------------------------
+
+
+def total_return(equity):
+    """E_{N-1} / E_0 - 1."""
+    if len(equity) < 2 or equity[0] <= 0:
+        return 0.0
+    return finite(equity[-1] / equity[0] - 1.0)
+
+
+def cagr(equity, bars_per_year):
+    """Compound annual growth rate; years = (N - 1) / bars_per_year."""
+    if len(equity) < 2 or equity[0] <= 0:
+        return 0.0
+    return _cagr(float(equity[-1] / equity[0]), (len(equity) - 1) / bars_per_year)
+
+
+def _cagr(growth, years):
+    if years <= 0:
+        return 0.0
+    if growth <= 0:
+        return -1.0
+    exponent = math.log(growth) / years
+    if exponent > math.log1p(METRIC_CAP):  # would overflow: a tiny window
+        return METRIC_CAP
+    return finite(math.expm1(exponent))
+
+
+def max_drawdown(equity):
+    """Largest peak-to-trough fall, as a positive fraction of the peak."""
+    equity = np.asarray(equity, dtype=np.float64)
+    if len(equity) < 2:
+        return 0.0
+    peak = np.maximum.accumulate(equity)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worst = np.min(equity / peak)
+    return finite(max(0.0, 1.0 - worst)) if worst == worst else 0.0
+
+
+def calmar_ratio(cagr_value, max_drawdown_value):
+    """CAGR / max drawdown; 0 when there is no drawdown."""
+    if max_drawdown_value <= 0:
+        return 0.0
+    return finite(cagr_value / max_drawdown_value)
+
+
+def exposure(positions):
+    """Share of bars with a non-zero position."""
+    n = len(positions)
+    return float(np.count_nonzero(positions)) / n if n else 0.0
+
+
+def buy_hold_return(close, open_=None):
+    """close[-1] / open_[1] - 1 (first tradable price to last close); close-to-close without opens."""
+    if len(close) < 2:
+        return 0.0
+    start = open_[1] if open_ is not None else close[0]
+    if not start > 0:
+        return 0.0
+    return finite(close[-1] / start - 1.0)
+
+
+# --- return-distribution metrics --------------------------------------------------------
+# `returns` here are the T bar-to-bar returns (drop the engine's leading placeholder).
+
+
+def _moments(returns):
+    """(T, mean, sd ddof=1, m2, m3, m4 population central moments, downside deviation)."""
+    r = np.asarray(returns, dtype=np.float64)
+    t = len(r)
+    if t == 0:
+        return 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    mean = float(r.sum()) / t
+    d = r - mean
+    ss = float(np.dot(d, d))
+    sd = math.sqrt(ss / (t - 1)) if t > 1 else 0.0
+    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in d.
+    if sd <= 1e-12 * max(abs(mean), 1e-300) or sd < 1e-300:
+        sd = 0.0
+    d2 = d * d
+    m3 = float(np.dot(d2, d)) / t
+    m4 = float(np.dot(d2, d2)) / t
+    np.minimum(r, 0.0, out=d)
+    downside = math.sqrt(float(np.dot(d, d)) / t)
+    return t, mean, sd, ss / t, m3, m4, downside
+
+
+def _sharpe(t, mean, sd, bars_per_year):
+    if t < 2 or sd == 0.0:
+        return 0.0
+    return finite(mean / sd * math.sqrt(bars_per_year))
+
+
+def _sortino(t, mean, downside, bars_per_year):
+    if t < 1 or downside == 0.0:
+        return 0.0
+    return finite(mean / downside * math.sqrt(bars_per_year))
+
+
+def _psr(t, mean, sd, m2, m3, m4, benchmark_sharpe=0.0):
+    if t < 3 or sd == 0.0 or m2 <= 0.0:
+        return 0.0
+    sr = mean / sd
+    skew = m3 / m2**1.5
+    kurt = m4 / (m2 * m2)
+    var = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr
+    diff = sr - benchmark_sharpe
+    if not var > 0.0:  # only in degenerate two-point distributions
+        return 1.0 if diff > 0 else 0.0
+    return finite(normal_cdf(diff * math.sqrt(t - 1) / math.sqrt(var)))
+
+
+def sharpe_ratio(returns, bars_per_year=1.0):
+    """Annualised Sharpe: mean / sd (ddof=1) * sqrt(bars_per_year); 0 when sd = 0."""
+    t, mean, sd, *_ = _moments(returns)
+    return _sharpe(t, mean, sd, bars_per_year)
+
+
+def sortino_ratio(returns, bars_per_year=1.0):
+    """Annualised Sortino: mean / sqrt(mean(min(r, 0)^2)) * sqrt(bars_per_year); 0 without downside."""
+    t, mean, _sd, _m2, _m3, _m4, downside = _moments(returns)
+    return _sortino(t, mean, downside, bars_per_year)
+
+
+def probabilistic_sharpe_ratio(returns, benchmark_sharpe=0.0):
+    """P(true per-bar Sharpe > benchmark_sharpe), Bailey & Lopez de Prado (2012)."""
+    t, mean, sd, m2, m3, m4, _ = _moments(returns)
+    return _psr(t, mean, sd, m2, m3, m4, benchmark_sharpe)
+
+
+# --- trade metrics ----------------------------------------------------------------------
+
+
+def win_rate(trade_pnls):
+    """Share of trades with positive net P&L."""
+    n = len(trade_pnls)
+    return float(np.count_nonzero(np.asarray(trade_pnls) > 0)) / n if n else 0.0
+
+
+def profit_factor(trade_pnls):
+    """Gross profit / gross loss; PROFIT_FACTOR_CAP with winners and no loser; 0 without winners."""
+    pnls = np.asarray(trade_pnls, dtype=np.float64)
+    if not len(pnls):
+        return 0.0
+    gross_profit = float(pnls[pnls > 0].sum())
+    gross_loss = -float(pnls[pnls < 0].sum())
+    if gross_profit <= 0:
+        return 0.0
+    if gross_loss <= 0:
+        return PROFIT_FACTOR_CAP
+    return finite(min(gross_profit / gross_loss, PROFIT_FACTOR_CAP))
+
+
+def expectancy(trade_returns):
+    """Mean net return per trade."""
+    return finite(np.mean(trade_returns)) if len(trade_returns) else 0.0
+
+
+def trade_return_stats(trade_returns):
+    """(average, best, worst) net trade return; zeros without trades."""
+    if not len(trade_returns):
+        return 0.0, 0.0, 0.0
+    q = np.asarray(trade_returns, dtype=np.float64)
+    return finite(q.mean()), finite(q.max()), finite(q.min())
+
+
+# --- all at once ------------------------------------------------------------------------
+
+
+def compute_metrics(equity, returns, positions, trade_returns, trade_pnls, close, bars_per_year, open_=None):
+    """Every metric of METRIC_KEYS, as JSON-safe floats.
+
+    ``returns`` are the bar-to-bar returns of ``equity``: either N - 1 of them, or N with a
+    leading placeholder (as the engine produces), which is dropped. ``open_`` (optional)
+    gives the buy-and-hold entry price at bar 1's open; ``close`` its exit.
+    """
+    n = len(equity)
+    if n == 0:
+        return empty_metrics()
+    returns = np.asarray(returns, dtype=np.float64)
+    if len(returns) == n:
+        returns = returns[1:]
+    elif len(returns) != n - 1:
+        raise ValueError(f"returns: expected {n - 1} or {n} values for {n} equity points, got {len(returns)}")
+    if bars_per_year <= 0:
+        raise ValueError("bars_per_year: must be > 0")
+    t, mean, sd, m2, m3, m4, downside = _moments(returns)
+    growth = float(equity[-1] / equity[0]) if equity[0] > 0 else 1.0
+    cagr_value = _cagr(growth, (n - 1) / bars_per_year)
+    mdd = max_drawdown(equity)
+    avg, best, worst = trade_return_stats(trade_returns)
+    return {
+        "total_return": finite(growth - 1.0),
+        "cagr": cagr_value,
+        "sharpe": _sharpe(t, mean, sd, bars_per_year),
+        "sortino": _sortino(t, mean, downside, bars_per_year),
+        "max_drawdown": mdd,
+        "calmar": calmar_ratio(cagr_value, mdd),
+        "win_rate": win_rate(trade_pnls),
+        "num_trades": float(len(trade_pnls)),
+        "profit_factor": profit_factor(trade_pnls),
+        "expectancy": avg,
+        "exposure": exposure(positions),
+        "avg_trade": avg,
+        "best_trade": best,
+        "worst_trade": worst,
+        "buy_hold_return": buy_hold_return(close, open_),
+        "psr": _psr(t, mean, sd, m2, m3, m4),
+    }
