@@ -246,7 +246,7 @@ LAB_CONSOLE_BASE_URL = env.str("LAB_CONSOLE_BASE_URL", default="http://127.0.0.1
 
 # --- LLM ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
-ANTHROPIC_MODEL = env.str("LAB_CLAUDE_MODEL", default="claude-sonnet-4-5")
+ANTHROPIC_MODEL = env.str("LAB_CLAUDE_MODEL", default="claude-sonnet-4-6")
 ANTHROPIC_TIMEOUT_SECONDS = env.float("LAB_CLAUDE_TIMEOUT", default=60.0)
 ANTHROPIC_MAX_RETRIES = env.int("LAB_CLAUDE_MAX_RETRIES", default=2)
 ANTHROPIC_MAX_TOKENS = _positive_int("LAB_CLAUDE_MAX_TOKENS", 4096)
