@@ -28,6 +28,10 @@ def _commands():
     }
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_until_up(url, procs, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -46,7 +50,12 @@ def main():
     env = dict(os.environ)
     # The dev server serves the admin's static files only with DEBUG or --insecure.
     env.setdefault("PYTHONUNBUFFERED", "1")
-    procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in _commands().items()}  # noqa: S603
+    # A shell starts background jobs with SIGINT ignored, and children inherit that; give
+    # them the default back so Ctrl-C on the process group reaches every one of them.
+    procs = {
+        name: subprocess.Popen(cmd, env=env, preexec_fn=_default_sigint)  # noqa: S603, PLW1509
+        for name, cmd in _commands().items()
+    }
     stopping = False
 
     def stop(signum, _frame):
@@ -58,7 +67,7 @@ def main():
         for name, proc in procs.items():
             if proc.poll() is None:
                 # SIGTERM is Celery's warm shutdown; the dev server exits on it too.
-                proc.send_signal(signal.SIGTERM if name != "web" else signal.SIGINT)
+                proc.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)

@@ -12,6 +12,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agents.api import filters
+from agents.api.approval_views import ApprovalActionsMixin
 from agents.api.serializers import (
     ActivitySerializer,
     AgentCreateSerializer,
@@ -43,6 +44,7 @@ def visible_agents(user):
 
 
 class LearningAgentViewSet(
+    ApprovalActionsMixin,
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = AgentSerializer

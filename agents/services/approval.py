@@ -216,9 +216,13 @@ def judge(candidate_validation_metrics, candidate_score, thresholds, current_sco
 def _fmt(value):
     if value is None:
         return "n/a"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, bool | int):
+        return str(value).lower() if isinstance(value, bool) else str(value)
     return f"{value:.4g}"
+
+
+def _fmt_threshold(value):
+    return "no limit" if value is None else _fmt(value)
 
 
 def _describe(result):
@@ -226,8 +230,10 @@ def _describe(result):
     if criterion == "require_improvement":
         return f"score {_fmt(actual)} {'' if result['passed'] else 'not '}{required}"
     op = "<=" if criterion == "max_drawdown" else ">="
+    if actual is None:
+        return f"{criterion}: metric missing (needs {op} {_fmt(required)})"
     if not result["passed"]:
-        op = {">=": "<", "<=": ">"}[op] if actual is not None else "missing, needs " + op
+        op = {">=": "<", "<=": ">"}[op]
     return f"{criterion} {_fmt(actual)} {op} {_fmt(required)}"
 
 
@@ -444,9 +450,7 @@ def thresholds_set(agent, data, *, actor, partial=False):
     """
     before = effective_thresholds(agent)
     if partial:
-        if not isinstance(data, dict):
-            raise ValidationFailed({"thresholds": "must be an object mapping threshold names to values"})
-        validate_thresholds(data, partial=True)
+        validate_thresholds(data, partial=True)  # errors name only the keys sent
         clean = validate_thresholds({**before, **data})
     else:
         clean = validate_thresholds(data)
@@ -456,9 +460,12 @@ def thresholds_set(agent, data, *, actor, partial=False):
     with transaction.atomic():
         TradingAgent.objects.filter(pk=agent.pk).update(approval_thresholds=clean, updated_at=timezone.now())
         agent.approval_thresholds = clean
+        shown = ", ".join(
+            f"{k} {_fmt_threshold(c['from'])} -> {_fmt_threshold(c['to'])}" for k, c in changed.items()
+        )
         log_activity(
             agent, "approval_thresholds_set",
-            f"Approval thresholds set: {', '.join(f'{k} {_fmt(c['from'])} -> {_fmt(c['to'])}' for k, c in changed.items()) or 'unchanged values saved'}.",
-            actor=actor, details={"thresholds": clean, "changed": changed},
+            f"Approval thresholds set: {shown or 'defaults pinned, values unchanged'}.", actor=actor,
+            details={"thresholds": clean, "changed": changed},
         )
     return agent

@@ -313,6 +313,9 @@ def _finish_success(iteration, outcome, started):
 
 def _after_success_hooks(iteration):
     """Runs inside the finishing transaction; later features (auto-approval) plug in here."""
+    from agents.services import approval
+
+    approval.auto_approve_iteration(iteration)
 
 
 def _finish_failure(iteration, exc, started):

@@ -277,9 +277,9 @@ def test_flat_strategy_has_zero_metrics_except_buy_and_hold():
 
 
 def test_short_through_a_tripling_is_ruin_and_stays_at_zero():
-    bars = make_bars([100, 100, 150, 300, 310], [100, 120, 250, 320, 330])
+    bars = make_bars([100, 100, 150, 190, 255], [100, 120, 180, 250, 260])
     res = run_backtest(bars, -np.ones(5))
-    assert res.equity[:2].tolist() == pytest.approx([E0, E0 * (2 - 1.2)])
+    assert res.equity[:3].tolist() == pytest.approx([E0, E0 * (2 - 1.2), E0 * (2 - 1.8)])
     assert res.equity[3:].tolist() == [0.0, 0.0]
     assert res.returns[3] == -1.0 and res.returns[4] == 0.0
     assert res.positions[4] == 0.0

@@ -1,0 +1,91 @@
+"""Auto-approval endpoints, mixed into the agents viewset.
+
+`POST .../auto-approve/enable|disable`, `GET|PUT|PATCH .../approval-thresholds`. The service
+validates (booleans are not numbers, unknown names refused, every error named at once); the
+serializers here type the OpenAPI schema and shape the answers.
+"""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agents.services import approval
+
+
+class ApprovalThresholdsSerializer(serializers.Serializer):
+    """The seed's ApprovalThresholds plus max_drawdown; judged on validation metrics."""
+
+    min_win_rate = serializers.FloatField(min_value=0, max_value=1, help_text="win_rate >= this; 0..1.")
+    min_sharpe_ratio = serializers.FloatField(min_value=-10, max_value=10, help_text="sharpe >= this; -10..10.")
+    min_signals = serializers.IntegerField(min_value=0, help_text="num_trades >= this; a non-negative integer.")
+    min_total_return = serializers.FloatField(min_value=-1, help_text="total_return >= this (0.05 = 5%); >= -1.")
+    require_improvement = serializers.BooleanField(
+        help_text="The candidate's validation score must beat the current version's, strictly."
+    )
+    max_drawdown = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=1,
+        help_text="max_drawdown <= this, a fraction in (0, 1]; null (default) for no limit.",
+    )
+
+
+class ApprovalSettingsSerializer(serializers.Serializer):
+    auto_approve_enabled = serializers.BooleanField()
+    thresholds = ApprovalThresholdsSerializer(help_text="The thresholds in force: defaults overlaid with the agent's.")
+    defaults = ApprovalThresholdsSerializer()
+    applies_automatically = serializers.BooleanField(
+        help_text="False when disabled, or when the agent's status forbids automatic changes (live trading)."
+    )
+    note = serializers.CharField(help_text="Why refinements are not applied automatically, if they are not.")
+
+
+_EXAMPLE = OpenApiExample(
+    "Thresholds",
+    value={"min_win_rate": 0.45, "min_sharpe_ratio": 0.8, "min_signals": 10, "min_total_return": 0.0,
+           "require_improvement": True, "max_drawdown": 0.25},
+    request_only=True,
+)
+
+
+def _body(request):
+    data = request.data
+    # Form posts arrive as a QueryDict; the service then names each value's type error.
+    return data.dict() if hasattr(data, "dict") else data
+
+
+class ApprovalActionsMixin:
+    """For LearningAgentViewSet: needs `get_object()` restricted to the user's agents."""
+
+    def _approval_response(self, agent):
+        return Response(ApprovalSettingsSerializer(approval.approval_settings(agent)).data)
+
+    @extend_schema(request=None, responses=ApprovalSettingsSerializer, summary="Enable automatic approval")
+    @action(detail=True, methods=["post"], url_path="auto-approve/enable")
+    def auto_approve_enable(self, request, pk=None):
+        agent = approval.auto_approve_enable(self.get_object(), actor=request.user)
+        return self._approval_response(agent)
+
+    @extend_schema(request=None, responses=ApprovalSettingsSerializer, summary="Disable automatic approval")
+    @action(detail=True, methods=["post"], url_path="auto-approve/disable")
+    def auto_approve_disable(self, request, pk=None):
+        agent = approval.auto_approve_disable(self.get_object(), actor=request.user)
+        return self._approval_response(agent)
+
+    @extend_schema(methods=["GET"], responses=ApprovalSettingsSerializer,
+                   summary="Thresholds in force, the defaults, and whether approval is automatic")
+    @extend_schema(methods=["PUT"], request=ApprovalThresholdsSerializer, responses=ApprovalSettingsSerializer,
+                   examples=[_EXAMPLE],
+                   summary="Replace the thresholds (each seed threshold required; max_drawdown optional)")
+    @extend_schema(methods=["PATCH"], request=ApprovalThresholdsSerializer(partial=True),
+                   responses=ApprovalSettingsSerializer, summary="Change some thresholds, keep the others")
+    @action(detail=True, methods=["get", "put", "patch"], url_path="approval-thresholds")
+    def approval_thresholds(self, request, pk=None):
+        agent = self.get_object()
+        if request.method != "GET":
+            agent = approval.thresholds_set(
+                agent, _body(request), actor=request.user, partial=request.method == "PATCH"
+            )
+        return self._approval_response(agent)
+
+
+__all__ = ["ApprovalActionsMixin", "ApprovalSettingsSerializer", "ApprovalThresholdsSerializer"]
