@@ -241,11 +241,15 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Lab behaviour --------------------------------------------------------------------
 LAB_MAX_CONCURRENT_ITERATIONS = _positive_int("LAB_MAX_CONCURRENT_ITERATIONS", 4)
+# A queued iteration not started after this long has its task sent again (lost message).
+LAB_REQUEUE_AFTER_SECONDS = _positive_int("LAB_REQUEUE_AFTER_SECONDS", 600)
 LAB_DEFAULT_CANDIDATES = _positive_int("LAB_DEFAULT_CANDIDATES", 8)
 LAB_CONSOLE_BASE_URL = env.str("LAB_CONSOLE_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- LLM ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
+# For a gateway or proxy in front of the API; empty = the SDK's default endpoint.
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
 ANTHROPIC_MODEL = env.str("LAB_CLAUDE_MODEL", default="claude-sonnet-4-6")
 ANTHROPIC_TIMEOUT_SECONDS = env.float("LAB_CLAUDE_TIMEOUT", default=60.0)
 ANTHROPIC_MAX_RETRIES = env.int("LAB_CLAUDE_MAX_RETRIES", default=2)

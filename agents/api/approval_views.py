@@ -8,6 +8,7 @@ serializers here type the OpenAPI schema and shape the answers.
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
 from agents.services import approval
@@ -18,7 +19,9 @@ class ApprovalThresholdsSerializer(serializers.Serializer):
 
     min_win_rate = serializers.FloatField(min_value=0, max_value=1, help_text="win_rate >= this; 0..1.")
     min_sharpe_ratio = serializers.FloatField(min_value=-10, max_value=10, help_text="sharpe >= this; -10..10.")
-    min_signals = serializers.IntegerField(min_value=0, help_text="num_trades >= this; a non-negative integer.")
+    min_signals = serializers.IntegerField(
+        min_value=0, max_value=approval.MAX_SIGNALS, help_text="num_trades >= this; a non-negative integer."
+    )
     min_total_return = serializers.FloatField(min_value=-1, help_text="total_return >= this (0.05 = 5%); >= -1.")
     require_improvement = serializers.BooleanField(
         help_text="The candidate's validation score must beat the current version's, strictly."
@@ -47,12 +50,6 @@ _EXAMPLE = OpenApiExample(
 )
 
 
-def _body(request):
-    data = request.data
-    # Form posts arrive as a QueryDict; the service then names each value's type error.
-    return data.dict() if hasattr(data, "dict") else data
-
-
 class ApprovalActionsMixin:
     """For LearningAgentViewSet: needs `get_object()` restricted to the user's agents."""
 
@@ -62,12 +59,15 @@ class ApprovalActionsMixin:
     @extend_schema(request=None, responses=ApprovalSettingsSerializer, summary="Enable automatic approval")
     @action(detail=True, methods=["post"], url_path="auto-approve/enable")
     def auto_approve_enable(self, request, pk=None):
+        """After each iteration, apply the best candidate that passes every threshold (never for a
+        live trading agent: its candidates are judged and left for a person)."""
         agent = approval.auto_approve_enable(self.get_object(), actor=request.user)
         return self._approval_response(agent)
 
     @extend_schema(request=None, responses=ApprovalSettingsSerializer, summary="Disable automatic approval")
     @action(detail=True, methods=["post"], url_path="auto-approve/disable")
     def auto_approve_disable(self, request, pk=None):
+        """Stop judging and applying candidates automatically; they wait for a person."""
         agent = approval.auto_approve_disable(self.get_object(), actor=request.user)
         return self._approval_response(agent)
 
@@ -78,12 +78,14 @@ class ApprovalActionsMixin:
                    summary="Replace the thresholds (each seed threshold required; max_drawdown optional)")
     @extend_schema(methods=["PATCH"], request=ApprovalThresholdsSerializer(partial=True),
                    responses=ApprovalSettingsSerializer, summary="Change some thresholds, keep the others")
-    @action(detail=True, methods=["get", "put", "patch"], url_path="approval-thresholds")
+    @action(detail=True, methods=["get", "put", "patch"], url_path="approval-thresholds", parser_classes=[JSONParser])
     def approval_thresholds(self, request, pk=None):
+        """Thresholds judged on each candidate's validation metrics. A JSON body: booleans are not
+        numbers, unknown names are refused, and every bad field is named in one 400."""
         agent = self.get_object()
         if request.method != "GET":
             agent = approval.thresholds_set(
-                agent, _body(request), actor=request.user, partial=request.method == "PATCH"
+                agent, request.data, actor=request.user, partial=request.method == "PATCH"
             )
         return self._approval_response(agent)
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from agents.api import filters
 from agents.api.approval_views import ApprovalActionsMixin
+from agents.api.continuous_views import ContinuousActionsMixin
 from agents.api.serializers import (
     ActivitySerializer,
     AgentCreateSerializer,
@@ -45,6 +46,7 @@ def visible_agents(user):
 
 class LearningAgentViewSet(
     ApprovalActionsMixin,
+    ContinuousActionsMixin,
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = AgentSerializer

@@ -203,10 +203,10 @@ def run_backtest(
     if k:
         growth_px = price / _shift(price, first=price[0])
         g = 1.0 + prev * (growth_px - 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # g <= 0 only on ruin, handled below
             drift = prev * growth_px / g  # weight held just before the fill
-        sc = np.where(weight >= drift, cost, -cost)
-        factor = g * (1.0 + sc * drift) / (1.0 + sc * weight)
+            sc = np.where(weight >= drift, cost, -cost)
+            factor = g * (1.0 + sc * drift) / (1.0 + sc * weight)
         after = np.cumprod(factor)
         after *= e0
         cash = np.empty(k + 1)

@@ -270,6 +270,7 @@ class ClaudeRefiner:
                 timeout=settings.ANTHROPIC_TIMEOUT_SECONDS,
                 max_retries=settings.ANTHROPIC_MAX_RETRIES,
                 http_client=self._http_client,
+                base_url=settings.ANTHROPIC_BASE_URL or None,
             )
         return self._client
 

@@ -228,7 +228,7 @@ def _fmt_threshold(value):
 def _describe(result):
     criterion, actual, required = result["criterion"], result["actual"], result["required"]
     if criterion == "require_improvement":
-        return f"score {_fmt(actual)} {'' if result['passed'] else 'not '}{required}"
+        return f"require_improvement: score {_fmt(actual)} {'' if result['passed'] else 'not '}{required}"
     op = "<=" if criterion == "max_drawdown" else ">="
     if actual is None:
         return f"{criterion}: metric missing (needs {op} {_fmt(required)})"

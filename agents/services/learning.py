@@ -14,7 +14,6 @@ import logging
 import time
 
 import numpy as np
-
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -33,11 +32,11 @@ from agents.refiners.base import (
     RefinerAuthError,
     RefinerContext,
     RefinerError,
-    RefinerUnavailable,
     TriedParams,
 )
 from agents.refiners.factory import get_refiner
 from agents.refiners.optuna_refiner import OptunaRefiner
+from agents.services import llm_budget
 from agents.services.activity import log_activity
 from agents.services.evaluation import evaluate_params, split_windows
 from agents.strategies.registry import get_template
@@ -193,18 +192,7 @@ def _execute(iteration):
         seed=agent.random_seed + iteration.number,
         instrument=agent.instrument.symbol,
     )
-    refiner = get_refiner(agent.refiner)
-    try:
-        proposal = refiner.propose(context)
-    except RefinerAuthError:
-        raise
-    except (RefinerUnavailable, RefinerError) as exc:
-        if refiner.name == "optuna":
-            raise
-        logger.warning("refiner %s failed for agent %s, falling back to Optuna: %s", refiner.name, agent.pk, exc)
-        fallback = OptunaRefiner().propose(context)
-        fallback.fallback_reason = f"{refiner.name} failed ({type(exc).__name__}: {exc}); used Optuna instead"
-        proposal = fallback
+    proposal = _propose(agent, context)
 
     candidates = [
         (candidate, evaluate_params(agent, template.key, candidate.params, bars, windows, bars_per_year))
@@ -216,6 +204,33 @@ def _execute(iteration):
         "proposal": proposal,
         "candidates": candidates,
     }
+
+
+def _propose(agent, context):
+    """Ask the agent's refiner; Claude falls back to Optuna when unavailable or over budget."""
+    refiner = get_refiner(agent.refiner)
+    if refiner.name == "claude":
+        budget = llm_budget.budget_state()
+        if budget.exhausted:
+            proposal = OptunaRefiner().propose(context)
+            proposal.fallback_reason = f"{budget.describe()}; used Optuna instead"
+            return proposal
+    try:
+        return refiner.propose(context)
+    except RefinerAuthError:
+        raise
+    except RefinerError as exc:
+        if refiner.name == "optuna":
+            raise
+        logger.warning("refiner %s failed for agent %s, falling back to Optuna: %s", refiner.name, agent.pk, exc)
+        proposal = OptunaRefiner().propose(context)
+        proposal.fallback_reason = f"{refiner.name} failed ({type(exc).__name__}: {exc}); used Optuna instead"
+        # What the failed call cost and what it proposed stay on the record.
+        proposal.model = exc.model
+        proposal.input_tokens = exc.input_tokens
+        proposal.output_tokens = exc.output_tokens
+        proposal.rejected = list(exc.rejected) + list(proposal.rejected)
+        return proposal
 
 
 def _trade_summary(trade):
@@ -307,6 +322,9 @@ def _finish_success(iteration, outcome, started):
                 "fallback_reason": proposal.fallback_reason,
             },
         )
+        if proposal.fallback_reason:
+            log_activity(iteration.agent, "refiner_fallback", proposal.fallback_reason,
+                         details={"iteration": iteration.number, "refiner": iteration.agent.refiner})
         _after_success_hooks(iteration)
         _announce(iteration)
 
@@ -350,11 +368,21 @@ def _readable_error(exc):
 
 def _announce(iteration):
     agent_id, iteration_id, status = iteration.agent_id, iteration.pk, iteration.status
-    transaction.on_commit(
-        lambda: signals.iteration_finished.send(
+
+    def after_commit():
+        # Continuous-learning bookkeeping (convergence, cap, cooldown) first, so receivers of
+        # iteration_finished see the loop's new state; its failure never breaks the iteration.
+        try:
+            from agents.services import continuous
+
+            continuous.after_iteration(iteration_id)
+        except Exception:
+            logger.exception("continuous-learning bookkeeping failed after iteration %s", iteration_id)
+        signals.iteration_finished.send(
             sender=TradingAgent, agent_id=agent_id, iteration_id=iteration_id, status=status
         )
-    )
+
+    transaction.on_commit(after_commit)
 
 
 def _aware(value):

@@ -1,0 +1,49 @@
+import datetime as dt
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from agents.models import ActivityLog, IterationStatus, LearningIteration
+from agents.services import reaper
+from tests.factories import make_agent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_iteration_running_past_the_hard_limit_is_failed_and_the_agent_freed(settings):
+    settings.LAB_ITERATION_TIME_LIMIT = 360
+    agent = make_agent()
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC), tick=False):
+        stuck = LearningIteration.objects.create(agent=agent, number=1, status=IterationStatus.RUNNING,
+                                                 started_at=timezone.now())
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, 6, tzinfo=dt.UTC), tick=False):
+        assert reaper.reap_stuck_iterations() == 0  # within the limit: maybe still working
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, 8, tzinfo=dt.UTC), tick=False):
+        assert reaper.reap_stuck_iterations() == 1
+        assert reaper.reap_stuck_iterations() == 0  # idempotent
+    stuck.refresh_from_db()
+    assert stuck.status == IterationStatus.FAILED
+    assert "worker lost" in stuck.error
+    assert ActivityLog.objects.filter(agent=agent, event="iteration_reaped").count() == 1
+    # The agent can learn again.
+    from agents.services import learning
+
+    iteration, created = learning.iteration_queue(agent, trigger="manual")
+    assert created
+
+
+def test_queued_iterations_whose_message_was_lost_are_sent_again(settings, monkeypatch):
+    settings.LAB_REQUEUE_AFTER_SECONDS = 600
+    sent = []
+    from agents import tasks
+
+    monkeypatch.setattr(tasks.run_iteration_task, "delay", lambda iteration_id: sent.append(iteration_id))
+    agent = make_agent()
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC), tick=False):
+        lost = LearningIteration.objects.create(agent=agent, number=1)
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, 5, tzinfo=dt.UTC), tick=False):
+        assert reaper.requeue_lost_iterations() == 0
+    with time_machine.travel(dt.datetime(2026, 3, 2, 12, 11, tzinfo=dt.UTC), tick=False):
+        assert reaper.requeue_lost_iterations() == 1
+    assert sent == [lost.pk]
