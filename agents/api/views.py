@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from agents.api import filters
 from agents.api.approval_views import ApprovalActionsMixin
 from agents.api.continuous_views import ContinuousActionsMixin
+from agents.api.schedule_views import ScheduleActionsMixin
 from agents.api.serializers import (
     ActivitySerializer,
     AgentCreateSerializer,
@@ -47,6 +48,7 @@ def visible_agents(user):
 class LearningAgentViewSet(
     ApprovalActionsMixin,
     ContinuousActionsMixin,
+    ScheduleActionsMixin,
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = AgentSerializer

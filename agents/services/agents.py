@@ -16,6 +16,7 @@ from agents.models import (
 )
 from agents.services.activity import log_activity
 from agents.services.errors import ValidationFailed
+from agents.services.scheduling import unschedule_agent
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import UnknownTemplateError, get_template
 
@@ -167,4 +168,5 @@ def agent_is_trading(agent):
 def agent_delete(agent, *, actor):
     """Delete an agent and everything it owns."""
     with transaction.atomic():
+        unschedule_agent(agent.pk)
         agent.delete()

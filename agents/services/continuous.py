@@ -380,7 +380,9 @@ def continuous_tick(now=None):
         Value(_LONG_AGO),
         output_field=DateTimeField(),
     )
-    gap = ExpressionWrapper(F("min_iteration_gap_minutes") * Value(dt.timedelta(minutes=1)), DurationField())
+    # Wrapped as IntegerField: SQLite's duration arithmetic refuses a PositiveIntegerField.
+    minutes = ExpressionWrapper(F("min_iteration_gap_minutes"), output_field=IntegerField())
+    gap = ExpressionWrapper(minutes * Value(dt.timedelta(minutes=1)), output_field=DurationField())
     eligible_at = ExpressionWrapper(last_finished + gap, output_field=DateTimeField())
     last_number = Coalesce(
         Subquery(iterations.order_by("-number").values("number")[:1]), Value(0), output_field=IntegerField()
