@@ -246,6 +246,26 @@ LAB_REQUEUE_AFTER_SECONDS = _positive_int("LAB_REQUEUE_AFTER_SECONDS", 600)
 LAB_DEFAULT_CANDIDATES = _positive_int("LAB_DEFAULT_CANDIDATES", 8)
 LAB_CONSOLE_BASE_URL = env.str("LAB_CONSOLE_BASE_URL", default="http://127.0.0.1:8000")
 
+# --- Alerts and notifications (rules documented in alerts/monitor.py) --------------------
+# A repeat of an open alert notifies again only after this long.
+LAB_ALERT_REPEAT_INTERVAL_MINUTES = _positive_int("LAB_ALERT_REPEAT_INTERVAL_MINUTES", 60)
+# PERFORMANCE_DEGRADATION: relative win-rate drop over the last 3 iterations ...
+LAB_ALERT_WIN_RATE_DROP = env.float("LAB_ALERT_WIN_RATE_DROP", default=0.10)
+# ... or the objective below its recent average by this margin (relative) ...
+LAB_ALERT_OBJECTIVE_MARGIN = env.float("LAB_ALERT_OBJECTIVE_MARGIN", default=0.25)
+# ... where "recent" is this many succeeded iterations before the latest.
+LAB_ALERT_RECENT_WINDOW = _positive_int("LAB_ALERT_RECENT_WINDOW", 5)
+# ERROR alerts become CRITICAL after this many consecutive failures.
+LAB_ALERT_ERROR_CRITICAL_AFTER = _positive_int("LAB_ALERT_ERROR_CRITICAL_AFTER", 3)
+LAB_ALERT_MILESTONES = tuple(env.list("LAB_ALERT_MILESTONES", cast=int, default=[10, 50, 100, 500]))
+LAB_ALERT_MILESTONE_WIN_RATE = env.float("LAB_ALERT_MILESTONE_WIN_RATE", default=0.70)
+LAB_ALERT_MILESTONE_MIN_TRADES = _positive_int("LAB_ALERT_MILESTONE_MIN_TRADES", 10)
+LAB_WEBHOOK_TIMEOUT_SECONDS = env.float("LAB_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+LAB_WEBHOOK_MAX_ATTEMPTS = _positive_int("LAB_WEBHOOK_MAX_ATTEMPTS", 5)
+LAB_WEBHOOK_BACKOFF_SECONDS = env.float("LAB_WEBHOOK_BACKOFF_SECONDS", default=2.0)
+# Webhooks may only reach public addresses unless this is on (tests, on-premises receivers).
+LAB_WEBHOOK_ALLOW_PRIVATE = env.bool("LAB_WEBHOOK_ALLOW_PRIVATE", default=False)
+
 # --- LLM ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 # For a gateway or proxy in front of the API; empty = the SDK's default endpoint.

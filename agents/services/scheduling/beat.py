@@ -42,7 +42,6 @@ FIRE_GRACE = dt.timedelta(minutes=5)
 BATCH = 500
 
 
-# --- beat rows -------------------------------------------------------------------------------
 def periodic_task_name(agent_id):
     return f"agent:{agent_id}:learn"
 
@@ -70,6 +69,9 @@ def _row_differences(row, desired, parsed):
     for field, value in desired.items():
         if field == "crontab":
             if row.crontab_id is None or _crontab_key(row.crontab) != parsed.crontab_key:
+                diff.add(field)
+        elif field in ("interval", "solar", "clocked"):
+            if getattr(row, f"{field}_id") is not None:  # the id: no query for the related row
                 diff.add(field)
         elif getattr(row, field) != value:
             diff.add(field)
