@@ -241,6 +241,9 @@ class Refinement(models.Model):
             models.Index(fields=["agent", "status"], name="refinement_agent_status_idx"),
         ]
 
+    def __str__(self):
+        return f"refinement {self.pk} ({self.status})"
+
 
 class Trade(models.Model):
     """A closed trade of the version evaluated by an iteration, on the validation window."""
@@ -258,6 +261,9 @@ class Trade(models.Model):
 
     class Meta:
         ordering = ["iteration", "entry_time"]
+
+    def __str__(self):
+        return f"{self.side} {self.entry_time:%Y-%m-%d} -> {self.exit_time:%Y-%m-%d}"
 
 
 class ActivityLog(models.Model):

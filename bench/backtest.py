@@ -19,6 +19,8 @@ import statistics
 import sys
 import time
 import tracemalloc
+from collections import deque
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,6 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.backtest.engine import run_backtest  # noqa: E402
+from agents.backtest.metrics import compute_metrics  # noqa: E402
 from agents.market.bars import Bars  # noqa: E402
 
 DATA = ROOT / "agents" / "market" / "sample_data"
@@ -95,19 +98,117 @@ def fmt_time(seconds):
     return f"{seconds * 1e3:8.2f} ms"
 
 
-def event_driven_sma(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, capital=100_000.0):
-    """The comparison: one Python iteration per bar, same rules as the engine (long/flat)."""
+# --- the comparison: a small event-driven engine, one Python iteration per bar -----------
+
+
+class BarEvent(NamedTuple):
+    index: int
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+class SmaCross:
+    """The strategy as an event handler: sees one bar at a time, returns its target weight."""
+
+    def __init__(self, fast=10, slow=20):
+        self.fast, self.slow = fast, slow
+        self.closes = deque(maxlen=slow)
+
+    def on_bar(self, bar):
+        self.closes.append(bar.close)
+        if len(self.closes) < self.slow:
+            return 0.0
+        window = list(self.closes)
+        return 1.0 if sum(window[-self.fast :]) / self.fast > sum(window) / self.slow else 0.0
+
+
+class Broker:
+    """Fills the pending target at the next bar's open: slippage on the price, fee on notional."""
+
+    def __init__(self, fee_bps, slippage_bps):
+        self.fee, self.slip = fee_bps / 1e4, slippage_bps / 1e4
+        self.pending = None
+
+    def submit(self, weight):
+        self.pending = weight
+
+    def on_open(self, bar, book):
+        if self.pending is None:
+            return
+        weight, self.pending = self.pending, None
+        price, cost = bar.open, self.fee + self.slip
+        before = book.cash + book.units * price
+        # Units worth `weight` of the equity left after this trade's own costs.
+        sign = 1.0 if weight * before >= book.units * price else -1.0
+        units = weight * (before + cost * sign * book.units * price) / (price * (1 + weight * cost * sign))
+        traded = units - book.units
+        book.cash -= traded * price + abs(traded) * price * cost
+        if book.units == 0.0 and units != 0.0:
+            book.open_trade(bar, price * (1 + self.slip), units, before)
+        elif units == 0.0:
+            book.close_trade(bar, price * (1 - self.slip))
+        book.units, book.weight = units, weight
+
+
+class Book:
+    """Cash, units, the equity curve and the trades."""
+
+    def __init__(self, capital):
+        self.cash, self.units, self.weight = capital, 0.0, 0.0
+        self.equity, self.positions, self.trades = [], [], []
+        self.entry = None
+
+    def open_trade(self, bar, fill, units, equity_before):
+        self.entry = (bar.index, fill, units, equity_before)
+
+    def close_trade(self, bar, fill):
+        index, entry_fill, units, before = self.entry
+        pnl = self.cash - before
+        self.trades.append((index, bar.index, entry_fill, fill, pnl, pnl / (abs(units) * entry_fill)))
+        self.entry = None
+
+    def mark(self, bar):
+        self.equity.append(self.cash + self.units * bar.close)
+        self.positions.append(self.weight)
+
+
+def event_driven_backtest(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, capital=100_000.0):
+    strategy, broker, book = SmaCross(fast, slow), Broker(fee_bps, slippage_bps), Book(capital)
+    feed = zip(range(len(bars)), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.close.tolist(),
+               strict=True)
+    for event in map(BarEvent._make, feed):
+        broker.on_open(event, book)
+        book.mark(event)
+        weight = strategy.on_bar(event)
+        if weight != book.weight:
+            broker.submit(weight)
+    equity = np.array(book.equity)
+    returns = np.zeros(len(equity))
+    returns[1:] = equity[1:] / equity[:-1] - 1
+    if book.entry is not None:  # marked to the last close, as the engine does
+        index, entry_fill, units, before = book.entry
+        pnl = book.equity[-1] - before
+        book.trades.append((index, len(bars) - 1, entry_fill, book.equity[-1], pnl, pnl / (abs(units) * entry_fill)))
+    metrics = compute_metrics(equity, returns, np.array(book.positions), [t[5] for t in book.trades],
+                              [t[4] for t in book.trades], bars.close, 252.0, bars.open)
+    return equity, book.trades, metrics
+
+
+def minimal_loop(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, capital=100_000.0):
+    """The leanest per-bar loop: long/flat, floats only, no events, trades or metrics."""
     o, c = bars.open.tolist(), bars.close.tolist()
-    s, f = slippage_bps / 1e4, fee_bps / 1e4
+    cost = (fee_bps + slippage_bps) / 1e4
     cash, units, want = capital, 0.0, 0.0
     fast_sum = slow_sum = 0.0
     equity = []
     for t in range(len(c)):
         if units == 0.0 and want > 0:  # fill yesterday's decision at today's open
-            units = cash / (o[t] * (1 + s + f))
+            units = cash / (o[t] * (1 + cost))
             cash = 0.0
         elif units > 0.0 and want == 0:
-            cash = units * o[t] * (1 - s - f)
+            cash = units * o[t] * (1 - cost)
             units = 0.0
         equity.append(cash + units * c[t])
         fast_sum += c[t]
@@ -156,16 +257,25 @@ def main(quick=False):
         print(f"linearity: ns/bar at {large:,} bars / ns/bar at {small:,} bars = {per_bar[large] / per_bar[small]:.2f} "
               "(1.0 = linear; below 1: fixed per-call overhead amortised)")
 
-    print("\n== Event-driven per-bar Python loop vs vectorised (signal + engine), SMA(10,20) on GOOG")
-    loop_eq = event_driven_sma(goog)
-    res = run_backtest(goog, sma_cross(goog.close), fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
-    agree = np.allclose(loop_eq, res.equity, rtol=1e-9)
-    t_loop, _ = median_seconds(lambda: event_driven_sma(goog), budget=2.0)
-    t_vec, _ = median_seconds(
-        lambda: run_backtest(goog, sma_cross(goog.close), fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
-    )
-    print(f"loop {fmt_time(t_loop)}   vectorised {fmt_time(t_vec)}   speed-up {t_loop / t_vec:6.1f}x   "
-          f"same equity curve: {agree}")
+    print("\n== Per-bar Python loops vs vectorised (signal + engine + trade records), SMA(10,20) on GOOG")
+    target = sma_cross(goog.close)
+    res = run_backtest(goog, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
+    ev_equity, ev_trades, ev_metrics = event_driven_backtest(goog)
+    agree = np.allclose(ev_equity, res.equity, rtol=1e-9) and len(ev_trades) == len(res.trades)
+    agree = agree and all(math.isclose(ev_metrics[k], res.metrics[k], rel_tol=1e-6, abs_tol=1e-9) for k in res.metrics)
+    lean_agree = np.allclose(minimal_loop(goog), res.equity, rtol=1e-9)
+
+    def vectorised():
+        run_backtest(goog, sma_cross(goog.close), fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS).trades  # noqa: B018
+
+    t_vec, _ = median_seconds(vectorised)
+    t_event, _ = median_seconds(lambda: event_driven_backtest(goog), budget=2.0)
+    t_lean, _ = median_seconds(lambda: minimal_loop(goog), budget=2.0)
+    print(f"vectorised                         {fmt_time(t_vec)}")
+    print(f"event-driven engine (bar events, broker, book, trades, metrics) {fmt_time(t_event)}   "
+          f"speed-up {t_event / t_vec:6.1f}x   same equity, trades and metrics: {agree}")
+    print(f"minimal float loop (equity only, no trades/metrics) {fmt_time(t_lean)}   "
+          f"speed-up {t_lean / t_vec:6.1f}x   same equity: {lean_agree}")
 
     print("\n== Registry templates (defaults): target_positions + run_backtest, median per run")
     try:

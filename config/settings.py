@@ -180,6 +180,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ContinuousStateEnum": "agents.models.ContinuousState"},
 }
 
 # --- Celery ---------------------------------------------------------------------------

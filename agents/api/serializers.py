@@ -149,3 +149,10 @@ class ActivitySerializer(serializers.ModelSerializer):
         model = ActivityLog
         fields = ["id", "event", "message", "details", "actor_label", "created_at"]
         read_only_fields = fields
+
+
+class StrategySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    params = serializers.DictField(help_text="Parameter name -> {type, default, min, max, description}.")

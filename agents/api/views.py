@@ -6,6 +6,7 @@ are a 404); staff see all.
 
 from django.db.models import Count, Max, Min
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -24,6 +25,7 @@ from agents.api.serializers import (
     InstrumentSerializer,
     IterationSerializer,
     RefinementSerializer,
+    StrategySerializer,
     VersionSerializer,
 )
 from agents.models import (
@@ -58,6 +60,8 @@ class LearningAgentViewSet(
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return TradingAgent.objects.none()
         return visible_agents(self.request.user)
 
     def filter_queryset(self, queryset):
@@ -137,7 +141,9 @@ class LearningAgentViewSet(
         return self._paginate(qs, RefinementSerializer)
 
     @extend_schema(request=DecisionSerializer, responses=RefinementSerializer)
-    @action(detail=True, methods=["post"], url_path=r"refinements/(?P<refinement_id>[0-9]+)/(?P<decision>approve|reject)")
+    @action(
+        detail=True, methods=["post"], url_path=r"refinements/(?P<refinement_id>[0-9]+)/(?P<decision>approve|reject)"
+    )
     def refinement_decide(self, request, pk=None, refinement_id=None, decision=None):
         agent = self.get_object()
         refinement = get_object_or_404(Refinement.objects.select_related("agent"), agent=agent, pk=refinement_id)
@@ -182,14 +188,23 @@ class LearningAgentViewSet(
         qs = filters.ActivityFilter(request.query_params, queryset=ActivityLog.objects.filter(agent=agent)).qs
         return self._paginate(qs.order_by("-created_at", "-id"), ActivitySerializer)
 
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"], url_path="performance")
     def performance(self, request, pk=None):
         return Response(performance.agent_performance(self.get_object()))
 
 
-class StrategyViewSet(viewsets.ViewSet):
+class StrategyViewSet(viewsets.GenericViewSet):
     """The strategy templates and their parameter schemas (bounds, defaults)."""
 
+    serializer_class = StrategySerializer
+    pagination_class = None
+    filter_backends = []
+
+    def get_queryset(self):
+        return all_templates()
+
+    @extend_schema(responses=StrategySerializer(many=True))
     def list(self, request):
         return Response(
             [{"key": t.key, "name": t.name, "description": t.description, "params": t.schema()}

@@ -61,6 +61,7 @@ open to the last close.
 """
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -154,8 +155,8 @@ def run_backtest(
         raise ValueError(f"target: expected one value per bar ({n}), got shape {target.shape}")
     if n == 0:
         return _empty_result(bars)
-    # min/max rather than abs(): two passes, no temporary; NaN fails both comparisons.
-    if not (target.min() >= -1.0 and target.max() <= 1.0):
+    # min/max rather than abs(): no temporary; NaN fails both comparisons.
+    if not (np.minimum.reduce(target) >= -1.0 and np.maximum.reduce(target) <= 1.0):
         raise ValueError("target: every value must be a finite number in [-1, 1]")
     slip = slippage_bps / 1e4
     cost = (fee_bps + slippage_bps) / 1e4
@@ -169,76 +170,90 @@ def run_backtest(
     else:
         held, stops = pos, None
 
-    # Fills at the open: wherever the weight differs from what was held at the last close.
-    bar = np.flatnonzero(pos[1:] != held[:-1])
-    bar += 1
-    weight = pos[bar]
-    price = o[bar]
-    reason = np.zeros(len(bar), dtype=np.int8)
+    # Fills, after a virtual one at index 0 (bar 0, weight 0, the initial capital), so that
+    # "before this fill" is a view: w[:-1] is the weight held when each fill w[1:] happens.
+    fills = np.not_equal(pos[1:], held[:-1]).nonzero()[0]  # at an open: weight != held at last close
+    bar = np.empty(len(fills) + 1, dtype=np.int64)
+    bar[0] = 0
+    np.add(fills, 1, out=bar[1:])
+    w = pos[bar]
+    px = o[bar]
+    why = np.zeros(len(bar), dtype=np.int8)
     if stops is not None and len(stops[0]):
         # A stop fires after the same bar's open fill: order by (bar, open before stop).
         key = np.concatenate((bar * 2, stops[0] * 2 + 1))
         order = np.argsort(key, kind="stable")
         bar = np.concatenate((bar, stops[0]))[order]
-        weight = np.concatenate((weight, np.zeros(len(stops[0]))))[order]
-        price = np.concatenate((price, stops[1]))[order]
-        reason = np.concatenate((reason, stops[2]))[order]
-    if len(price) and not (price.min() > 0 and np.isfinite(price).all()):
+        w = np.concatenate((w, np.zeros(len(stops[0]))))[order]
+        px = np.concatenate((px, stops[1]))[order]
+        why = np.concatenate((why, stops[2]))[order]
+    k = len(bar) - 1
+    if k == 0:
+        equity = np.full(n, e0)
+        returns = np.zeros(n)
+        table = _trade_table(bar, px, w, why, equity[:1], np.zeros(1), slip, n - 1, _END, e0, float(c[-1]))
+        metrics = compute_metrics(equity, returns, pos, table.return_pct, table.pnl, c, bars_per_year, o)
+        return BacktestResult(equity, returns, pos, metrics, table, bars.timestamps)
+    px[0] = px[1]
+    if not (np.minimum.reduce(px) > 0.0 and np.maximum.reduce(px) < np.inf):
         raise ValueError("bars: prices must be positive and finite where the strategy trades")
 
-    prev = _shift(weight)
-    flips = np.flatnonzero(prev * weight < 0)
-    if len(flips):
+    prod = w[:-1] * w[1:]
+    if np.minimum.reduce(prod) < 0.0:
         # A flip is a close then an open at the same price: costs are linear in units traded,
         # so splitting it changes no number and gives each trade its own P&L.
-        bar = np.insert(bar, flips, bar[flips])
-        price = np.insert(price, flips, price[flips])
-        weight = np.insert(weight, flips, 0.0)
-        reason = np.insert(reason, flips, _SIGNAL)
-        prev = _shift(weight)
+        flips = (prod < 0.0).nonzero()[0]
+        flips += 1
+        counts = np.ones(len(bar), dtype=np.int64)
+        counts[flips] = 2
+        bar, w, px, why = (np.repeat(a, counts) for a in (bar, w, px, why))
+        flips += np.arange(len(flips))  # where each flip's first copy (the close) landed
+        w[flips] = 0.0
+        k = len(bar) - 1
 
-    # Equity just after each fill: E''_k = E''_{k-1} * g_k * x_k, where g_k is the growth of
-    # the held units from the previous fill price to this one and x_k the cost factor.
-    k = len(weight)
-    if k:
-        growth_px = price / _shift(price, first=price[0])
-        g = 1.0 + prev * (growth_px - 1.0)
+    # Equity just after each fill: E''_j = E''_{j-1} * g_j * x_j, with g_j the growth of the
+    # units held since the previous fill and x_j the cost factor (see the module docstring).
+    prev, cur = w[:-1], w[1:]
+    growth = px[1:] / px[:-1]
+    g = growth - 1.0
+    g *= prev
+    g += 1.0
+    if cost:
         with np.errstate(divide="ignore", invalid="ignore"):  # g <= 0 only on ruin, handled below
-            drift = prev * growth_px / g  # weight held just before the fill
-            sc = np.where(weight >= drift, cost, -cost)
-            factor = g * (1.0 + sc * drift) / (1.0 + sc * weight)
-        after = np.cumprod(factor)
-        after *= e0
-        cash = np.empty(k + 1)
-        cash[0] = e0
-        np.multiply(after, 1.0 - weight, out=cash[1:])
-        units = np.empty(k + 1)
-        units[0] = 0.0
-        np.multiply(weight, after, out=units[1:])
-        units[1:] /= price
-        starts = np.empty(k + 2, dtype=np.int64)
-        starts[0] = 0
-        starts[1:-1] = bar
-        starts[-1] = n
-        lengths = np.diff(starts)  # bars whose close each fill's holdings govern
-        equity = np.repeat(units, lengths)
-        equity *= c
-        equity += np.repeat(cash, lengths)
+            drift = prev * growth
+            drift /= g  # the weight held just before the fill
+            sc = np.where(cur >= drift, cost, -cost)
+            factor = sc * drift
+            factor += 1.0
+            den = sc * cur
+            den += 1.0
+            factor /= den
+            factor *= g
     else:
-        after = np.empty(0)
-        equity = np.full(n, e0)
+        factor = g
+    eq = np.empty(k + 1)
+    eq[0] = 1.0
+    np.cumprod(factor, out=eq[1:])
+    eq *= e0
+    cash = 1.0 - w
+    cash *= eq
+    units = w * eq
+    units /= px
+    lengths = np.empty(k + 1, dtype=np.int64)  # bars whose close each fill's holdings govern
+    np.subtract(bar[1:], bar[:-1], out=lengths[:-1])
+    lengths[-1] = n - bar[-1]
+    equity = np.repeat(units, lengths)
+    equity *= c
+    equity += np.repeat(cash, lengths)
 
     returns = np.empty(n)
     returns[0] = 0.0
-    end = n - 1
-    end_reason = _END
-    cut = k
+    end, end_reason, cut = n - 1, _END, k + 1
     # `not > 0` rather than `<= 0`: a fill at exactly zero equity leaves NaN behind.
-    if k and not (equity.min() > 0.0 and after.min() > 0.0):
-        end, cut = _ruin(equity, after, bar)
+    if not (np.minimum.reduce(equity) > 0.0 and np.minimum.reduce(eq) > 0.0):
+        end, cut = _ruin(equity, eq, bar)
         end_reason = _RUIN
-        equity[end + 1 :] = 0.0
-        equity[end] = 0.0
+        equity[end:] = 0.0
         pos[end + 1 :] = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(equity[1:], equity[:-1], out=returns[1:])
@@ -248,41 +263,32 @@ def run_backtest(
         np.divide(equity[1:], equity[:-1], out=returns[1:])
         returns[1:] -= 1.0
 
-    table = _trade_table(
-        bar[:cut], price[:cut], weight[:cut], prev[:cut], reason[:cut], after[:cut], e0, slip, end, end_reason,
-        float(equity[end]), float(c[end]),
-    )
+    table = _trade_table(bar[:cut], px[:cut], w[:cut], why[:cut], eq[:cut], units[:cut], slip, end, end_reason,
+                         float(equity[end]), float(c[end]))
     metrics = compute_metrics(equity, returns, pos, table.return_pct, table.pnl, c, bars_per_year, o)
     return BacktestResult(equity, returns, pos, metrics, table, bars.timestamps)
 
 
-def _shift(a, first=0.0):
-    out = np.empty_like(a)
-    if len(a):
-        out[0] = first
-        out[1:] = a[:-1]
-    return out
+_NUMBER = (int, float, np.integer, np.floating)
 
 
 def _check_options(fee_bps, slippage_bps, bars_per_year, stop_loss, take_profit, initial_capital):
-    def number(name, value):
-        if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+    for name, value, low, low_ok, high in (
+        ("fee_bps", fee_bps, 0.0, True, math.inf),
+        ("slippage_bps", slippage_bps, 0.0, True, math.inf),
+        ("stop_loss", stop_loss, 0.0, True, 1.0),
+        ("take_profit", take_profit, 0.0, True, math.inf),
+        ("bars_per_year", bars_per_year, 0.0, False, math.inf),
+        ("initial_capital", initial_capital, 0.0, False, math.inf),
+    ):
+        if isinstance(value, bool) or not isinstance(value, _NUMBER):
             raise ValueError(f"{name}: must be a number")
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise ValueError(f"{name}: must be finite")
-
-    for name, value in (("fee_bps", fee_bps), ("slippage_bps", slippage_bps), ("take_profit", take_profit)):
-        number(name, value)
-        if value < 0:
-            raise ValueError(f"{name}: must be >= 0")
-    number("stop_loss", stop_loss)
-    if not 0 <= stop_loss < 1:
-        raise ValueError("stop_loss: must be in [0, 1)")
-    number("bars_per_year", bars_per_year)
-    number("initial_capital", initial_capital)
-    for name, value in (("bars_per_year", bars_per_year), ("initial_capital", initial_capital)):
-        if value <= 0:
-            raise ValueError(f"{name}: must be > 0")
+        if value < low or (value == low and not low_ok):
+            raise ValueError(f"{name}: must be {'>=' if low_ok else '>'} {low:g}")
+        if value >= high:
+            raise ValueError(f"{name}: must be < {high:g}")
     if fee_bps + slippage_bps >= 1e4:
         raise ValueError("fee_bps + slippage_bps: must be < 10000 (100%)")
 
@@ -366,49 +372,50 @@ def _first_exit(o, h, lo, i, end, side, fill, stop_loss, take_profit):
     return -1, 0.0, 0
 
 
-def _ruin(equity, after, bar):
-    """(bar where equity first reaches <= 0, number of fills to keep before it)."""
-    n = len(equity)
+def _ruin(equity, eq, bar):
+    """(bar where equity first reaches <= 0, number of fill events to keep before it)."""
     neg = ~(equity > 0.0)
-    first = int(neg.argmax()) if neg.any() else n - 1
-    bad = np.flatnonzero(~(after > 0.0))
+    first = int(neg.argmax()) if neg.any() else len(equity) - 1
     cut = int(np.searchsorted(bar, first, "right"))
+    bad = (~(eq > 0.0)).nonzero()[0]
     if len(bad) and bad[0] < cut:
         cut = int(bad[0])
         first = min(first, int(bar[cut]))
     return first, cut
 
 
-def _trade_table(bar, price, weight, prev, reason, after, e0, slip, end, end_reason, end_equity, end_close):
-    opens = np.flatnonzero((prev == 0.0) & (weight != 0.0))
-    closes = np.flatnonzero((prev != 0.0) & (weight == 0.0))
+def _trade_table(bar, px, w, why, eq, units, slip, end, end_reason, end_equity, end_close):
+    """Trades from the fill events (index 0 virtual): entries leave flat, exits return to it."""
+    flat = w == 0.0
+    edges = np.not_equal(flat[:-1], flat[1:]).nonzero()[0]
+    edges += 1
+    opens, closes = edges[0::2], edges[1::2]
     m, nc = len(opens), len(closes)
-    side = np.sign(weight[opens]).astype(np.int8)
-    before = np.empty(m)
-    if m:  # equity just before an entry = just after the previous fill (flat in between)
-        before[:] = np.where(opens > 0, after[np.maximum(opens - 1, 0)], e0)
-    entry_index = bar[opens]
-    entry_price = price[opens] * (1.0 + side * slip)
-    notional = np.abs(weight[opens] * after[opens] / price[opens]) * entry_price
+    sign = np.sign(w[opens])
+    entry_price = sign * slip
+    entry_price += 1.0
+    entry_price *= px[opens]
+    notional = np.abs(units[opens])
+    notional *= entry_price
+    before = eq[opens - 1]  # equity just before an entry = after the previous fill (flat since)
     exit_index = np.empty(m, dtype=np.int64)
     exit_price = np.empty(m)
     pnl = np.empty(m)
-    why = np.empty(m, dtype=np.int8)
+    reason = np.empty(m, dtype=np.int8)
     exit_index[:nc] = bar[closes]
-    exit_price[:nc] = price[closes] * (1.0 - side[:nc] * slip)
-    pnl[:nc] = after[closes] - before[:nc]
-    why[:nc] = reason[closes]
+    np.multiply(px[closes], 1.0 - sign[:nc] * slip, out=exit_price[:nc])
+    np.subtract(eq[closes], before[:nc], out=pnl[:nc])
+    reason[:nc] = why[closes]
     if m > nc:  # still open: marked to the last close, no exit costs
         exit_index[nc] = end
         exit_price[nc] = end_close
         pnl[nc] = end_equity - before[nc]
-        why[nc] = end_reason
+        reason[nc] = end_reason
+    entry_index = bar[opens]
     bars_held = exit_index - entry_index
-    bars_held += why != _SIGNAL
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ret = np.where(notional > 0, pnl / notional, 0.0)
-    return TradeTable(side, entry_index, exit_index, entry_price, exit_price, ret, pnl, bars_held, why,
-                      np.abs(weight[opens]))
+    bars_held += reason != _SIGNAL  # a stop bar (or the last bar) was held too
+    return TradeTable(sign.astype(np.int8), entry_index, exit_index, entry_price, exit_price, pnl / notional, pnl,
+                      bars_held, reason, np.abs(w[opens]))
 
 
 def _to_datetimes(stamps):

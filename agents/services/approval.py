@@ -337,7 +337,7 @@ def _run(agent, iteration):
             + f"); best of {len(passing)} passing candidate(s) with score {_fmt(best.score)}"
         )
         decisions.refinement_approve(best, actor=None, reason=reason, automatic=True, criteria_results=best_results)
-        version = decisions.refinements_apply(agent, actor=None, automatic=True, reason=reason)
+        version = decisions.refinements_apply(agent, actor=None, automatic=True, reason=reason, refinement=best)
         summary.update(approved=best.pk, version=version.number)
         for refinement, results in passing[1:]:
             _supersede(agent, refinement, results, best, now)

@@ -439,8 +439,10 @@ def continuous_tick(now=None):
         )
         queued = list(
             LearningIteration.objects.filter(
-                idempotency_key__in=keys.values(), status=IterationStatus.QUEUED
-            ).values_list("pk", flat=True)
+                agent_id__in=keys, idempotency_key__in=keys.values(), status=IterationStatus.QUEUED
+            )
+            .order_by()
+            .values_list("pk", flat=True)
         )
         for iteration_id in queued:
             run_iteration_task.delay_on_commit(iteration_id)

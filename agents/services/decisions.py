@@ -21,6 +21,10 @@ from agents.services.activity import actor_label_for, log_activity
 from agents.services.errors import Conflict, ValidationFailed
 
 
+def _fmt(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
 def _lock_agent(agent):
     # Serialises decisions on one agent (a no-op lock on SQLite, which locks the database).
     return TradingAgent.objects.select_for_update().get(pk=agent.pk)
@@ -44,7 +48,7 @@ def refinement_approve(refinement, *, actor, reason="", automatic=False, criteri
         log_activity(
             refinement.agent,
             "refinement_approved",
-            f"Refinement {refinement.pk} approved (score {refinement.score}).",
+            f"Refinement {refinement.pk} approved (score {_fmt(refinement.score)}).",
             actor=actor,
             actor_label=None if not automatic else "auto-approval",
             details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results},
@@ -95,13 +99,18 @@ def _new_version(agent, *, params, origin, parent, actor, metrics=None, note="")
     return version
 
 
-def refinements_apply(agent, *, actor, automatic=False, reason=""):
-    """Apply the best approved refinement as a new current version. Returns the version."""
+def refinements_apply(agent, *, actor, automatic=False, reason="", refinement=None):
+    """Apply an approved refinement as a new current version. Returns the version.
+
+    Without `refinement`, the best approved one is applied and the other approved ones are
+    superseded; with it, exactly that one is applied and other approvals are left alone.
+    """
     with transaction.atomic():
         agent = _lock_agent(agent)
-        approved = list(
-            Refinement.objects.filter(agent=agent, status=RefinementStatus.APPROVED).order_by("-score", "id")
-        )
+        approved = Refinement.objects.filter(agent=agent, status=RefinementStatus.APPROVED).order_by("-score", "id")
+        if refinement is not None:
+            approved = approved.filter(pk=refinement.pk)
+        approved = list(approved)
         if not approved:
             raise Conflict({"refinements": "there is no approved refinement to apply"})
         best, others = approved[0], approved[1:]
@@ -120,7 +129,10 @@ def refinements_apply(agent, *, actor, automatic=False, reason=""):
         best.save(update_fields=["status", "produced_version"])
         if others:
             Refinement.objects.filter(pk__in=[r.pk for r in others]).update(
-                status=RefinementStatus.SUPERSEDED, decision_reason=f"superseded by refinement {best.pk}"
+                status=RefinementStatus.SUPERSEDED,
+                decision_reason=f"superseded by refinement {best.pk}",
+                decided_at=timezone.now(),
+                decided_automatically=automatic,
             )
         label = "auto-approval" if automatic else actor_label_for(actor)
         log_activity(

@@ -226,3 +226,10 @@ def test_list_query_count_is_independent_of_page_size(client, user, instrument, 
         assert len(client.get(f"/api/learning-agents?page_size={page_size}").data["results"]) == page_size
     with django_assert_max_num_queries(6):
         assert len(client.get(base(agent) + f"/iterations?page_size={page_size}").data["results"]) == page_size
+
+
+def test_openapi_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+    assert (tmp_path / "schema.yml").stat().st_size > 1000
