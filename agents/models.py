@@ -86,6 +86,15 @@ class TradingAgent(models.Model):
     min_iteration_gap_minutes = models.PositiveIntegerField(default=60)
     convergence_threshold = models.FloatField(default=0.01)
 
+    # Graduation (the graduation app owns the behaviour; the columns live on the agent).
+    auto_graduate = models.BooleanField(
+        default=False, help_text="Move to paper trading by itself once eligible (never to live)."
+    )
+    graduation_criteria = models.JSONField(default=dict, blank=True, help_text="Overrides of the lab defaults.")
+    auto_apply_in_paper = models.BooleanField(
+        default=False, help_text="Let auto-approval re-pin the traded version while paper trading."
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

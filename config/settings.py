@@ -267,6 +267,29 @@ LAB_WEBHOOK_BACKOFF_SECONDS = env.float("LAB_WEBHOOK_BACKOFF_SECONDS", default=2
 # Webhooks may only reach public addresses unless this is on (tests, on-premises receivers).
 LAB_WEBHOOK_ALLOW_PRIVATE = env.bool("LAB_WEBHOOK_ALLOW_PRIVATE", default=False)
 
+# --- Graduation and paper trading ----------------------------------------------------
+# Lab-wide default criteria (each agent may override them); documented in graduation/criteria.py.
+LAB_GRADUATION_CRITERIA = {
+    "min_iterations": env.int("LAB_GRAD_MIN_ITERATIONS", default=10),
+    "min_win_rate": env.float("LAB_GRAD_MIN_WIN_RATE", default=0.45),
+    "min_sharpe_ratio": env.float("LAB_GRAD_MIN_SHARPE", default=0.5),
+    "min_total_return": env.float("LAB_GRAD_MIN_TOTAL_RETURN", default=0.0),
+    "min_signals": env.int("LAB_GRAD_MIN_SIGNALS", default=5),
+    "consistency_window": env.int("LAB_GRAD_CONSISTENCY_WINDOW", default=3),
+    "max_drawdown": env.float("LAB_GRAD_MAX_DRAWDOWN", default=0.25),
+    "min_probabilistic_sharpe": None,
+}
+# Paper -> live evidence: at least this many bars traded on paper and this many closed trades.
+LAB_PAPER_MIN_BARS = _positive_int("LAB_PAPER_MIN_BARS", 60)
+LAB_PAPER_MIN_TRADES = _positive_int("LAB_PAPER_MIN_TRADES", 3)
+# Replay feed (make run): hold back the newest bars of the bundled datasets and release
+# this many per instrument every LAB_REPLAY_INTERVAL_SECONDS, so paper agents trade visibly.
+LAB_REPLAY_ENABLED = env.bool("LAB_REPLAY_ENABLED", default=False)
+LAB_REPLAY_HOLD_BACK_BARS = _positive_int("LAB_REPLAY_HOLD_BACK_BARS", 250)
+LAB_REPLAY_BARS_PER_TICK = _positive_int("LAB_REPLAY_BARS_PER_TICK", 1)
+LAB_REPLAY_INTERVAL_SECONDS = _positive_int("LAB_REPLAY_INTERVAL_SECONDS", 30)
+LAB_PAPER_INTERVAL_SECONDS = _positive_int("LAB_PAPER_INTERVAL_SECONDS", 30)
+
 # --- LLM ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")
 # For a gateway or proxy in front of the API; empty = the SDK's default endpoint.
