@@ -135,7 +135,7 @@ class StrategyVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["agent", "-number"]
+        ordering = ["agent_id", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["agent", "number"], name="unique_version_number_per_agent"),
         ]
@@ -189,7 +189,7 @@ class LearningIteration(models.Model):
     )
 
     class Meta:
-        ordering = ["agent", "-number"]
+        ordering = ["agent_id", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["agent", "number"], name="unique_iteration_number_per_agent"),
             models.UniqueConstraint(

@@ -180,7 +180,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ContinuousStateEnum": "agents.models.ContinuousState"},
+    "ENUM_NAME_OVERRIDES": {
+        "ContinuousStateEnum": "agents.models.ContinuousState",
+        "AlertTypeEnum": "alerts.models.AlertType",
+        "SeverityEnum": "alerts.models.Severity",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------
@@ -233,9 +237,16 @@ CELERY_TIMEZONE = TIME_ZONE
 # Lab-wide periodic tasks; DatabaseScheduler copies them into its tables at start-up.
 # Per-agent learning schedules are rows written only by agents.services.scheduling.
 CELERY_BEAT_SCHEDULE = {
-    "continuous-learning-tick": {"task": "agents.tasks.continuous_tick_task", "schedule": 60.0},
-    "reap-stuck-iterations": {"task": "agents.tasks.reap_stuck_iterations_task", "schedule": 120.0},
-    "reconcile-schedules": {"task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0},
+    # `expires`: ticks do not pile up while no worker runs; the next one does the work.
+    "continuous-learning-tick": {
+        "task": "agents.tasks.continuous_tick_task", "schedule": 60.0, "options": {"expires": 55},
+    },
+    "reap-stuck-iterations": {
+        "task": "agents.tasks.reap_stuck_iterations_task", "schedule": 120.0, "options": {"expires": 110},
+    },
+    "reconcile-schedules": {
+        "task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0, "options": {"expires": 290},
+    },
 }
 # Workers log through Django's LOGGING so the text/JSON format is one setting.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -20,7 +20,7 @@ class ContinuousStopSerializer(serializers.Serializer):
     )
 
 
-class ActiveIterationSerializer(serializers.Serializer):
+class ContinuousActiveIterationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     number = serializers.IntegerField()
     status = serializers.CharField()
@@ -29,7 +29,7 @@ class ActiveIterationSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
 
 
-class ConvergenceSerializer(serializers.Serializer):
+class ContinuousConvergenceSerializer(serializers.Serializer):
     threshold = serializers.FloatField()
     window = serializers.IntegerField(help_text="How many succeeded iterations are averaged.")
     counted_since = serializers.DateTimeField(allow_null=True, help_text="When the loop was last started.")
@@ -51,9 +51,9 @@ class ContinuousStatusSerializer(serializers.Serializer):
     last_improvements = serializers.ListField(
         child=serializers.FloatField(allow_null=True), help_text="Last 3 succeeded iterations, newest first."
     )
-    convergence = ConvergenceSerializer()
+    convergence = ContinuousConvergenceSerializer()
     stop_reason = serializers.CharField(allow_blank=True)
-    active_iteration = ActiveIterationSerializer(allow_null=True)
+    active_iteration = ContinuousActiveIterationSerializer(allow_null=True)
 
 
 class ContinuousActionsMixin:

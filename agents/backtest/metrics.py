@@ -72,9 +72,11 @@ _SQRT2 = math.sqrt(2.0)
 def finite(value):
     """``value`` as a float that JSON accepts: NaN -> 0.0, clipped to +-METRIC_CAP."""
     value = float(value)
+    if -METRIC_CAP <= value <= METRIC_CAP:
+        return value
     if value != value:  # NaN
         return 0.0
-    return max(-METRIC_CAP, min(METRIC_CAP, value))
+    return METRIC_CAP if value > 0 else -METRIC_CAP
 
 
 def empty_metrics():

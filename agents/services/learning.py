@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -44,6 +44,8 @@ from agents.strategies.registry import get_template
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (IterationStatus.QUEUED, IterationStatus.RUNNING)
+# Arbitrary constant naming the lab's "claim an iteration slot" advisory lock.
+CLAIM_LOCK_KEY = 804_201
 
 
 class IterationDeferred(Exception):
@@ -103,11 +105,19 @@ def running_count():
 
 
 def iteration_claim(iteration_id):
-    """Move a queued iteration to running. False when another process has it or it ran."""
-    if running_count() >= settings.LAB_MAX_CONCURRENT_ITERATIONS:
-        raise IterationDeferred(f"{settings.LAB_MAX_CONCURRENT_ITERATIONS} iterations already running")
+    """Move a queued iteration to running. False when another process has it or it ran.
+
+    The count against the lab-wide cap and the claim are one serialised step: SQLite's
+    IMMEDIATE transactions already serialise writers; on PostgreSQL a transaction-scoped
+    advisory lock does, so two workers cannot both take the last slot.
+    """
     try:
         with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
+            if running_count() >= settings.LAB_MAX_CONCURRENT_ITERATIONS:
+                raise IterationDeferred(f"{settings.LAB_MAX_CONCURRENT_ITERATIONS} iterations already running")
             claimed = LearningIteration.objects.filter(pk=iteration_id, status=IterationStatus.QUEUED).update(
                 status=IterationStatus.RUNNING, started_at=timezone.now()
             )
@@ -378,9 +388,14 @@ def _announce(iteration):
             continuous.after_iteration(iteration_id)
         except Exception:
             logger.exception("continuous-learning bookkeeping failed after iteration %s", iteration_id)
-        signals.iteration_finished.send(
+        # Robust: a failing receiver (alerts, graduation) is logged and never fails the task
+        # of an iteration that has already committed, nor stops the other receivers.
+        for receiver, result in signals.iteration_finished.send_robust(
             sender=TradingAgent, agent_id=agent_id, iteration_id=iteration_id, status=status
-        )
+        ):
+            if isinstance(result, Exception):
+                logger.error("iteration_finished receiver %r failed for iteration %s: %r",
+                             receiver, iteration_id, result)
 
     transaction.on_commit(after_commit)
 

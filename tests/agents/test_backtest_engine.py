@@ -434,6 +434,30 @@ def test_engine_matches_the_per_bar_reference(scenario):
     assert sum(t.pnl for t in res.trades) == pytest.approx(res.equity[-1] - E0, abs=1e-6)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_engine_matches_the_reference_on_long_series_with_reentries(seed):
+    # Long runs of one side whose size keeps changing: after a stop the target changes again
+    # within the run (re-entries), and trades last long enough to need several scan windows.
+    rng = np.random.default_rng(seed)
+    n = 600
+    close = 100 * np.cumprod(1 + rng.normal(0, 0.01, n))
+    open_ = np.r_[100.0, close[:-1] * (1 + rng.normal(0, 0.002, n - 1))]
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.004, n)))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.004, n)))
+    bars = make_bars(open_, close, high, low)
+    side = np.repeat(rng.choice([-1.0, 0.0, 1.0], n // 100), 100)
+    size = rng.choice([0.25, 0.5, 1.0], n) if seed % 2 else np.repeat(rng.choice([0.5, 1.0], n // 25), 25)
+    target = side * size
+    costs = {"fee_bps": 2.0, "slippage_bps": 3.0, "stop_loss": [0.005, 0.02, 0.0][seed % 3],
+             "take_profit": [0.01, 0.0, 0.05][seed % 3]}
+    ref_equity, ref_positions, ref_trades = reference_backtest(bars, target, **costs)
+    res = run_backtest(bars, target, **costs)
+    np.testing.assert_allclose(res.equity, ref_equity, rtol=1e-9)
+    np.testing.assert_array_equal(res.positions, ref_positions)
+    assert [(t.entry_index, t.exit_index, t.exit_reason) for t in res.trades] == [(r[1], r[2], r[6]) for r in ref_trades]
+    assert sum(t.pnl for t in res.trades) == pytest.approx(res.equity[-1] - E0)
+
+
 def rolling_mean_target(close, window=3):
     """Long above the trailing mean of the last `window` closes, short below; flat before."""
     csum = np.concatenate(([0.0], np.cumsum(close)))

@@ -1,0 +1,65 @@
+"""Operator console for alerts. Actions call the alerts services.
+
+Only AgentAlert is registered here; the notification side registers its models in
+alerts/admin_channels.py, imported at the end.
+"""
+
+import importlib
+import importlib.util
+
+from django.contrib import admin, messages
+
+from alerts import services
+from alerts.models import AgentAlert
+
+
+@admin.register(AgentAlert)
+class AgentAlertAdmin(admin.ModelAdmin):
+    list_display = [
+        "severity", "alert_type", "agent", "short_message", "occurrence_count", "acknowledged",
+        "last_seen_at", "created_at",
+    ]
+    list_display_links = ["short_message"]
+    list_filter = ["acknowledged", "severity", "alert_type", "agent__status", "last_seen_at"]
+    search_fields = ["message", "fingerprint", "agent__name", "agent__owner__username"]
+    list_select_related = ["agent", "acknowledged_by"]
+    date_hierarchy = "last_seen_at"
+    ordering = ["-last_seen_at", "-id"]
+    actions = ["acknowledge_selected", "delete_selected"]
+    readonly_fields = [
+        "agent", "alert_type", "severity", "message", "details", "fingerprint", "occurrence_count",
+        "created_at", "last_seen_at", "last_notified_at", "acknowledged", "acknowledged_by", "acknowledged_at",
+    ]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        # Staff who are not superusers see only their own agents' alerts (no lab-wide ones).
+        return qs if request.user.is_superuser else qs.filter(agent__owner=request.user)
+
+    @admin.display(description="message")
+    def short_message(self, obj):
+        return obj.message if len(obj.message) <= 100 else f"{obj.message[:99]}…"
+
+    def has_add_permission(self, request):
+        return False  # alerts are raised by the lab, not typed in
+
+    def has_change_permission(self, request, obj=None):
+        # The change form is a read-only view; acknowledging goes through the action.
+        return request.method in ("GET", "HEAD") and super().has_change_permission(request, obj)
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge_selected(self, request, queryset):
+        count = services.acknowledge_alerts(queryset, user=request.user)
+        self.message_user(request, f"{count} alert{'s' if count != 1 else ''} acknowledged.", messages.SUCCESS)
+
+    # The built-in "delete selected" (with its confirmation page) and the delete button call these.
+    def delete_model(self, request, obj):
+        services.delete_alert(obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        services.delete_alerts(queryset, user=request.user)
+
+
+# The notification side's admin, once written; a broken import inside it must still fail loudly.
+if importlib.util.find_spec("alerts.admin_channels") is not None:
+    importlib.import_module("alerts.admin_channels")

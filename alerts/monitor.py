@@ -1,0 +1,323 @@
+"""The performance monitor: the rules run after each learning iteration commits.
+
+Reached through `agents.signals.iteration_finished` (alerts/receivers.py), so it sees the
+committed iteration and a failure here never fails the iteration. Every threshold comes from
+settings. Each rule raises through `alerts.services.raise_alert`, which deduplicates by
+(agent, type, fingerprint) while the alert is unacknowledged and limits re-notification.
+
+Notation
+    S          the agent's *succeeded* iterations ordered by number; t is the one just
+               finished and t-1, t-2, ... the succeeded ones before it (failed iterations
+               are skipped: they have no metrics).
+    s_i        score of i = the agent's objective on the validation window (higher is better).
+    wr_i, n_i  validation_metrics["win_rate"] and validation_metrics["num_trades"] of i.
+    W          LAB_ALERT_RECENT_WINDOW.
+
+PERFORMANCE_DEGRADATION: WARNING, CRITICAL when the agent is paper_trading or live_trading
+    (a) win-rate drop, fingerprint "win_rate_drop":
+            (wr_{t-2} - wr_t) / wr_{t-2} > LAB_ALERT_WIN_RATE_DROP
+        i.e. relative drop between the first and the last of the last 3 succeeded iterations.
+        Only when both t-2 and t made at least one trade (win_rate is 0 by convention without
+        trades, which is no evidence of anything) and wr_{t-2} > 0.
+    (b) objective below its recent average, fingerprint "objective_drop":
+            m = mean(s_{t-W}, ..., s_{t-1})                (needs all W previous iterations)
+            scale = max(|m|, LAB_ALERT_OBJECTIVE_FLOOR)
+            fires when  m - s_t > LAB_ALERT_OBJECTIVE_MARGIN * scale
+        For m well above 0 that is s_t < m * (1 - margin); for m below 0 it is s_t more
+        negative than m * (1 + margin) (|m| makes "relative" point the right way); near 0 the
+        floor (default 0.1, in objective units) keeps a relative test against ~0 from firing
+        on noise.
+
+ERROR
+    iteration failed, fingerprint "iteration_failed":
+            k = number of consecutive failed iterations ending with t (among finished ones)
+            severity = CRITICAL if k >= LAB_ALERT_ERROR_CRITICAL_AFTER else WARNING
+        A failure streak folds into one open alert whose severity only escalates.
+    refiner fell back (t.fallback_reason non-empty), fingerprint "refiner_fallback": WARNING.
+    (A notification channel that keeps failing is raised by alerts' notification side.)
+
+MILESTONE: INFO
+    iterations, fingerprint "iterations:<M>":
+            c = #{succeeded i : number_i <= number_t};  fires when c in LAB_ALERT_MILESTONES
+        Raised once per agent and milestone, even after acknowledgement.
+    new best objective, fingerprint "best_objective":
+            fires when t has a succeeded predecessor and s_t > max(s_i : i before t)
+        Successive bests fold into one open alert (count = number of new bests, message and
+        details = the latest best) until someone acknowledges it.
+    win rate, fingerprint "win_rate:<threshold>":
+            meets(i) = wr_i >= LAB_ALERT_MILESTONE_WIN_RATE and n_i >= LAB_ALERT_MILESTONE_MIN_TRADES
+            fires when meets(t) and not meets(t-1) (or t is the first succeeded iteration)
+        Edge-triggered: it marks reaching the level, not every iteration spent above it.
+
+CONVERGENCE: INFO, fingerprint "converged", from `agents.signals.learning_converged`.
+GRADUATION_READY: INFO, `alerts.services.graduation_ready`, called by the graduation app.
+
+Cost: the monitor reads a bounded number of rows whatever the history: the iteration with
+its agent, the last max(W, 2) succeeded iterations before it (values only), one aggregate
+(count and best score); or, for a failure, the last LAB_ALERT_ERROR_CRITICAL_AFTER statuses.
+"""
+
+import logging
+import math
+
+from django.conf import settings
+from django.db.models import Count, Max
+
+from agents.models import AgentStatus, IterationStatus, LearningIteration, TradingAgent
+from alerts.models import AgentAlert, AlertType, Severity
+from alerts.services import raise_alert
+
+logger = logging.getLogger(__name__)
+
+TRADING_STATUSES = (AgentStatus.PAPER_TRADING, AgentStatus.LIVE_TRADING)
+FINISHED = (IterationStatus.SUCCEEDED, IterationStatus.FAILED)
+DEFAULT_OBJECTIVE_FLOOR = 0.1
+
+
+def objective_floor():
+    return float(getattr(settings, "LAB_ALERT_OBJECTIVE_FLOOR", DEFAULT_OBJECTIVE_FLOOR))
+
+
+def _number(value):
+    """A finite float, or None (missing, null, NaN)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _pct(value):
+    return f"{value * 100:.1f}%"
+
+
+def degradation_severity(agent):
+    return Severity.CRITICAL if agent.status in TRADING_STATUSES else Severity.WARNING
+
+
+# --- the rules as pure functions (documented above; tested directly) ----------------------
+def win_rate_drop(wr_then, n_then, wr_now, n_now, threshold):
+    """The relative drop (wr_then - wr_now) / wr_then when it exceeds threshold, else None."""
+    wr_then, wr_now, n_then, n_now = map(_number, (wr_then, wr_now, n_then, n_now))
+    if None in (wr_then, wr_now, n_then, n_now) or n_then < 1 or n_now < 1 or wr_then <= 0:
+        return None
+    drop = (wr_then - wr_now) / wr_then
+    return drop if drop > threshold else None
+
+
+def objective_drop(score, recent_scores, margin, floor):
+    """(mean, relative shortfall) when score is below the recent mean by more than margin, else None."""
+    score = _number(score)
+    recent = [s for s in map(_number, recent_scores) if s is not None]
+    if score is None or not recent or len(recent) < len(recent_scores):
+        return None
+    mean = sum(recent) / len(recent)
+    scale = max(abs(mean), floor)
+    shortfall = (mean - score) / scale
+    return (mean, shortfall) if shortfall > margin else None
+
+
+def meets_win_rate_milestone(metrics):
+    wr = _number((metrics or {}).get("win_rate"))
+    trades = _number((metrics or {}).get("num_trades"))
+    return (
+        wr is not None and trades is not None
+        and wr >= settings.LAB_ALERT_MILESTONE_WIN_RATE and trades >= settings.LAB_ALERT_MILESTONE_MIN_TRADES
+    )
+
+
+# --- entry points -------------------------------------------------------------------------
+def check_after_iteration(agent_id, iteration_id):
+    """Run every rule for a finished iteration; returns the [(alert, created)] it raised."""
+    iteration = (
+        LearningIteration.objects.select_related("agent")
+        .filter(pk=iteration_id, agent_id=agent_id)
+        .first()
+    )
+    if iteration is None:
+        logger.info("monitor: iteration %s of agent %s is gone; nothing to check", iteration_id, agent_id)
+        return []
+    if iteration.status == IterationStatus.FAILED:
+        rules = [_rule_iteration_failed]
+    elif iteration.status == IterationStatus.SUCCEEDED:
+        rules = [_rule_fallback, _rules_on_success]
+    else:
+        return []
+    raised = []
+    for rule in rules:
+        # One broken rule must not silence the others.
+        try:
+            raised.extend(rule(iteration))
+        except Exception:
+            logger.exception("monitor rule %s failed for iteration %s", rule.__name__, iteration_id)
+    return raised
+
+
+def on_converged(agent_id, reason, details=None):
+    agent = TradingAgent.objects.filter(pk=agent_id).first()
+    if agent is None:
+        return None
+    return raise_alert(
+        agent, AlertType.CONVERGENCE, Severity.INFO,
+        f"Continuous learning stopped, {reason}.",
+        fingerprint="converged", details={"reason": reason, **(details or {})},
+    )
+
+
+# --- ERROR --------------------------------------------------------------------------------
+def _rule_iteration_failed(iteration):
+    agent = iteration.agent
+    limit = settings.LAB_ALERT_ERROR_CRITICAL_AFTER
+    statuses = list(
+        LearningIteration.objects.filter(agent_id=agent.pk, number__lte=iteration.number, status__in=FINISHED)
+        .order_by("-number")
+        .values_list("status", flat=True)[:limit]
+    )
+    streak = 0
+    for status in statuses:
+        if status != IterationStatus.FAILED:
+            break
+        streak += 1
+    # Only `limit` rows are read, so the streak is known up to the limit: "3+" for 3 or more.
+    critical = streak >= limit
+    suffix = f" ({streak}{'+' if critical else ''} consecutive failures)" if streak > 1 else ""
+    return [raise_alert(
+        agent, AlertType.ERROR, Severity.CRITICAL if critical else Severity.WARNING,
+        f"Iteration #{iteration.number} failed{suffix}: {iteration.error or 'unknown error'}",
+        fingerprint="iteration_failed",
+        details={
+            "iteration": iteration.number, "iteration_id": iteration.pk, "error": iteration.error,
+            "consecutive_failures": streak, "streak_is_lower_bound": critical, "critical_after": limit,
+        },
+    )]
+
+
+def _rule_fallback(iteration):
+    if not iteration.fallback_reason:
+        return []
+    agent = iteration.agent
+    return [raise_alert(
+        agent, AlertType.ERROR, Severity.WARNING,
+        f"Iteration #{iteration.number}: the {agent.refiner} refiner fell back: {iteration.fallback_reason}",
+        fingerprint="refiner_fallback",
+        details={"iteration": iteration.number, "iteration_id": iteration.pk, "refiner": agent.refiner,
+                 "refiner_used": iteration.refiner_used, "fallback_reason": iteration.fallback_reason},
+    )]
+
+
+# --- PERFORMANCE_DEGRADATION and MILESTONE --------------------------------------------------
+def _rules_on_success(iteration):
+    agent = iteration.agent
+    window = settings.LAB_ALERT_RECENT_WINDOW
+    succeeded_before = LearningIteration.objects.filter(
+        agent_id=agent.pk, status=IterationStatus.SUCCEEDED, number__lt=iteration.number
+    )
+    previous = list(
+        succeeded_before.order_by("-number").values("number", "score", "validation_metrics")[: max(window, 2)]
+    )
+    totals = succeeded_before.aggregate(count=Count("pk"), best=Max("score"))
+    raised = []
+    for rule in (_degradation, _milestones):
+        try:
+            raised.extend(rule(iteration, previous, totals))
+        except Exception:
+            logger.exception("monitor rule %s failed for iteration %s", rule.__name__, iteration.pk)
+    return raised
+
+
+def _degradation(iteration, previous, totals):
+    agent = iteration.agent
+    severity = degradation_severity(agent)
+    metrics = iteration.validation_metrics or {}
+    raised = []
+    if len(previous) >= 2:
+        then = previous[1]
+        then_metrics = then["validation_metrics"] or {}
+        drop = win_rate_drop(
+            then_metrics.get("win_rate"), then_metrics.get("num_trades"),
+            metrics.get("win_rate"), metrics.get("num_trades"), settings.LAB_ALERT_WIN_RATE_DROP,
+        )
+        if drop is not None:
+            raised.append(raise_alert(
+                agent, AlertType.PERFORMANCE_DEGRADATION, severity,
+                f"Win rate fell from {_pct(then_metrics['win_rate'])} (iteration #{then['number']}) to "
+                f"{_pct(metrics['win_rate'])} (#{iteration.number}): {_pct(drop)} relative, "
+                f"more than {_pct(settings.LAB_ALERT_WIN_RATE_DROP)}.",
+                fingerprint="win_rate_drop",
+                details={
+                    "rule": "(wr[t-2] - wr[t]) / wr[t-2] > threshold",
+                    "iteration": iteration.number, "from_iteration": then["number"],
+                    "win_rate_before": then_metrics["win_rate"], "win_rate": metrics["win_rate"],
+                    "relative_drop": drop, "threshold": settings.LAB_ALERT_WIN_RATE_DROP,
+                    "agent_status": agent.status, "metrics": metrics,
+                },
+            ))
+    window = settings.LAB_ALERT_RECENT_WINDOW
+    if len(previous) >= window:
+        recent = previous[:window]
+        found = objective_drop(
+            iteration.score, [row["score"] for row in recent], settings.LAB_ALERT_OBJECTIVE_MARGIN, objective_floor()
+        )
+        if found is not None:
+            mean, shortfall = found
+            raised.append(raise_alert(
+                agent, AlertType.PERFORMANCE_DEGRADATION, severity,
+                f"Objective ({agent.objective}) {iteration.score:.4f} at iteration #{iteration.number} is "
+                f"{_pct(shortfall)} below its recent average {mean:.4f} (previous {window} iterations; "
+                f"margin {_pct(settings.LAB_ALERT_OBJECTIVE_MARGIN)}).",
+                fingerprint="objective_drop",
+                details={
+                    "rule": "(mean(s[t-W..t-1]) - s[t]) / max(|mean|, floor) > margin",
+                    "iteration": iteration.number, "objective": agent.objective, "score": iteration.score,
+                    "recent_average": mean, "recent_iterations": [row["number"] for row in recent],
+                    "relative_shortfall": shortfall, "margin": settings.LAB_ALERT_OBJECTIVE_MARGIN,
+                    "floor": objective_floor(), "agent_status": agent.status, "metrics": metrics,
+                },
+            ))
+    return raised
+
+
+def _milestones(iteration, previous, totals):
+    agent = iteration.agent
+    metrics = iteration.validation_metrics or {}
+    raised = []
+
+    count = totals["count"] + 1
+    if count in settings.LAB_ALERT_MILESTONES:
+        fingerprint = f"iterations:{count}"
+        # Once per agent and milestone: a re-run of the monitor after acknowledgement stays quiet.
+        if not AgentAlert.objects.filter(agent=agent, alert_type=AlertType.MILESTONE, fingerprint=fingerprint).exists():
+            raised.append(raise_alert(
+                agent, AlertType.MILESTONE, Severity.INFO,
+                f"{count} successful learning iterations (iteration #{iteration.number}).",
+                fingerprint=fingerprint,
+                details={"milestone": count, "iteration": iteration.number, "score": iteration.score},
+            ))
+
+    best_before, score = _number(totals["best"]), _number(iteration.score)
+    if best_before is not None and score is not None and score > best_before:
+        raised.append(raise_alert(
+            agent, AlertType.MILESTONE, Severity.INFO,
+            f"New best validation {agent.objective}: {score:.4f} at iteration #{iteration.number} "
+            f"(previous best {best_before:.4f}).",
+            fingerprint="best_objective",
+            details={"iteration": iteration.number, "objective": agent.objective, "score": score,
+                     "previous_best": best_before, "metrics": metrics},
+        ))
+
+    before = previous[0]["validation_metrics"] if previous else None
+    if meets_win_rate_milestone(metrics) and not (previous and meets_win_rate_milestone(before)):
+        level = settings.LAB_ALERT_MILESTONE_WIN_RATE
+        raised.append(raise_alert(
+            agent, AlertType.MILESTONE, Severity.INFO,
+            f"Win rate {_pct(metrics['win_rate'])} over {int(metrics['num_trades'])} trades at iteration "
+            f"#{iteration.number} (at least {_pct(level)} with {settings.LAB_ALERT_MILESTONE_MIN_TRADES}+ trades).",
+            fingerprint=f"win_rate:{level:g}",
+            details={"iteration": iteration.number, "win_rate": metrics["win_rate"],
+                     "num_trades": metrics["num_trades"], "threshold": level,
+                     "min_trades": settings.LAB_ALERT_MILESTONE_MIN_TRADES},
+        ))
+    return raised
+
+
+__all__ = ["check_after_iteration", "on_converged"]

@@ -1,0 +1,39 @@
+"""Celery tasks of the alerts app: thin, idempotent, on the `default` queue, taking ids."""
+
+from celery import shared_task
+
+from alerts import notify
+
+
+@shared_task(bind=True, acks_late=True, queue="default", max_retries=None, ignore_result=True)
+def deliver_task(self, delivery_id):
+    """One attempt of a delivery; a succeeded, failed or folded one is never sent again.
+
+    Retries (408/429/5xx/timeouts/connection errors) come back through `self.retry` with the
+    backoff chosen by alerts.notify; the attempt count lives on the Delivery row, not in
+    Celery, so `max_retries` is unbounded here and LAB_WEBHOOK_MAX_ATTEMPTS is the limit.
+    """
+    wait = notify.attempt_delivery(delivery_id)
+    if wait is not None:
+        raise self.retry(countdown=wait)
+
+
+@shared_task(bind=True, acks_late=True, queue="default", max_retries=None, ignore_result=True)
+def flush_folded_task(self, channel_id):
+    """Send a channel's folded alerts once its rate-limit window has room again."""
+    wait = notify.flush_folded(channel_id)
+    if wait is not None:
+        raise self.retry(countdown=wait)
+
+
+@shared_task(acks_late=True, queue="default", ignore_result=True)
+def send_test_notification_task(channel_id):
+    """The test notification from a worker (the admin and API send it synchronously)."""
+    from alerts.channel_service import send_test_notification
+    from alerts.models import NotificationChannel
+
+    channel = NotificationChannel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        return None
+    outcome = send_test_notification(channel, user=None)
+    return {"ok": outcome.ok, "error": outcome.error, "response_code": outcome.response_code}
