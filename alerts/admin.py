@@ -43,11 +43,18 @@ class AgentAlertAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # alerts are raised by the lab, not typed in
 
-    def has_change_permission(self, request, obj=None):
-        # The change form is a read-only view; acknowledging goes through the action.
-        return request.method in ("GET", "HEAD") and super().has_change_permission(request, obj)
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Every field is read-only: the page is a view; acknowledging goes through the action.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
 
-    @admin.action(description="Acknowledge selected alerts")
+    def save_model(self, request, obj, form, change):
+        pass  # alerts change only through alerts.services (raise, acknowledge, delete)
+
+    @admin.action(description="Acknowledge selected alerts", permissions=["change"])
     def acknowledge_selected(self, request, queryset):
         count = services.acknowledge_alerts(queryset, user=request.user)
         self.message_user(request, f"{count} alert{'s' if count != 1 else ''} acknowledged.", messages.SUCCESS)

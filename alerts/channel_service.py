@@ -40,12 +40,19 @@ def generate_secret():
     return secrets.token_urlsafe(32)
 
 
-def _check_unknown(data):
+def check_fields(data):
     if not isinstance(data, dict):
         raise ValidationFailed({"non_field_errors": "expected a JSON object of channel fields"})
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
         raise ValidationFailed({name: f"unknown field; allowed: {', '.join(FIELDS)}" for name in unknown})
+
+
+def validate_for(values, *, owner_id, exclude_pk=None):
+    """validate_channel plus the per-owner name check, for forms that validate before saving."""
+    cleaned = validate_channel(values)
+    _check_name_free(owner_id, cleaned["name"], exclude_pk=exclude_pk)
+    return cleaned
 
 
 def validate_channel(values):
@@ -126,7 +133,7 @@ def validate_channel(values):
     return cleaned
 
 
-def _defaults():
+def defaults():
     return {
         "target": "",
         "min_severity": Severity.WARNING.value,
@@ -164,13 +171,18 @@ def _check_name_free(owner_id, name, exclude_pk=None):
         raise ValidationFailed({"name": "you already have a channel with this name"})
 
 
-def channel_create(*, owner, data):
-    """Create a channel. Returns (channel, new_secret or None): the secret is shown once."""
-    _check_unknown(data)
-    values = validate_channel({**_defaults(), **data})
+def channel_create(*, owner, data, instance=None):
+    """Create a channel. Returns (channel, new_secret or None): the secret is shown once.
+
+    `instance` lets the admin have its own unsaved object filled in and saved.
+    """
+    check_fields(data)
+    values = validate_channel({**defaults(), **data})
     _check_name_free(owner.pk, values["name"])
     new_secret = _ensure_secret(values)
-    channel = _save(NotificationChannel(owner=owner), values)
+    channel = instance if instance is not None else NotificationChannel()
+    channel.owner = owner
+    channel = _save(channel, values)
     logger.info("channel %s (%s) created by user %s", channel.pk, channel.kind, owner.pk,
                 extra={"channel_id": channel.pk})
     return channel, new_secret
@@ -182,7 +194,7 @@ def channel_update(channel, *, data):
     A secret is replaced only when `secret` is given; switching to webhook without one
     generates it. Sending `"secret": ""` on a webhook rotates it to a generated one.
     """
-    _check_unknown(data)
+    check_fields(data)
     current = {field: getattr(channel, field) for field in FIELDS}
     values = validate_channel({**current, **data})
     _check_name_free(channel.owner_id, values["name"], exclude_pk=channel.pk)

@@ -124,3 +124,26 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["alert", "channel", "sequence"], name="one_delivery_per_alert_channel_seq"),
         ]
         indexes = [models.Index(fields=["channel", "created_at"], name="delivery_channel_time_idx")]
+
+
+class Heartbeat(models.Model):
+    """The last sign of life of a lab component, written by alerts.heartbeat.
+
+    component: "beat" (the beat process publishing its heartbeat task), "workers" (any worker:
+    the latest of the per-worker rows) or "worker:<hostname>". `alerted` remembers that the
+    stale-scheduler alert of this component was raised and its recovery not yet announced.
+    """
+
+    component = models.CharField(max_length=200, unique=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    # When the health check first looked for a component never seen (grace before alerting).
+    watched_since = models.DateTimeField(null=True, blank=True)
+    alerted = models.BooleanField(default=False)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["component"]
+
+    def __str__(self):
+        return f"{self.component} last seen {self.last_seen}"

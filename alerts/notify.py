@@ -20,9 +20,11 @@ Rate limit and folding (per channel, rolling minute, testable under a frozen clo
 - A channel is "busy" when `rate_limit_per_minute` or more of its non-folded deliveries were
   created or attempted (`updated_at`) in the last 60 seconds.
 - A new delivery on a busy channel is created with status `folded` and not sent.
-- The next delivery of that channel that goes out carries every folded delivery not yet
-  carried: the payload's `folded` = {"count": n, "alerts": [summaries, at most 50]}; when it
-  succeeds, the carried rows get `delivered_at` (they stay `folded`).
+- The next delivery of that channel that goes out (the next attempt of any pending or
+  retrying delivery, even one queued just before the burst) carries every folded delivery
+  not yet carried: the payload's `folded` = {"count": n, "alerts": [summaries, oldest first,
+  at most 50]}; when it succeeds, the carried rows get `delivered_at` (they stay `folded`).
+  If it fails, the next one carries them again.
 - So that the tail of a burst is not held until the next alert, the first fold of a burst
   queues `flush_folded_task` for when the window frees; if nothing carried the folded rows
   by then, it promotes the newest folded delivery to `pending` and sends it as the carrier
@@ -207,6 +209,63 @@ def flush_folded(channel_id):
     logger.info("notify: flushing folded alerts of channel %s through delivery %s", channel_id, carrier.pk,
                 extra={"channel_id": channel_id, "delivery_id": carrier.pk})
     return None
+
+
+# --- the sweeper ---------------------------------------------------------------------------
+STALE_PENDING = dt.timedelta(minutes=5)
+
+
+def _stale_retrying_after():
+    longest_backoff = settings.LAB_WEBHOOK_BACKOFF_SECONDS * 2 ** max(settings.LAB_WEBHOOK_MAX_ATTEMPTS - 1, 0) * 1.5
+    return dt.timedelta(seconds=longest_backoff) + STALE_PENDING
+
+
+def requeue_stale_deliveries(now=None):
+    """Re-send the task of deliveries whose message was lost; flush forgotten folded rows.
+
+    A delivery is committed before its task is queued, so a broker that is down at that moment
+    leaves it pending with no message; a retry's message can be lost with its broker. Such
+    rows are queued again: pending ones untouched for 5 minutes, retrying ones untouched for
+    longer than the longest backoff plus 5 minutes. Delivery is at least once: receivers
+    deduplicate on X-Lab-Delivery. Folded rows nobody carried for 5 minutes get a flush.
+    Meant for a periodic task (alerts.tasks.requeue_stale_deliveries_task).
+    """
+    from alerts.tasks import deliver_task, flush_folded_task
+
+    now = now or timezone.now()
+    stale = Q(status=DeliveryStatus.PENDING, updated_at__lt=now - STALE_PENDING) | Q(
+        status=DeliveryStatus.RETRYING, updated_at__lt=now - _stale_retrying_after()
+    )
+    requeued = 0
+    for pk in Delivery.objects.filter(stale).order_by("pk").values_list("pk", flat=True)[:1000]:
+        try:
+            deliver_task.delay(pk)
+            requeued += 1
+        except Exception:
+            logger.exception("could not requeue delivery %s", pk, extra={"delivery_id": pk})
+            break
+    flushed = 0
+    channels = (
+        _unreported_folded_all()
+        .filter(updated_at__lt=now - STALE_PENDING)
+        .order_by()
+        .values_list("channel_id", flat=True)
+        .distinct()
+    )
+    for channel_id in channels:
+        try:
+            flush_folded_task.delay(channel_id)
+            flushed += 1
+        except Exception:
+            logger.exception("could not queue a flush of channel %s", channel_id, extra={"channel_id": channel_id})
+            break
+    if requeued or flushed:
+        logger.warning("requeued %s stale deliveries, flushed %s channels", requeued, flushed)
+    return {"requeued": requeued, "flushed": flushed}
+
+
+def _unreported_folded_all():
+    return Delivery.objects.filter(status=DeliveryStatus.FOLDED, delivered_at__isnull=True)
 
 
 # --- attempts ------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from django.utils import timezone
 from agents.services.activity import log_activity
 from agents.services.errors import ValidationFailed
 from alerts.models import SEVERITY_RANK, AgentAlert, AlertType, Severity
+from config.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def raise_alert(agent, alert_type, severity, message, *, fingerprint="", details
             with transaction.atomic():
                 existing = _open_alerts(agent, alert_type, fingerprint).select_for_update().first()
                 if existing is not None:
+                    metrics.alert_raised(alert_type, severity, new=False)
                     return _repeat(existing, severity, message, details, now), False
                 with transaction.atomic():  # savepoint: a lost race must not poison the outer block
                     alert = AgentAlert.objects.create(
@@ -101,6 +103,7 @@ def raise_alert(agent, alert_type, severity, message, *, fingerprint="", details
                     AgentAlert.objects.filter(pk=alert.pk).update(created_at=now, last_seen_at=now)
                     alert.created_at = alert.last_seen_at = now
                 _schedule_notification(alert.pk)
+                metrics.alert_raised(alert_type, severity, new=True)
                 logger.info(
                     "alert raised: %s %s agent=%s fingerprint=%r: %s",
                     severity, alert_type, getattr(agent, "pk", None), fingerprint, message,

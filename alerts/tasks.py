@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from alerts import notify
+from config.observability import metrics
 
 
 @shared_task(bind=True, acks_late=True, queue="default", max_retries=None, ignore_result=True)
@@ -14,6 +15,7 @@ def deliver_task(self, delivery_id):
     Celery, so `max_retries` is unbounded here and LAB_WEBHOOK_MAX_ATTEMPTS is the limit.
     """
     wait = notify.attempt_delivery(delivery_id)
+    metrics.delivery_attempted(delivery_id)
     if wait is not None:
         raise self.retry(countdown=wait)
 
@@ -24,6 +26,12 @@ def flush_folded_task(self, channel_id):
     wait = notify.flush_folded(channel_id)
     if wait is not None:
         raise self.retry(countdown=wait)
+
+
+@shared_task(acks_late=True, queue="default", ignore_result=True)
+def requeue_stale_deliveries_task():
+    """Periodic: re-queue deliveries whose message was lost (broker down), flush stale folds."""
+    return notify.requeue_stale_deliveries()
 
 
 @shared_task(acks_late=True, queue="default", ignore_result=True)

@@ -73,6 +73,7 @@ def sma_cross(close, fast=10, slow=20):
 
 
 def median_seconds(fn, min_runs=5, budget=1.0):
+    """(median seconds per call, number of calls, fastest call) within a time budget."""
     fn()  # warm-up
     times = []
     start = time.perf_counter()
@@ -80,7 +81,7 @@ def median_seconds(fn, min_runs=5, budget=1.0):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), len(times)
+    return statistics.median(times), len(times), min(times)
 
 
 def peak_memory(fn):
@@ -98,7 +99,9 @@ def fmt_time(seconds):
     return f"{seconds * 1e3:8.2f} ms"
 
 
-# --- the comparison: a small event-driven engine, one Python iteration per bar -----------
+# --- the comparison: per-bar Python engines --------------------------------------------
+# Same rules as the engine (fill at the next open, slippage on the price, fee on notional,
+# units held between fills), so their equity, trades and metrics must match it exactly.
 
 
 class BarEvent(NamedTuple):
@@ -109,8 +112,22 @@ class BarEvent(NamedTuple):
     close: float
 
 
+class SignalEvent(NamedTuple):
+    index: int
+    weight: float
+
+
+class OrderEvent(NamedTuple):
+    weight: float
+
+
+class FillEvent(NamedTuple):
+    bar: BarEvent
+    weight: float
+
+
 class SmaCross:
-    """The strategy as an event handler: sees one bar at a time, returns its target weight."""
+    """The strategy: sees one bar at a time (its close), returns its target weight."""
 
     def __init__(self, fast=10, slow=20):
         self.fast, self.slow = fast, slow
@@ -124,76 +141,104 @@ class SmaCross:
         return 1.0 if sum(window[-self.fast :]) / self.fast > sum(window) / self.slow else 0.0
 
 
-class Broker:
-    """Fills the pending target at the next bar's open: slippage on the price, fee on notional."""
-
-    def __init__(self, fee_bps, slippage_bps):
-        self.fee, self.slip = fee_bps / 1e4, slippage_bps / 1e4
-        self.pending = None
-
-    def submit(self, weight):
-        self.pending = weight
-
-    def on_open(self, bar, book):
-        if self.pending is None:
-            return
-        weight, self.pending = self.pending, None
-        price, cost = bar.open, self.fee + self.slip
-        before = book.cash + book.units * price
-        # Units worth `weight` of the equity left after this trade's own costs.
-        sign = 1.0 if weight * before >= book.units * price else -1.0
-        units = weight * (before + cost * sign * book.units * price) / (price * (1 + weight * cost * sign))
-        traded = units - book.units
-        book.cash -= traded * price + abs(traded) * price * cost
-        if book.units == 0.0 and units != 0.0:
-            book.open_trade(bar, price * (1 + self.slip), units, before)
-        elif units == 0.0:
-            book.close_trade(bar, price * (1 - self.slip))
-        book.units, book.weight = units, weight
-
-
 class Book:
-    """Cash, units, the equity curve and the trades."""
+    """Cash, units, the equity curve and the trades; fills trade to a weight of equity."""
 
-    def __init__(self, capital):
+    def __init__(self, capital, fee_bps, slippage_bps):
+        self.fee, self.slip = fee_bps / 1e4, slippage_bps / 1e4
         self.cash, self.units, self.weight = capital, 0.0, 0.0
         self.equity, self.positions, self.trades = [], [], []
         self.entry = None
 
-    def open_trade(self, bar, fill, units, equity_before):
-        self.entry = (bar.index, fill, units, equity_before)
-
-    def close_trade(self, bar, fill):
-        index, entry_fill, units, before = self.entry
-        pnl = self.cash - before
-        self.trades.append((index, bar.index, entry_fill, fill, pnl, pnl / (abs(units) * entry_fill)))
-        self.entry = None
+    def fill(self, bar, weight):
+        price, cost = bar.open, self.fee + self.slip
+        before = self.cash + self.units * price
+        # Units worth `weight` of the equity left after this trade's own costs.
+        sign = 1.0 if weight * before >= self.units * price else -1.0
+        units = weight * (before + cost * sign * self.units * price) / (price * (1 + weight * cost * sign))
+        traded = units - self.units
+        self.cash -= traded * price + abs(traded) * price * cost
+        if self.units == 0.0 and units != 0.0:
+            self.entry = (bar.index, price * (1 + self.slip), units, before)
+        elif units == 0.0:
+            index, entry_fill, entry_units, start = self.entry
+            pnl = self.cash - start
+            fill = price * (1 - self.slip)
+            self.trades.append((index, bar.index, entry_fill, fill, pnl, pnl / (abs(entry_units) * entry_fill)))
+            self.entry = None
+        self.units, self.weight = units, weight
 
     def mark(self, bar):
         self.equity.append(self.cash + self.units * bar.close)
         self.positions.append(self.weight)
 
+    def result(self, bars):
+        equity = np.array(self.equity)
+        returns = np.zeros(len(equity))
+        returns[1:] = equity[1:] / equity[:-1] - 1
+        if self.entry is not None:  # marked to the last close, as the engine does
+            index, entry_fill, units, before = self.entry
+            pnl = self.equity[-1] - before
+            last = (index, len(bars) - 1, entry_fill, self.equity[-1], pnl, pnl / (abs(units) * entry_fill))
+            self.trades.append(last)
+        metrics = compute_metrics(equity, returns, np.array(self.positions), [t[5] for t in self.trades],
+                                  [t[4] for t in self.trades], bars.close, 252.0, bars.open)
+        return equity, self.trades, metrics
 
-def event_driven_backtest(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, capital=100_000.0):
-    strategy, broker, book = SmaCross(fast, slow), Broker(fee_bps, slippage_bps), Book(capital)
-    feed = zip(range(len(bars)), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.close.tolist(),
-               strict=True)
-    for event in map(BarEvent._make, feed):
-        broker.on_open(event, book)
-        book.mark(event)
-        weight = strategy.on_bar(event)
+
+def _feed(bars):
+    columns = (bars.open.tolist(), bars.high.tolist(), bars.low.tolist(), bars.close.tolist())
+    return map(BarEvent._make, zip(range(len(bars)), *columns, strict=True))
+
+
+def event_queue_backtest(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, capital=100_000.0):
+    """The classic event-driven design: a queue of market, signal, order and fill events."""
+    strategy, book = SmaCross(fast, slow), Book(capital, fee_bps, slippage_bps)
+    events, pending = deque(), []
+
+    def on_market(bar):
+        for order in pending:  # orders placed on the last close fill at this open
+            events.append(FillEvent(bar, order.weight))
+        pending.clear()
+        events.append(SignalEvent(bar.index, strategy.on_bar(bar)))
+
+    def on_signal(signal):
+        if signal.weight != book.weight:
+            events.append(OrderEvent(signal.weight))
+
+    handlers = {
+        BarEvent: on_market,
+        SignalEvent: on_signal,
+        OrderEvent: pending.append,
+        FillEvent: lambda fill: book.fill(fill.bar, fill.weight),
+    }
+    for bar in _feed(bars):
+        events.append(bar)
+        marked = False
+        while events:
+            event = events.popleft()
+            if type(event) is SignalEvent and not marked:  # fills are in: mark to the close
+                book.mark(bar)
+                marked = True
+            handlers[type(event)](event)
+        if not marked:
+            book.mark(bar)
+    return book.result(bars)
+
+
+def callback_backtest(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, capital=100_000.0):
+    """Event-driven without a queue: the loop calls the strategy and the book directly."""
+    strategy, book = SmaCross(fast, slow), Book(capital, fee_bps, slippage_bps)
+    pending = None
+    for bar in _feed(bars):
+        if pending is not None:
+            book.fill(bar, pending)
+            pending = None
+        book.mark(bar)
+        weight = strategy.on_bar(bar)
         if weight != book.weight:
-            broker.submit(weight)
-    equity = np.array(book.equity)
-    returns = np.zeros(len(equity))
-    returns[1:] = equity[1:] / equity[:-1] - 1
-    if book.entry is not None:  # marked to the last close, as the engine does
-        index, entry_fill, units, before = book.entry
-        pnl = book.equity[-1] - before
-        book.trades.append((index, len(bars) - 1, entry_fill, book.equity[-1], pnl, pnl / (abs(units) * entry_fill)))
-    metrics = compute_metrics(equity, returns, np.array(book.positions), [t[5] for t in book.trades],
-                              [t[4] for t in book.trades], bars.close, 252.0, bars.open)
-    return equity, book.trades, metrics
+            pending = weight
+    return book.result(bars)
 
 
 def minimal_loop(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, capital=100_000.0):
@@ -221,61 +266,77 @@ def minimal_loop(bars, fast=10, slow=20, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_
     return equity
 
 
+def _records_of(result):
+    result._trades = None  # rebuild: .trades is cached after the first access
+    return result.trades
+
+
 def bench_sma(label, bars):
     close = bars.close
     target = sma_cross(close)
-    t_sig, _ = median_seconds(lambda: sma_cross(close))
-    t_eng, runs = median_seconds(lambda: run_backtest(bars, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS))
-    t_stop, _ = median_seconds(
-        lambda: run_backtest(bars, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, stop_loss=0.02, take_profit=0.04),
-        budget=0.5,
+    t_sig, *_ = median_seconds(lambda: sma_cross(close))
+    t_eng, runs, t_best = median_seconds(
+        lambda: run_backtest(bars, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
+    )
+    stops = {"stop_loss": 0.02, "take_profit": 0.04}
+    t_stop, *_ = median_seconds(
+        lambda: run_backtest(bars, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS, **stops), budget=0.5
     )
     peak = peak_memory(lambda: run_backtest(bars, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS))
     res = run_backtest(bars, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
     n = len(bars)
     print(
-        f"{label:<22}{n:>10,} {fmt_time(t_sig)} {fmt_time(t_eng)} {t_eng / n * 1e9:7.1f} "
-        f"{fmt_time(t_stop)} {peak / 1e6:8.2f} MB {peak / n:6.1f} {int(res.metrics['num_trades']):>7,} {runs:>5}"
+        f"{label:<22}{n:>10,} {fmt_time(t_sig)} {fmt_time(t_eng)} {t_eng / n * 1e9:7.1f} {fmt_time(t_best)} "
+        f"{t_best / n * 1e9:7.1f} {fmt_time(t_stop)} {peak / 1e6:8.2f} MB {peak / n:6.1f} "
+        f"{int(res.metrics['num_trades']):>7,} {runs:>5}"
     )
-    return t_eng
+    return t_eng, t_best
 
 
 def main(quick=False):
-    print(f"numpy {np.__version__}, Python {sys.version.split()[0]}; costs {FEE_BPS} bps fee + {SLIPPAGE_BPS} bps slippage")
-    print("\n== SMA(10,20) crossover, long/flat: median time per run")
-    print(f"{'series':<22}{'bars':>10} {'signal':>11} {'engine':>11} {'ns/bar':>7} {'+stops':>11} "
-          f"{'peak mem':>11} {'B/bar':>6} {'trades':>7} {'runs':>5}")
+    print(f"numpy {np.__version__}, Python {sys.version.split()[0]}; "
+          f"costs {FEE_BPS} bps fee + {SLIPPAGE_BPS} bps slippage")
+    print("\n== SMA(10,20) crossover, long/flat: median time per run (engine: also the fastest run)")
+    print(f"{'series':<22}{'bars':>10} {'signal':>11} {'engine':>11} {'ns/bar':>7} {'fastest':>11} {'ns/bar':>7} "
+          f"{'+stops':>11} {'peak mem':>11} {'B/bar':>6} {'trades':>7} {'runs':>5}")
     spx, goog = load_csv("SPX_daily_1999_2018.csv"), load_csv("GOOG_daily_2004_2013.csv")
     bench_sma("SPX daily", spx)
     bench_sma("GOOG daily", goog)
     sizes = (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000)
     per_bar = {}
     for n in sizes:
-        per_bar[n] = bench_sma(f"random walk {n:,}", random_walk(n)) / n
-    if len(per_bar) > 1:
-        small, large = min(per_bar), max(per_bar)
-        print(f"linearity: ns/bar at {large:,} bars / ns/bar at {small:,} bars = {per_bar[large] / per_bar[small]:.2f} "
-              "(1.0 = linear; below 1: fixed per-call overhead amortised)")
+        t_med, t_best = bench_sma(f"random walk {n:,}", random_walk(n))
+        per_bar[n] = (t_med / n, t_best / n)
+    small, large = min(per_bar), max(per_bar)
+    print(f"linearity: ns/bar at {large:,} / ns/bar at {small:,} bars = {per_bar[large][0] / per_bar[small][0]:.2f} "
+          f"(median), {per_bar[large][1] / per_bar[small][1]:.2f} (fastest); 1.0 = linear. Above 1: the arrays "
+          "outgrow the CPU caches (and the median suffers from other load on this machine).")
 
-    print("\n== Per-bar Python loops vs vectorised (signal + engine + trade records), SMA(10,20) on GOOG")
-    target = sma_cross(goog.close)
-    res = run_backtest(goog, target, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
-    ev_equity, ev_trades, ev_metrics = event_driven_backtest(goog)
-    agree = np.allclose(ev_equity, res.equity, rtol=1e-9) and len(ev_trades) == len(res.trades)
-    agree = agree and all(math.isclose(ev_metrics[k], res.metrics[k], rel_tol=1e-6, abs_tol=1e-9) for k in res.metrics)
-    lean_agree = np.allclose(minimal_loop(goog), res.equity, rtol=1e-9)
-
-    def vectorised():
-        run_backtest(goog, sma_cross(goog.close), fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS).trades  # noqa: B018
-
-    t_vec, _ = median_seconds(vectorised)
-    t_event, _ = median_seconds(lambda: event_driven_backtest(goog), budget=2.0)
-    t_lean, _ = median_seconds(lambda: minimal_loop(goog), budget=2.0)
-    print(f"vectorised                         {fmt_time(t_vec)}")
-    print(f"event-driven engine (bar events, broker, book, trades, metrics) {fmt_time(t_event)}   "
-          f"speed-up {t_event / t_vec:6.1f}x   same equity, trades and metrics: {agree}")
-    print(f"minimal float loop (equity only, no trades/metrics) {fmt_time(t_lean)}   "
-          f"speed-up {t_lean / t_vec:6.1f}x   same equity: {lean_agree}")
+    print("\n== Per-bar Python engines vs vectorised (signal + engine), SMA(10,20), median per run")
+    print(f"{'series':<14}{'bars':>7} {'vectorised':>11} {'event queue':>12} {'speed-up':>9} {'callbacks':>11} "
+          f"{'speed-up':>9} {'fused loop':>11} {'speed-up':>9}  same results")
+    for label, bars in (("GOOG daily", goog), ("SPX daily", spx), ("random walk", random_walk(100_000))):
+        res = run_backtest(bars, sma_cross(bars.close), fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
+        same = True
+        for engine in (event_queue_backtest, callback_backtest):
+            equity, trades, metrics = engine(bars)
+            same = same and np.allclose(equity, res.equity, rtol=1e-9) and len(trades) == len(res.trade_table)
+            same = same and all(math.isclose(metrics[k], res.metrics[k], rel_tol=1e-6, abs_tol=1e-9) for k in metrics)
+        same = same and np.allclose(minimal_loop(bars), res.equity, rtol=1e-9)
+        budget = 3.0 if len(bars) > 10_000 else 1.5
+        t_vec, *_ = median_seconds(
+            lambda b=bars: run_backtest(b, sma_cross(b.close), fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
+        )
+        t_queue, *_ = median_seconds(lambda b=bars: event_queue_backtest(b), min_runs=3, budget=budget)
+        t_call, *_ = median_seconds(lambda b=bars: callback_backtest(b), min_runs=3, budget=budget)
+        t_loop, *_ = median_seconds(lambda b=bars: minimal_loop(b), min_runs=3, budget=budget)
+        print(f"{label:<14}{len(bars):>7} {fmt_time(t_vec)} {fmt_time(t_queue):>12} {t_queue / t_vec:8.1f}x "
+              f"{fmt_time(t_call)} {t_call / t_vec:8.1f}x {fmt_time(t_loop)} {t_loop / t_vec:8.1f}x  {same}")
+    res = run_backtest(goog, sma_cross(goog.close), fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS)
+    t_records, *_ = median_seconds(lambda: _records_of(res))
+    print(f"(event queue: market -> signal -> order -> fill events; callbacks: the same classes called directly; "
+          f"fused loop: equity only, no trades or metrics. Materialising GOOG's {len(res.trade_table)} TradeRecord "
+          f"objects on first .trades access: {fmt_time(t_records).strip()})")
 
     print("\n== Registry templates (defaults): target_positions + run_backtest, median per run")
     try:
@@ -290,10 +351,10 @@ def main(quick=False):
         for _, bars in series:
             params = tpl.defaults()
             budget = 0.5 if len(bars) > 100_000 else 1.0
-            t_sig, _ = median_seconds(lambda b=bars, p=params: tpl.target_positions(b, p), budget=budget)
+            t_sig, *_ = median_seconds(lambda t=tpl, b=bars, p=params: t.target_positions(b, p), budget=budget)
             target = tpl.target_positions(bars, params)
             stops = {"stop_loss": params.get("stop_loss", 0.0), "take_profit": params.get("take_profit", 0.0)}
-            t_eng, _ = median_seconds(
+            t_eng, *_ = median_seconds(
                 lambda b=bars, tg=target, st=stops: run_backtest(b, tg, fee_bps=FEE_BPS, slippage_bps=SLIPPAGE_BPS,
                                                                  **st),
                 budget=budget,

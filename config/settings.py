@@ -4,6 +4,8 @@ Every value has a safe default for the embedded mode (SQLite + filesystem broker
 var/), and a bad value fails loudly at start-up instead of half-working.
 """
 
+import ipaddress
+import os
 from pathlib import Path
 
 import environ
@@ -20,6 +22,26 @@ def _positive_int(name, default):
     value = env.int(name, default=default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(name, default):
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false, 1/0, yes/no, on/off), got {raw!r}")
+
+
+def _float_in(name, default, low, high):
+    value = env.float(name, default=default)
+    if not low <= value <= high:
+        raise ImproperlyConfigured(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -42,7 +64,7 @@ def _secret_key():
 
 
 SECRET_KEY = _secret_key()
-DEBUG = env.bool("DJANGO_DEBUG", default=False)
+DEBUG = _bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -137,14 +159,14 @@ STATIC_ROOT = VAR_DIR / "static"
 LOGIN_URL = "admin:login"
 
 # --- Security (production values switch on with DEBUG off behind HTTPS) ----------------
-SECURE_HTTPS = env.bool("LAB_HTTPS", default=False)
+SECURE_HTTPS = _bool("LAB_HTTPS", False)
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_SSL_REDIRECT = SECURE_HTTPS
 SECURE_HSTS_SECONDS = 31536000 if SECURE_HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("LAB_BEHIND_PROXY", default=False) else None
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _bool("LAB_BEHIND_PROXY", False) else None
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LAB_MAX_BODY_BYTES", default=1_000_000)
 
 # --- REST framework -------------------------------------------------------------------
@@ -247,7 +269,11 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-schedules": {
         "task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0, "options": {"expires": 290},
     },
+    # Beat's own heartbeat (recorded by beat as it publishes) and proof a worker answers.
+    "lab-heartbeat": {"task": "alerts.heartbeat.heartbeat_task", "schedule": 60.0, "options": {"expires": 55}},
 }
+# Imported by every worker and beat: heartbeat task and signals, log context, metrics hooks.
+CELERY_IMPORTS = ("alerts.heartbeat", "config.observability.celery_signals")
 # Workers log through Django's LOGGING so the text/JSON format is one setting.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -262,21 +288,25 @@ LAB_CONSOLE_BASE_URL = env.str("LAB_CONSOLE_BASE_URL", default="http://127.0.0.1
 # A repeat of an open alert notifies again only after this long.
 LAB_ALERT_REPEAT_INTERVAL_MINUTES = _positive_int("LAB_ALERT_REPEAT_INTERVAL_MINUTES", 60)
 # PERFORMANCE_DEGRADATION: relative win-rate drop over the last 3 iterations ...
-LAB_ALERT_WIN_RATE_DROP = env.float("LAB_ALERT_WIN_RATE_DROP", default=0.10)
+LAB_ALERT_WIN_RATE_DROP = _float_in("LAB_ALERT_WIN_RATE_DROP", 0.10, 0.0, 1.0)
 # ... or the objective below its recent average by this margin (relative) ...
-LAB_ALERT_OBJECTIVE_MARGIN = env.float("LAB_ALERT_OBJECTIVE_MARGIN", default=0.25)
+LAB_ALERT_OBJECTIVE_MARGIN = _float_in("LAB_ALERT_OBJECTIVE_MARGIN", 0.25, 0.0, 10.0)
+# ... relative to max(|average|, this floor), so averages near 0 do not fire on noise ...
+LAB_ALERT_OBJECTIVE_FLOOR = _float_in("LAB_ALERT_OBJECTIVE_FLOOR", 0.1, 1e-6, 100.0)
 # ... where "recent" is this many succeeded iterations before the latest.
 LAB_ALERT_RECENT_WINDOW = _positive_int("LAB_ALERT_RECENT_WINDOW", 5)
 # ERROR alerts become CRITICAL after this many consecutive failures.
 LAB_ALERT_ERROR_CRITICAL_AFTER = _positive_int("LAB_ALERT_ERROR_CRITICAL_AFTER", 3)
 LAB_ALERT_MILESTONES = tuple(env.list("LAB_ALERT_MILESTONES", cast=int, default=[10, 50, 100, 500]))
-LAB_ALERT_MILESTONE_WIN_RATE = env.float("LAB_ALERT_MILESTONE_WIN_RATE", default=0.70)
+if any(m <= 0 for m in LAB_ALERT_MILESTONES):
+    raise ImproperlyConfigured(f"LAB_ALERT_MILESTONES must be positive integers, got {LAB_ALERT_MILESTONES}")
+LAB_ALERT_MILESTONE_WIN_RATE = _float_in("LAB_ALERT_MILESTONE_WIN_RATE", 0.70, 0.0, 1.0)
 LAB_ALERT_MILESTONE_MIN_TRADES = _positive_int("LAB_ALERT_MILESTONE_MIN_TRADES", 10)
 LAB_WEBHOOK_TIMEOUT_SECONDS = env.float("LAB_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 LAB_WEBHOOK_MAX_ATTEMPTS = _positive_int("LAB_WEBHOOK_MAX_ATTEMPTS", 5)
 LAB_WEBHOOK_BACKOFF_SECONDS = env.float("LAB_WEBHOOK_BACKOFF_SECONDS", default=2.0)
 # Webhooks may only reach public addresses unless this is on (tests, on-premises receivers).
-LAB_WEBHOOK_ALLOW_PRIVATE = env.bool("LAB_WEBHOOK_ALLOW_PRIVATE", default=False)
+LAB_WEBHOOK_ALLOW_PRIVATE = _bool("LAB_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- Graduation and paper trading ----------------------------------------------------
 # Lab-wide default criteria (each agent may override them); documented in graduation/criteria.py.
@@ -295,7 +325,7 @@ LAB_PAPER_MIN_BARS = _positive_int("LAB_PAPER_MIN_BARS", 60)
 LAB_PAPER_MIN_TRADES = _positive_int("LAB_PAPER_MIN_TRADES", 3)
 # Replay feed (make run): hold back the newest bars of the bundled datasets and release
 # this many per instrument every LAB_REPLAY_INTERVAL_SECONDS, so paper agents trade visibly.
-LAB_REPLAY_ENABLED = env.bool("LAB_REPLAY_ENABLED", default=False)
+LAB_REPLAY_ENABLED = _bool("LAB_REPLAY_ENABLED", False)
 LAB_REPLAY_HOLD_BACK_BARS = _positive_int("LAB_REPLAY_HOLD_BACK_BARS", 250)
 LAB_REPLAY_BARS_PER_TICK = _positive_int("LAB_REPLAY_BARS_PER_TICK", 1)
 LAB_REPLAY_INTERVAL_SECONDS = _positive_int("LAB_REPLAY_INTERVAL_SECONDS", 30)
@@ -320,10 +350,18 @@ LOG_LEVEL = env.str("LAB_LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    # Formatters, context (agent/iteration/task ids) and redaction: config/observability/logging.py.
+    "filters": {
+        "context": {"()": "config.observability.logging.ContextFilter"},
+        "redact": {"()": "config.observability.logging.RedactFilter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "text"}},
+    "formatters": {
+        "text": {"()": "config.observability.logging.TextFormatter"},
+        "json": {"()": "config.observability.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LAB_LOG_FORMAT, "filters": ["context", "redact"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO"},
@@ -331,6 +369,36 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
     },
 }
+
+# --- Observability: /health, /metrics, heartbeats (config/observability/, alerts/heartbeat.py)
+# Bearer token letting a scraper read /metrics from any address; empty = allow-list only.
+LAB_METRICS_TOKEN = env.str("LAB_METRICS_TOKEN", default="")
+# Addresses or networks (REMOTE_ADDR) that may read /metrics without the token.
+LAB_METRICS_ALLOW_IPS = env.list("LAB_METRICS_ALLOW_IPS", default=["127.0.0.1", "::1"])
+for _ip in LAB_METRICS_ALLOW_IPS:
+    try:
+        ipaddress.ip_network(_ip, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"LAB_METRICS_ALLOW_IPS: {_ip!r} is not an address or network ({_exc})")
+# Beat, or every worker, silent for longer than this: /health 503 and one CRITICAL alert.
+LAB_HEARTBEAT_STALE_SECONDS = _positive_int("LAB_HEARTBEAT_STALE_SECONDS", 180)
+# How often each worker's main process records its heartbeat; well under the stale limit.
+LAB_HEARTBEAT_INTERVAL_SECONDS = _positive_int("LAB_HEARTBEAT_INTERVAL_SECONDS", 30)
+if LAB_HEARTBEAT_INTERVAL_SECONDS * 2 > LAB_HEARTBEAT_STALE_SECONDS:
+    raise ImproperlyConfigured("LAB_HEARTBEAT_INTERVAL_SECONDS must be at most half of LAB_HEARTBEAT_STALE_SECONDS")
+# Timeout of the database and broker checks of /health (seconds).
+LAB_HEALTH_TIMEOUT_SECONDS = env.float("LAB_HEALTH_TIMEOUT_SECONDS", default=2.0)
+if LAB_HEALTH_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("LAB_HEALTH_TIMEOUT_SECONDS must be positive")
+# Multi-process metrics: every process (web, worker children, beat) writes its counters under
+# this directory and /metrics merges them. Must be set before prometheus_client is imported
+# (here); wipe it when the whole service restarts. LAB_METRICS_MULTIPROCESS=0: in-process only.
+if _bool("LAB_METRICS_MULTIPROCESS", True):
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+# A worker on another host than the web serves its metrics on this port (0 = off) and address.
+LAB_WORKER_METRICS_PORT = env.int("LAB_WORKER_METRICS_PORT", default=0)
+LAB_WORKER_METRICS_ADDR = env.str("LAB_WORKER_METRICS_ADDR", default="127.0.0.1")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="lab@localhost")

@@ -1,8 +1,15 @@
 """Vectorised backtest engine: bars + target positions -> equity curve, trades, metrics.
 
-Pure numpy, no Django. There is no Python loop over bars; the only Python loops run over
-trades (to place stop-loss / take-profit exits) and, lazily, over the trades returned by
-``BacktestResult.trades``.
+Pure numpy, no Django, no Python loop over bars: the work is done per fill (a handful of
+array operations over all fills at once) and per bar (a few passes over the columns).
+Python loops run only over trades re-entered after a stop within one run of the target
+(agents.backtest.stops) and, on first access, over ``BacktestResult.trades`` to build the
+records. ``python bench/backtest.py`` measures it.
+
+Result: ``equity`` (marked to each close, ``equity[0]`` = initial capital), ``returns``
+(``equity[t] / equity[t-1] - 1``, ``returns[0] = 0``), ``positions``, ``metrics`` (the
+keys of ``METRIC_KEYS``, JSON-safe floats), ``trades`` (list of :class:`TradeRecord`) and
+``trade_table`` (the same trades as numpy columns).
 
 Rules
 -----
@@ -46,15 +53,19 @@ entry fill to just after its exit fill, costs included (so the trades' P&L adds 
 the equity's). ``return_pct = pnl / (|units at entry| x entry_price)``: for a trade of
 constant size that is ``side (exit_price - entry_price) / entry_price - f (entry_open +
 exit_open) / entry_price``. ``bars_held`` counts the bars during which the position was
-on (a stop bar counts). Times are timezone-aware UTC ``datetime.datetime``.
+on (a stop bar counts). ``entry_index`` is the bar of the entry fill (its open);
+``exit_index`` the bar of the exit: its open for a signal, the bar itself for a stop or
+take-profit (intrabar), the last bar at the end of data. ``entry_time`` / ``exit_time``
+are those bars' timestamps as timezone-aware UTC ``datetime.datetime``.
 
 End of data. A trade still open after the last bar is closed at the last close for the
 statistics, without exit costs (pnl = final equity - equity before its entry), with
 ``exit_reason = "end_of_data"``, and counts in ``num_trades``.
 
 Ruin. If equity reaches 0 or below (only possible short, with the price more than
-doubling), the account is wiped out: equity stays 0, the position flat, and the trade is
-closed there with ``exit_reason = "ruin"``.
+doubling), the account is wiped out: equity is 0 from that bar on, the position flat, and
+the trade is closed at that bar's close with ``exit_reason = "ruin"`` and pnl = -(equity
+before its entry).
 
 Metrics are documented in :mod:`agents.backtest.metrics`; buy-and-hold runs from bar 1's
 open to the last close.
@@ -62,6 +73,7 @@ open to the last close.
 
 import datetime as dt
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -100,7 +112,8 @@ class TradeRecord(NamedTuple):
         return out
 
 
-class TradeTable(NamedTuple):
+@dataclass(frozen=True, slots=True, eq=False)
+class TradeTable:
     """The trades as columns (what metrics use; TradeRecord objects are built on demand)."""
 
     side: np.ndarray  # int8: +1 long, -1 short
@@ -274,7 +287,7 @@ def run_backtest(
     return BacktestResult(equity, returns, pos, metrics, table, bars.timestamps)
 
 
-_NUMBER = (int, float, np.integer, np.floating)
+_NUMBER = (int, float, np.integer, np.floating)  # fast path; any numbers.Real is accepted
 
 
 def _check_options(fee_bps, slippage_bps, bars_per_year, stop_loss, take_profit, initial_capital):
@@ -286,7 +299,7 @@ def _check_options(fee_bps, slippage_bps, bars_per_year, stop_loss, take_profit,
         ("bars_per_year", bars_per_year, 0.0, False, math.inf),
         ("initial_capital", initial_capital, 0.0, False, math.inf),
     ):
-        if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        if isinstance(value, bool) or (not isinstance(value, _NUMBER) and not isinstance(value, numbers.Real)):
             raise ValueError(f"{name}: must be a number")
         if not math.isfinite(value):
             raise ValueError(f"{name}: must be finite")

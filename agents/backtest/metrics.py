@@ -12,7 +12,8 @@ Formulas (keys of :data:`METRIC_KEYS`):
 - ``total_return``  = E_{N-1} / E_0 - 1
 - ``cagr``          = (E_{N-1} / E_0) ** (1 / years) - 1 with years = T / k;
   -1 when the equity ends at or below 0, 0 when T = 0.
-- ``sharpe``        = mean / sd * sqrt(k); 0 when T < 2 or sd = 0 (risk-free rate 0).
+- ``sharpe``        = mean / sd * sqrt(k); 0 when T < 2 or sd = 0 (risk-free rate 0). sd
+  counts as 0 when below 1e-12 x |mean|: the float dust a constant series leaves.
 - ``sortino``       = mean / dd * sqrt(k), dd = sqrt(sum(min(r_i, 0)^2) / T) (downside
   deviation against 0 over all T returns); 0 when dd = 0.
 - ``max_drawdown``  = max_i (1 - E_i / max_{j<=i} E_j), a positive fraction (0.25 = -25%).

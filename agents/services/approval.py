@@ -243,12 +243,10 @@ def _failed(results):
 
 # --- where automatic application stops ------------------------------------------------------------
 def paper_trading_auto_apply_allowed(agent):
-    """Hook: may a paper trading agent have a refinement applied automatically?
-
-    A later issue decides (paper agents only when the operator enabled it). Until then paper
-    trading is treated like live trading: candidates are judged and recorded, never applied.
-    """
-    return False
+    """May a paper trading agent have a refinement applied automatically (a re-pin of the traded
+    version)? Only when its owner turned ``auto_apply_in_paper`` on; never for any other status
+    (a live trading agent's version changes only by a person)."""
+    return agent.status == AgentStatus.PAPER_TRADING and bool(agent.auto_apply_in_paper)
 
 
 def automatic_application_refused(agent):

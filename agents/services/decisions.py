@@ -19,6 +19,7 @@ from agents.models import (
 )
 from agents.services.activity import actor_label_for, log_activity
 from agents.services.errors import Conflict, ValidationFailed
+from config.observability import metrics as lab_metrics
 
 
 def _fmt(value):
@@ -53,6 +54,7 @@ def refinement_approve(refinement, *, actor, reason="", automatic=False, criteri
             actor_label=None if not automatic else "auto-approval",
             details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results},
         )
+        lab_metrics.refinement_decided("approved", automatic=automatic)
     return refinement
 
 
@@ -79,6 +81,7 @@ def refinement_reject(refinement, *, actor, reason="", automatic=False, criteria
             actor_label=None if not automatic else "auto-approval",
             details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results},
         )
+        lab_metrics.refinement_decided("rejected", automatic=automatic)
     return refinement
 
 
@@ -149,6 +152,8 @@ def refinements_apply(agent, *, actor, automatic=False, reason="", refinement=No
                 "reason": reason,
             },
         )
+        lab_metrics.refinement_decided("applied", automatic=automatic)
+        lab_metrics.refinement_decided("superseded", automatic=automatic, count=len(others))
         agent_id, version_id, refinement_id = agent.pk, version.pk, best.pk
         transaction.on_commit(
             lambda: signals.refinement_applied.send(
@@ -185,6 +190,7 @@ def version_rollback(agent, version, *, actor, reason=""):
             details={"from": previous.number if previous else None, "to": version.number, "new": new.number,
                      "reason": reason},
         )
+        lab_metrics.refinement_decided("rolled_back")
         agent_id, version_id = agent.pk, new.pk
         transaction.on_commit(
             lambda: signals.refinement_applied.send(

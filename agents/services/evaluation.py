@@ -7,12 +7,14 @@ indicators in the validation window uses train bars without look-ahead), then ea
 backtested on its own, starting flat.
 """
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from agents.backtest.engine import run_backtest
 from agents.strategies.registry import get_template
+from config.observability import metrics as lab_metrics
 
 MIN_WINDOW_BARS = 20
 
@@ -62,6 +64,7 @@ def score_of(metrics, objective):
 
 def evaluate_params(agent, template_key, params, bars, windows, bars_per_year):
     """Backtest `params` on both windows; params must already be validated."""
+    started = time.perf_counter()
     template = get_template(template_key)
     target = template.target_positions(bars, params)
     costs = {
@@ -77,6 +80,7 @@ def evaluate_params(agent, template_key, params, bars, windows, bars_per_year):
         w_bars = bars.slice(window.start, window.stop)
         results[name] = run_backtest(w_bars, target[window], **costs)
     validation = results["validation"]
+    lab_metrics.backtest_observed(time.perf_counter() - started)
     return Evaluation(
         params=params,
         train_metrics=results["train"].metrics,

@@ -40,6 +40,8 @@ from agents.services import llm_budget
 from agents.services.activity import log_activity
 from agents.services.evaluation import evaluate_params, split_windows
 from agents.strategies.registry import get_template
+from config.observability import metrics
+from config.observability.logging import bind_log_context, log_context
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +132,19 @@ def iteration_run(iteration_id):
     """Run a queued iteration to its end. Idempotent: a finished or running one is left alone.
 
     Raises IterationDeferred when the lab-wide cap is reached (the caller retries later).
+    Every record logged meanwhile carries iteration_id and agent_id (config.observability).
     """
+    with log_context(iteration_id=iteration_id):
+        return _run_claimed(iteration_id)
+
+
+def _run_claimed(iteration_id):
     if not iteration_claim(iteration_id):
         return LearningIteration.objects.filter(pk=iteration_id).first()
     iteration = LearningIteration.objects.select_related(
         "agent__instrument", "agent__current_version", "agent__owner"
     ).get(pk=iteration_id)
+    bind_log_context(agent_id=iteration.agent_id)
     started = time.monotonic()
     try:
         outcome = _execute(iteration)
@@ -222,14 +231,19 @@ def _propose(agent, context):
     if refiner.name == "claude":
         budget = llm_budget.budget_state()
         if budget.exhausted:
+            metrics.refiner_called(refiner.name, "skipped_budget")
             proposal = OptunaRefiner().propose(context)
             proposal.fallback_reason = f"{budget.describe()}; used Optuna instead"
             return proposal
     try:
-        return refiner.propose(context)
-    except RefinerAuthError:
+        proposal = refiner.propose(context)
+        metrics.refiner_called(refiner.name, proposal)
+        return proposal
+    except RefinerAuthError as exc:
+        metrics.refiner_called(refiner.name, exc)
         raise
     except RefinerError as exc:
+        metrics.refiner_called(refiner.name, exc)
         if refiner.name == "optuna":
             raise
         logger.warning("refiner %s failed for agent %s, falling back to Optuna: %s", refiner.name, agent.pk, exc)
@@ -337,6 +351,7 @@ def _finish_success(iteration, outcome, started):
                          details={"iteration": iteration.number, "refiner": iteration.agent.refiner})
         _after_success_hooks(iteration)
         _announce(iteration)
+        metrics.iteration_finished(iteration.status, iteration.trigger, time.monotonic() - started)
 
 
 def _after_success_hooks(iteration):
@@ -366,6 +381,7 @@ def _finish_failure(iteration, exc, started):
             details={"iteration": iteration.number, "error_type": type(exc).__name__},
         )
         _announce(iteration)
+        metrics.iteration_finished(IterationStatus.FAILED, iteration.trigger, time.monotonic() - started)
 
 
 def _readable_error(exc):

@@ -29,7 +29,7 @@ class _AlertListBase(generics.ListAPIView):
     queryset = AgentAlert.objects.none()  # for the schema; get_queryset scopes by caller
     serializer_class = AlertSerializer
     filterset_class = AlertFilter
-    ordering_fields = ["last_seen_at", "created_at", "occurrence_count", "severity", "alert_type"]
+    ordering_fields = ["last_seen_at", "created_at", "occurrence_count", "alert_type"]
     ordering = ["-last_seen_at", "-id"]
 
 

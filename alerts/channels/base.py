@@ -182,7 +182,8 @@ def render_subject(payload):
     more = f" (+{folded} folded)" if folded else ""
     first_line = (alert["message"] or "").splitlines()[0] if alert["message"] else ""
     subject = f"[Lab {alert['severity']}] {alert['type']}{where}: {first_line}{more}"
-    return subject[:200]
+    # One line whatever the names hold: a newline in a header is refused (header injection).
+    return " ".join(subject.split())[:200]
 
 
 def render_text(payload):

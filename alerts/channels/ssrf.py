@@ -163,6 +163,15 @@ def resolve_and_vet(host, port, *, allow_private=None):
     Raises BlockedDestination when ANY address is refused, socket.gaierror when the name
     does not resolve.
     """
+    literal = _literal_ip(host)
+    if literal is not None:
+        # An address literal needs no resolver (and must not depend on one).
+        reason = address_refusal(literal, allow_private=allow_private)
+        if reason:
+            raise BlockedDestination(f"refused: {host} is {reason}")
+        if literal.version == 6:
+            return [(socket.AF_INET6, (str(literal), port, 0, 0))]
+        return [(socket.AF_INET, (str(literal), port))]
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     vetted = []
     for family, _type, _proto, _canon, sockaddr in infos:
@@ -170,8 +179,6 @@ def resolve_and_vet(host, port, *, allow_private=None):
             raise BlockedDestination(f"refused: {host} resolves to a non-IP address family")
         reason = address_refusal(sockaddr[0], allow_private=allow_private)
         if reason:
-            if _literal_ip(host) is not None:
-                raise BlockedDestination(f"refused: {host} is {reason}")
             raise BlockedDestination(f"refused: {host} resolves to {sockaddr[0]}, which is {reason}")
         if (family, sockaddr) not in vetted:
             vetted.append((family, sockaddr))

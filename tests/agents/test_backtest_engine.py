@@ -296,6 +296,22 @@ def test_empty_and_one_bar_inputs():
     assert res.equity.tolist() == [E0] and res.returns.tolist() == [0.0]
 
 
+def test_non_positive_prices_where_the_strategy_trades_are_refused():
+    bars = make_bars([100, 0, 100], [100, 100, 100])
+    with pytest.raises(ValueError, match="bars: prices must be positive"):
+        run_backtest(bars, np.array([1.0, 1.0, 1.0]))
+    run_backtest(bars, np.zeros(3))  # no fill at the bad open: nothing to refuse
+
+
+def test_options_accept_any_real_number():
+    from fractions import Fraction
+
+    bars = make_bars([100, 100, 110], [100, 105, 111])
+    res = run_backtest(bars, np.array([1.0, 0.0, 0.0]), fee_bps=np.float32(1), slippage_bps=Fraction(1, 2),
+                       bars_per_year=np.int64(252))
+    assert res.metrics["num_trades"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -308,6 +324,8 @@ def test_empty_and_one_bar_inputs():
         ({"take_profit": -0.1}, "take_profit"),
         ({"bars_per_year": 0}, "bars_per_year"),
         ({"initial_capital": 0}, "initial_capital"),
+        ({"fee_bps": "1"}, "fee_bps"),
+        ({"stop_loss": True}, "stop_loss"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field(kwargs, field):
@@ -454,7 +472,8 @@ def test_engine_matches_the_reference_on_long_series_with_reentries(seed):
     res = run_backtest(bars, target, **costs)
     np.testing.assert_allclose(res.equity, ref_equity, rtol=1e-9)
     np.testing.assert_array_equal(res.positions, ref_positions)
-    assert [(t.entry_index, t.exit_index, t.exit_reason) for t in res.trades] == [(r[1], r[2], r[6]) for r in ref_trades]
+    got = [(t.entry_index, t.exit_index, t.exit_reason) for t in res.trades]
+    assert got == [(r[1], r[2], r[6]) for r in ref_trades]
     assert sum(t.pnl for t in res.trades) == pytest.approx(res.equity[-1] - E0)
 
 

@@ -225,6 +225,20 @@ def test_metrics_match_loop_reference_on_random_series(seed):
     assert out["psr"] == pytest.approx(ref_psr(list(r)), rel=1e-9, abs=1e-12)
 
 
+def test_long_series_match_the_reference_and_the_single_metric_functions():
+    # Longer than the chunk the dot products are cut into (BLAS would go multi-threaded).
+    rng = np.random.default_rng(11)
+    r = rng.normal(0.0003, 0.01, 20_001)
+    equity = 50.0 * np.cumprod(np.r_[1.0, 1.0 + r])
+    out = m.compute_metrics(equity, np.r_[0.0, r], np.ones(len(equity)), [], [], equity, 252.0)
+    assert out["sharpe"] == pytest.approx(ref_sharpe(list(r), 252), rel=1e-9) == m.sharpe_ratio(r, 252)
+    assert out["sortino"] == pytest.approx(ref_sortino(list(r), 252), rel=1e-9) == m.sortino_ratio(r, 252)
+    assert out["psr"] == pytest.approx(ref_psr(list(r)), rel=1e-9) == m.probabilistic_sharpe_ratio(r)
+    assert out["max_drawdown"] == pytest.approx(ref_max_drawdown(list(equity)), rel=1e-9) == m.max_drawdown(equity)
+    assert out["cagr"] == m.cagr(equity, 252.0)
+    assert out["total_return"] == m.total_return(equity)
+
+
 returns_lists = st.lists(st.floats(-0.2, 0.2, allow_nan=False).map(lambda x: round(x, 6)), min_size=3, max_size=60)
 
 

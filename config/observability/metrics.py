@@ -1,0 +1,284 @@
+"""Prometheus metrics of the lab (official prometheus-client), exposed at GET /metrics.
+
+Counters and histograms are incremented where things happen (agents.services.learning,
+.evaluation, .decisions; alerts.services, alerts.tasks) through the small functions below.
+Counts tied to a database write (iterations, decisions, alerts) are added when the
+transaction commits, so a rolled-back decision is never counted.
+
+    lab_iterations_finished_total{status,trigger}     iterations that ended (succeeded|failed)
+    lab_iteration_duration_seconds{status}            histogram, claim to finish
+    lab_backtest_duration_seconds                     histogram, one parameter set on both windows
+    lab_refinement_decisions_total{decision,mode}     approved|rejected|applied|superseded|rolled_back,
+                                                      mode auto|manual
+    lab_llm_calls_total{outcome}                      LLM refiner calls: success|error|unavailable|
+                                                      auth_error, and skipped_budget (no call made)
+    lab_llm_tokens_total{direction,outcome}           input|output tokens billed, by call outcome
+    lab_alerts_raised_total{type,severity,kind}       kind new|repeat (a repeat folds into an open alert)
+    lab_deliveries_total{channel_kind,outcome}        delivery attempts: succeeded|retrying|failed
+
+Gauges are computed at scrape time by `LabStateCollector` from the database and the broker
+(so they are right whichever process serves the scrape):
+
+    lab_agents{status,continuous_state}               agents by lifecycle status and learning state
+    lab_iterations_active{status}                     queued|running iterations
+    lab_alerts_open{severity}                         unacknowledged alerts
+    lab_heartbeat_age_seconds{component}              beat|workers: seconds since the last heartbeat
+    lab_celery_queue_length{queue}                    messages waiting (Redis, filesystem, AMQP)
+    lab_scrape_ok{part}                               1 when the database / broker part was read
+
+Multi-process mode. Web (gunicorn workers), Celery prefork children and beat are separate
+processes; an iteration counted in a worker must show in the web's /metrics. With
+PROMETHEUS_MULTIPROC_DIR set (settings sets it to var/prometheus unless
+LAB_METRICS_MULTIPROCESS=0), every process writes its values to files in that directory
+and /metrics merges them with `MultiProcessCollector`. The variable must be set before
+prometheus_client is imported (settings does it first thing); wipe the directory when the
+whole service (re)starts. Exiting processes are marked dead: gunicorn through
+`config/observability/gunicorn.py` (`gunicorn -c python:config.observability.gunicorn`),
+Celery pool children through `worker_process_shutdown` (celery_signals). Counters keep the
+values of dead processes, as Prometheus expects. Workers on other hosts write to their own
+directory: set LAB_WORKER_METRICS_PORT there and scrape each worker host too.
+"""
+
+import logging
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    multiprocess,
+    values,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import GaugeMetricFamily
+
+logger = logging.getLogger(__name__)
+
+# Decided by prometheus_client at import from PROMETHEUS_MULTIPROC_DIR.
+MULTIPROCESS = values.ValueClass is not values.MutexValue
+
+ITERATIONS = Counter("lab_iterations_finished", "Learning iterations that ended, by final status and trigger.",
+                     ["status", "trigger"])
+ITERATION_SECONDS = Histogram(
+    "lab_iteration_duration_seconds", "Duration of a learning iteration, claim to finish.", ["status"],
+    buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300, 600, float("inf")),
+)
+BACKTEST_SECONDS = Histogram(
+    "lab_backtest_duration_seconds", "Backtest of one parameter set on the train and validation windows.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf")),
+)
+DECISIONS = Counter("lab_refinement_decisions", "Decisions on refinements and versions.", ["decision", "mode"])
+LLM_CALLS = Counter("lab_llm_calls", "Calls of the LLM refiner, by outcome.", ["outcome"])
+LLM_TOKENS = Counter("lab_llm_tokens", "LLM tokens billed, by direction and call outcome.", ["direction", "outcome"])
+ALERTS = Counter("lab_alerts_raised", "Alerts raised, by type and severity; kind new or repeat.",
+                 ["type", "severity", "kind"])
+DELIVERIES = Counter("lab_deliveries", "Notification delivery attempts, by channel kind and outcome.",
+                     ["channel_kind", "outcome"])
+
+LLM_REFINERS = frozenset({"claude"})
+
+
+def _on_commit(func):
+    """Run after the current transaction commits (at once outside one); never raises."""
+    from django.db import transaction
+
+    def safe():
+        try:
+            func()
+        except Exception:  # metrics must never break the work they count
+            logger.exception("metrics update failed")
+
+    try:
+        transaction.on_commit(safe)
+    except Exception:
+        safe()
+
+
+# --- instrumentation points ----------------------------------------------------------------
+def iteration_finished(status, trigger, seconds):
+    def count():
+        ITERATIONS.labels(status=str(status), trigger=str(trigger)).inc()
+        ITERATION_SECONDS.labels(status=str(status)).observe(max(float(seconds), 0.0))
+
+    _on_commit(count)
+
+
+def backtest_observed(seconds):
+    BACKTEST_SECONDS.observe(max(float(seconds), 0.0))
+
+
+def refinement_decided(decision, *, automatic=False, count=1):
+    if count:
+        _on_commit(lambda: DECISIONS.labels(decision=decision, mode="auto" if automatic else "manual").inc(count))
+
+
+def refiner_called(refiner_name, outcome):
+    """`outcome`: the RefinerResult, the RefinerError raised, or "skipped_budget".
+
+    Only LLM refiners count (Optuna is local); tokens come from the result or the error.
+    """
+    if refiner_name not in LLM_REFINERS:
+        return
+    try:
+        from agents.refiners.base import RefinerAuthError, RefinerError, RefinerUnavailable
+
+        if isinstance(outcome, str):
+            label = outcome
+        elif isinstance(outcome, RefinerAuthError):
+            label = "auth_error"
+        elif isinstance(outcome, RefinerUnavailable):
+            label = "unavailable"
+        elif isinstance(outcome, RefinerError):
+            label = "error"
+        else:
+            label = "success"
+        LLM_CALLS.labels(outcome=label).inc()
+        for direction in ("input", "output"):
+            tokens = getattr(outcome, f"{direction}_tokens", 0) or 0
+            if tokens:
+                LLM_TOKENS.labels(direction=direction, outcome=label).inc(tokens)
+    except Exception:
+        logger.exception("metrics update failed")
+
+
+def alert_raised(alert_type, severity, *, new):
+    _on_commit(lambda: ALERTS.labels(type=str(alert_type), severity=str(severity),
+                                     kind="new" if new else "repeat").inc())
+
+
+def delivery_attempted(delivery_id):
+    """Count the outcome of the attempt that just ran, read back from the Delivery row."""
+    try:
+        from alerts.models import Delivery, DeliveryStatus
+
+        row = Delivery.objects.filter(pk=delivery_id).values("status", "channel__kind").first()
+        if row and row["status"] in (DeliveryStatus.SUCCEEDED, DeliveryStatus.RETRYING, DeliveryStatus.FAILED):
+            DELIVERIES.labels(channel_kind=row["channel__kind"], outcome=row["status"]).inc()
+    except Exception:
+        logger.exception("metrics update failed")
+
+
+# --- scrape-time gauges --------------------------------------------------------------------
+def celery_queues():
+    from django.conf import settings
+
+    queues = {settings.CELERY_TASK_DEFAULT_QUEUE}
+    for route in (getattr(settings, "CELERY_TASK_ROUTES", None) or {}).values():
+        if isinstance(route, dict) and route.get("queue"):
+            queues.add(route["queue"])
+    return sorted(queues)
+
+
+def queue_lengths(queues):
+    """{queue: messages waiting}, for brokers that can tell (virtual transports and AMQP)."""
+    from config.observability.health import broker_connection
+
+    lengths = {}
+    with broker_connection() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=conn.connect_timeout)
+        channel = conn.default_channel
+        for queue in queues:
+            try:
+                if hasattr(channel, "_size"):  # kombu virtual transports: Redis LLEN, filesystem files
+                    lengths[queue] = int(channel._size(queue))
+                else:  # AMQP: a passive declare reports the count
+                    lengths[queue] = int(channel.queue_declare(queue=queue, passive=True).message_count)
+            except Exception:  # not declared yet (AMQP 404) or unsupported: leave it out
+                logger.debug("no length for queue %s", queue, exc_info=True)
+    return lengths
+
+
+class LabStateCollector:
+    """Gauges read from the database and the broker on every scrape."""
+
+    def collect(self):
+        ok = GaugeMetricFamily("lab_scrape_ok", "1 when this part of the lab state could be read.", labels=["part"])
+        try:
+            yield from self._database()
+            ok.add_metric(["database"], 1)
+        except Exception:
+            logger.warning("metrics: could not read the database", exc_info=True)
+            ok.add_metric(["database"], 0)
+        try:
+            yield from self._broker()
+            ok.add_metric(["broker"], 1)
+        except Exception:
+            logger.warning("metrics: could not read the broker", exc_info=True)
+            ok.add_metric(["broker"], 0)
+        yield ok
+
+    def _database(self):
+        from django.db.models import Count
+        from django.utils import timezone
+
+        from agents.models import IterationStatus, LearningIteration, TradingAgent
+        from alerts.models import AgentAlert, Heartbeat, Severity
+
+        agents = GaugeMetricFamily("lab_agents", "Agents by status and learning state.",
+                                   labels=["status", "continuous_state"])
+        for row in TradingAgent.objects.order_by().values("status", "continuous_state").annotate(n=Count("pk")):
+            agents.add_metric([row["status"], row["continuous_state"]], row["n"])
+        active = GaugeMetricFamily("lab_iterations_active", "Iterations queued or running.", labels=["status"])
+        counts = dict(
+            LearningIteration.objects.filter(status__in=[IterationStatus.QUEUED, IterationStatus.RUNNING])
+            .order_by().values_list("status").annotate(n=Count("pk"))
+        )
+        for status in (IterationStatus.QUEUED, IterationStatus.RUNNING):
+            active.add_metric([status.value], counts.get(status.value, 0))
+        alerts = GaugeMetricFamily("lab_alerts_open", "Unacknowledged alerts by severity.", labels=["severity"])
+        open_counts = dict(
+            AgentAlert.objects.filter(acknowledged=False).order_by().values_list("severity").annotate(n=Count("pk"))
+        )
+        for severity in Severity.values:
+            alerts.add_metric([severity], open_counts.get(severity, 0))
+        ages = GaugeMetricFamily("lab_heartbeat_age_seconds", "Seconds since the last heartbeat of beat / any worker.",
+                                 labels=["component"])
+        now = timezone.now()
+        for component, seen in Heartbeat.objects.filter(component__in=["beat", "workers"]).values_list(
+            "component", "last_seen"
+        ):
+            if seen is not None:
+                ages.add_metric([component], max((now - seen).total_seconds(), 0.0))
+        yield from (agents, active, alerts, ages)
+
+    def _broker(self):
+        lengths = GaugeMetricFamily("lab_celery_queue_length", "Messages waiting in each Celery queue.",
+                                    labels=["queue"])
+        for queue, length in sorted(queue_lengths(celery_queues()).items()):
+            lengths.add_metric([queue], length)
+        yield lengths
+
+
+class _ProcessMetrics:
+    """This process's own metrics (the default registry), for single-process mode."""
+
+    def collect(self):
+        return REGISTRY.collect()
+
+
+def build_registry(*, path=None, lab_state=True):
+    """A registry for one scrape: every process's metrics (merged from the multi-process
+    directory when in that mode, else this process's), plus the lab-state gauges."""
+    registry = CollectorRegistry(auto_describe=False)
+    if path is not None or MULTIPROCESS:
+        multiprocess.MultiProcessCollector(registry, path=path)
+    else:
+        registry.register(_ProcessMetrics())
+    if lab_state:
+        registry.register(LabStateCollector())
+    return registry
+
+
+def render(accept_header=""):
+    """(body, content type) of one scrape, in the format the scraper asked for."""
+    encoder, content_type = choose_encoder(accept_header or "")
+    return encoder(build_registry()), content_type
+
+
+def mark_process_dead(pid):
+    """Bookkeeping for an exited process in multi-process mode (its live gauges go away)."""
+    if MULTIPROCESS:
+        try:
+            multiprocess.mark_process_dead(pid)
+        except Exception:
+            logger.warning("could not mark process %s dead for metrics", pid, exc_info=True)

@@ -1,0 +1,162 @@
+"""Shapes of the graduation API (the services return plain dicts and model rows)."""
+
+from rest_framework import serializers
+
+from agents.models import AgentStatus
+from graduation.criteria import MAX_ITERATIONS, MAX_SIGNALS
+from graduation.models import EventKind, GraduationEvent, PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
+from graduation.services import MAX_REASON
+
+
+class CriteriaSerializer(serializers.Serializer):
+    """Graduation criteria (graduation/criteria.py). In a PUT each is optional: the ones given override
+    the lab defaults, the others follow them; unknown names are refused."""
+
+    min_iterations = serializers.IntegerField(min_value=1, max_value=MAX_ITERATIONS, required=False,
+                                              help_text="Succeeded iterations in the agent's lifetime.")
+    min_win_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
+    min_sharpe_ratio = serializers.FloatField(min_value=-10, max_value=10, required=False)
+    min_total_return = serializers.FloatField(min_value=-1, required=False)
+    min_signals = serializers.IntegerField(min_value=0, max_value=MAX_SIGNALS, required=False,
+                                           help_text="Validation trades (num_trades).")
+    consistency_window = serializers.IntegerField(min_value=1, max_value=50, required=False,
+                                                  help_text="The last N succeeded iterations must each pass.")
+    max_drawdown = serializers.FloatField(min_value=0, max_value=1, required=False,
+                                          help_text="In (0, 1]; also the automatic demotion line while trading.")
+    min_probabilistic_sharpe = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True,
+                                                      help_text="Validation psr >= this; null: off.")
+
+
+class CriteriaSettingsSerializer(serializers.Serializer):
+    criteria = CriteriaSerializer(help_text="In force: the defaults overlaid with the agent's overrides.")
+    overrides = CriteriaSerializer(help_text="The agent's own values.")
+    defaults = CriteriaSerializer(help_text="The lab's defaults (settings).")
+
+
+class CriterionResultSerializer(serializers.Serializer):
+    criterion = serializers.CharField()
+    required = serializers.JSONField(help_text="The value required (a number, or a description).")
+    actual = serializers.JSONField(allow_null=True, help_text="Measured value; for a window, the worst in it.")
+    passed = serializers.BooleanField()
+    metric = serializers.CharField(required=False)
+    failing_iterations = serializers.ListField(child=serializers.IntegerField(), required=False)
+    note = serializers.CharField(required=False)
+
+
+class EligibilityWindowSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["iterations", "paper", "none"])
+    iterations = serializers.ListField(child=serializers.IntegerField(), help_text="Iteration numbers, oldest first.")
+    # "from" is a Python keyword: declared through locals() so the JSON key stays "from".
+    locals()["from"] = serializers.DateTimeField(allow_null=True)
+    to = serializers.DateTimeField(allow_null=True)
+    since_demotion = serializers.DateTimeField(allow_null=True, required=False)
+    account = serializers.IntegerField(required=False)
+    bars = serializers.IntegerField(required=False)
+    metrics = serializers.DictField(child=serializers.FloatField(), required=False, help_text="Paper metrics.")
+
+
+class EligibilitySerializer(serializers.Serializer):
+    agent = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=AgentStatus.choices)
+    target_status = serializers.ChoiceField(choices=AgentStatus.choices, allow_null=True)
+    verdict = serializers.ChoiceField(choices=["eligible", "not_eligible", "final"])
+    eligible = serializers.BooleanField()
+    criteria = CriterionResultSerializer(many=True)
+    failed = serializers.ListField(child=serializers.CharField())
+    window = EligibilityWindowSerializer()
+    criteria_in_force = CriteriaSerializer()
+    evaluated_at = serializers.DateTimeField()
+
+
+class GraduateSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REASON,
+                                   help_text="Required for live trading.")
+    confirm = serializers.BooleanField(required=False, default=False,
+                                       help_text="Must be true to move to live trading.")
+
+
+class DemoteSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REASON, help_text="Required.")
+
+
+class GraduationEventSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=EventKind.choices)
+    actor = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
+    previous_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GraduationEvent
+        fields = ["id", "kind", "from_status", "to_status", "automatic", "actor", "actor_label", "reason",
+                  "version", "previous_version", "metrics_snapshot", "created_at"]
+        read_only_fields = fields
+
+    def get_actor(self, obj) -> str | None:
+        return obj.actor.get_username() if obj.actor_id else None
+
+    def get_version(self, obj) -> int | None:
+        return obj.version.number if obj.version_id else None
+
+    def get_previous_version(self, obj) -> int | None:
+        return obj.previous_version.number if obj.previous_version_id else None
+
+
+class VersionAtSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=AgentStatus.choices)
+    trading = serializers.BooleanField()
+    version = serializers.IntegerField(allow_null=True, help_text="Version number.")
+    event = GraduationEventSerializer(allow_null=True, help_text="The last event at or before `at`.")
+
+
+class GraduationSwitchesSerializer(serializers.Serializer):
+    auto_graduate = serializers.BooleanField(required=False, help_text="Move to paper trading once eligible.")
+    auto_apply_in_paper = serializers.BooleanField(
+        required=False, help_text="Let auto-approval re-pin the traded version while paper trading (never live)."
+    )
+
+
+class PaperAccountSerializer(serializers.ModelSerializer):
+    version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PaperAccount
+        fields = ["id", "live", "version", "opened_at", "closed_at", "close_reason", "initial_capital", "fee_bps",
+                  "slippage_bps", "cash", "units", "position", "equity", "peak_equity", "max_drawdown",
+                  "opened_bar_timestamp", "last_bar_timestamp", "pending_target", "stopped", "bars_processed",
+                  "closed_trades", "winning_trades", "realised_pnl", "fees_paid", "ruined"]
+        read_only_fields = fields
+
+    def get_version(self, obj) -> int | None:
+        return obj.version.number if obj.version_id else None
+
+
+class PaperFillSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PaperFill
+        fields = ["timestamp", "side", "quantity", "price", "reference_price", "fee", "reason", "weight_after"]
+        read_only_fields = fields
+
+
+class PaperTradeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PaperTrade
+        fields = ["side", "entry_time", "exit_time", "entry_price", "exit_price", "quantity", "pnl", "return_pct",
+                  "bars_held", "exit_reason"]
+        read_only_fields = fields
+
+
+class PaperPointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PaperEquityPoint
+        fields = ["timestamp", "equity", "position", "target"]
+        read_only_fields = fields
+
+
+class PaperSummarySerializer(serializers.Serializer):
+    account = PaperAccountSerializer(allow_null=True, help_text="The open account, else the latest closed one.")
+    metrics = serializers.DictField(child=serializers.FloatField(), help_text="Backtest metric functions on paper.")
+    open_trade = serializers.DictField(allow_null=True, help_text="The trade still open, if any.")
+    fills = PaperFillSerializer(many=True, help_text="Most recent first.")
+    trades = PaperTradeSerializer(many=True, help_text="Most recent first.")
+    equity = PaperPointSerializer(many=True, help_text="Oldest first (the most recent `points`).")

@@ -1,0 +1,180 @@
+"""Graduation API: views validate, call one graduation service, render.
+
+Owners see only their agents (another owner's agent is a 404, as in agents.api); staff see all.
+"""
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.api.views import visible_agents
+from agents.services.errors import ValidationFailed
+from graduation import criteria, services
+from graduation.api.serializers import (
+    CriteriaSerializer,
+    CriteriaSettingsSerializer,
+    DemoteSerializer,
+    EligibilitySerializer,
+    GraduateSerializer,
+    GraduationEventSerializer,
+    GraduationSwitchesSerializer,
+    PaperSummarySerializer,
+    VersionAtSerializer,
+)
+from graduation.eligibility import eligibility
+from graduation.models import GraduationEvent
+from graduation.paper.summary import paper_summary
+
+AGENT_ID = OpenApiParameter("agent_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class _AgentView(APIView):
+    def agent(self):
+        return get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+
+
+@extend_schema(parameters=[AGENT_ID])
+class EligibilityView(_AgentView):
+    @extend_schema(responses=EligibilitySerializer, summary="Eligibility for the next status, criterion by criterion")
+    def get(self, request, agent_id):
+        return Response(EligibilitySerializer(eligibility(self.agent())).data)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class GraduateView(_AgentView):
+    @extend_schema(
+        request=GraduateSerializer, responses={201: GraduationEventSerializer},
+        summary="Move one step up: learning -> paper trading, or paper -> live trading",
+        examples=[OpenApiExample("To live", value={"reason": "60 paper bars, Sharpe 1.2", "confirm": True},
+                                 request_only=True)],
+    )
+    def post(self, request, agent_id):
+        """learning -> paper_trading when eligible. paper_trading -> live_trading only with the
+        graduation.approve_live_trading permission (403), confirm=true and a reason (400), and
+        when eligible on the paper record (409 listing the failed criteria)."""
+        agent = self.agent()
+        payload = GraduateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        event = services.graduate(agent, actor=request.user, **payload.validated_data)
+        return Response(GraduationEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class DemoteView(_AgentView):
+    @extend_schema(request=DemoteSerializer, responses={201: GraduationEventSerializer},
+                   summary="Back to learning (a reason is required); closes the paper account")
+    def post(self, request, agent_id):
+        agent = self.agent()
+        payload = DemoteSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        event = services.demote(agent, actor=request.user, reason=payload.validated_data.get("reason", ""))
+        return Response(GraduationEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class HistoryView(generics.ListAPIView):
+    """Graduations, demotions and re-pins of the traded version, newest first."""
+
+    queryset = GraduationEvent.objects.none()  # for the schema; get_queryset scopes by caller
+    serializer_class = GraduationEventSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return GraduationEvent.objects.none()
+        agent = get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+        return services.history(agent)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class VersionAtView(_AgentView):
+    @extend_schema(
+        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601; default now.")],
+        responses=VersionAtSerializer, summary="Which version the agent traded, and in which status, at a time",
+    )
+    def get(self, request, agent_id):
+        agent = self.agent()
+        raw = request.query_params.get("at")
+        when = parse_datetime(raw) if raw else timezone.now()
+        if when is None:
+            raise ValidationFailed({"at": "must be an ISO 8601 datetime, e.g. 2024-05-01T12:00:00Z"})
+        if timezone.is_naive(when):
+            when = timezone.make_aware(when, timezone.utc)
+        answer = services.version_at(agent, when)
+        version = answer["version"]
+        return Response(VersionAtSerializer({
+            "at": when, "status": answer["status"], "trading": answer["trading"],
+            "version": version.number if version else None, "event": answer["event"],
+        }).data)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class CriteriaView(_AgentView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(responses=CriteriaSettingsSerializer, summary="Graduation criteria in force, overrides, defaults")
+    def get(self, request, agent_id):
+        return Response(CriteriaSettingsSerializer(criteria.criteria_settings(self.agent())).data)
+
+    @extend_schema(
+        request=CriteriaSerializer, responses=CriteriaSettingsSerializer,
+        summary="Replace the agent's overrides ({} returns to the lab defaults)",
+        examples=[OpenApiExample("Stricter", value={"min_iterations": 20, "min_sharpe_ratio": 1.0,
+                                                    "consistency_window": 5}, request_only=True)],
+    )
+    def put(self, request, agent_id):
+        """Names every bad criterion at once (booleans are not numbers, unknown names refused) and
+        changes nothing on bad input."""
+        agent = criteria.criteria_set(self.agent(), request.data, actor=request.user)
+        return Response(CriteriaSettingsSerializer(criteria.criteria_settings(agent)).data)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class SwitchesView(_AgentView):
+    parser_classes = [JSONParser]
+
+    def _render(self, agent):
+        return Response(GraduationSwitchesSerializer(
+            {"auto_graduate": agent.auto_graduate, "auto_apply_in_paper": agent.auto_apply_in_paper}).data)
+
+    @extend_schema(responses=GraduationSwitchesSerializer, summary="Automatic graduation and paper re-pin switches")
+    def get(self, request, agent_id):
+        return self._render(self.agent())
+
+    @extend_schema(request=GraduationSwitchesSerializer, responses=GraduationSwitchesSerializer,
+                   summary="Turn automatic graduation (to paper only) or automatic paper re-pins on or off")
+    def patch(self, request, agent_id):
+        return self._render(services.switches_set(self.agent(), request.data, actor=request.user))
+
+
+def _int_param(request, name, default):
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed({name: "must be an integer"})
+    if value < 1:
+        raise ValidationFailed({name: "must be >= 1"})
+    return value
+
+
+@extend_schema(parameters=[AGENT_ID])
+class PaperView(_AgentView):
+    @extend_schema(
+        parameters=[OpenApiParameter("points", int, description="Equity points (most recent), 1..5000; 500."),
+                    OpenApiParameter("fills", int, description="Recent fills and trades, 1..500; 50.")],
+        responses=PaperSummarySerializer, summary="Paper account, recent fills and trades, equity curve, metrics",
+    )
+    def get(self, request, agent_id):
+        agent = self.agent()
+        summary = paper_summary(agent, points=_int_param(request, "points", 500),
+                                fills=_int_param(request, "fills", 50))
+        return Response(PaperSummarySerializer(summary).data)

@@ -1,0 +1,122 @@
+"""What graduation does by itself: after an iteration and after a paper tick.
+
+After a learning iteration (graduation.receivers, on ``iteration_finished``, which the alerts
+monitor receives first because alerts is installed before graduation and Django calls receivers
+in the order they connected):
+
+- a trading agent is demoted when a CRITICAL PERFORMANCE_DEGRADATION alert about it was raised
+  (or repeated) since it entered its current status;
+- a learning agent's eligibility is checked after a succeeded iteration; the episode is updated
+  (GRADUATION_READY once per episode) and, when ``auto_graduate`` is on and it is eligible, it
+  moves to paper trading (never further).
+
+After a paper tick processed an account (graduation.paper.runner):
+
+- the agent is demoted when the account's drawdown passes ``max_drawdown`` (strictly);
+- the degradation check above runs too, so an alert that reached nobody (receiver order changed,
+  a receiver failed, an alert raised outside an iteration) demotes within one paper interval;
+- a paper agent's eligibility for live trading updates its episode (an alert, never a move).
+"""
+
+import logging
+
+from django.conf import settings
+
+from agents.models import AgentStatus, IterationStatus, LearningIteration, TradingAgent
+from agents.services.errors import ServiceError
+from alerts.models import AgentAlert, AlertType, Severity
+from graduation import episodes, services
+from graduation.criteria import effective_criteria
+from graduation.eligibility import eligibility
+from graduation.models import EventKind, GraduationEvent, PaperAccount
+
+logger = logging.getLogger(__name__)
+
+
+def _load(agent_id):
+    return TradingAgent.objects.select_related("instrument", "current_version").filter(pk=agent_id).first()
+
+
+def after_iteration(agent_id, iteration_id, status):
+    """Returns what it did: "demoted", "graduated", "ready", or None."""
+    agent = _load(agent_id)
+    if agent is None:
+        return None
+    if agent.status in services.TRADING:
+        return "demoted" if demote_on_degradation(agent) else None
+    if agent.status != AgentStatus.LEARNING or status != IterationStatus.SUCCEEDED:
+        return None
+    number = LearningIteration.objects.filter(pk=iteration_id).values_list("number", flat=True).first()
+    result = eligibility(agent)
+    _episode, raised = episodes.observe(agent, result, f"iteration:{number}")
+    if result["eligible"] and agent.auto_graduate:
+        try:
+            services.graduate(agent, automatic=True,
+                              reason=f"automatic: eligible after iteration #{number} (auto_graduate is on)")
+            return "graduated"
+        except ServiceError as exc:
+            logger.info("agent %s: automatic graduation refused: %s", agent.pk, exc)
+    return "ready" if raised else None
+
+
+def _entered_status_at(agent):
+    entered = (
+        GraduationEvent.objects.filter(agent=agent, kind=EventKind.GRADUATE, to_status=agent.status)
+        .order_by("-created_at", "-id").values_list("created_at", flat=True).first()
+    )
+    if entered is None:  # status set by other means: the open account's opening is the next best
+        entered = PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).values_list(
+            "opened_at", flat=True).first()
+    return entered
+
+
+def demote_on_degradation(agent):
+    """Demote a trading agent with a CRITICAL PERFORMANCE_DEGRADATION alert seen since it entered
+    its status (acknowledged or not: acknowledging an alert does not undo what it reported)."""
+    since = _entered_status_at(agent)
+    if since is None:
+        return None
+    alert = (
+        AgentAlert.objects.filter(agent=agent, alert_type=AlertType.PERFORMANCE_DEGRADATION,
+                                  severity=Severity.CRITICAL, last_seen_at__gt=since)
+        .order_by("-last_seen_at").first()
+    )
+    if alert is None:
+        return None
+    try:
+        return services.demote(
+            agent, automatic=True, trigger="performance_degradation",
+            reason=f"CRITICAL performance degradation: {alert.message}",
+            details={"alert": alert.pk, "alert_fingerprint": alert.fingerprint},
+        )
+    except ServiceError as exc:
+        logger.info("agent %s: demotion on degradation refused: %s", agent.pk, exc)
+        return None
+
+
+def after_paper(account, processed=None):
+    """Checks after the engine processed ``account`` (its agent loaded); returns what it did."""
+    agent = account.agent
+    limit = effective_criteria(agent)["max_drawdown"]
+    if account.max_drawdown > limit:
+        try:
+            services.demote(
+                agent, automatic=True, trigger="drawdown",
+                reason=f"{'live' if account.live else 'paper'} drawdown {account.max_drawdown:.2%} passed "
+                       f"max_drawdown {limit:.2%}",
+                details={"max_drawdown": account.max_drawdown, "limit": limit},
+            )
+            return "demoted"
+        except ServiceError as exc:
+            logger.info("agent %s: demotion on drawdown refused: %s", agent.pk, exc)
+            return None
+    if demote_on_degradation(agent):
+        return "demoted"
+    if agent.status != AgentStatus.PAPER_TRADING or account.live or not (processed and processed.bars):
+        return None
+    if account.bars_processed < settings.LAB_PAPER_MIN_BARS or account.closed_trades < settings.LAB_PAPER_MIN_TRADES:
+        episodes.end_episode(agent)  # cheap: no metrics needed to know it is not eligible
+        return None
+    result = eligibility(agent)
+    _episode, raised = episodes.observe(agent, result, f"bar:{account.last_bar_timestamp.isoformat()}")
+    return "ready" if raised else None

@@ -1,0 +1,26 @@
+"""Receivers of agents' domain signals (connected in GraduationConfig.ready()).
+
+Each calls one graduation service. They run after the sender's transaction committed; a failure
+is logged and never propagates (agents sends with ``send()``, so an exception here would reach
+the iteration's caller and the receivers after this one).
+"""
+
+import logging
+
+from graduation import checks, services
+
+logger = logging.getLogger(__name__)
+
+
+def on_iteration_finished(sender, agent_id=None, iteration_id=None, status=None, **kwargs):
+    try:
+        checks.after_iteration(agent_id, iteration_id, status)
+    except Exception:
+        logger.exception("graduation check failed after iteration %s of agent %s", iteration_id, agent_id)
+
+
+def on_refinement_applied(sender, agent_id=None, version_id=None, refinement_id=None, automatic=False, **kwargs):
+    try:
+        services.record_repin(agent_id, version_id, automatic=bool(automatic), refinement_id=refinement_id)
+    except Exception:
+        logger.exception("recording the re-pin of agent %s to version %s failed", agent_id, version_id)

@@ -1,0 +1,245 @@
+"""Graduate, demote, re-pin: every change of what an agent trades, and the record of it.
+
+Transitions (each writes a GraduationEvent and an activity-log entry, in one transaction):
+
+- learning -> paper_trading: by a person, or automatically (graduation.checks, after an iteration,
+  when ``agent.auto_graduate`` is on); only when eligible (graduation.eligibility). A paper
+  account opens at the agent's initial capital with the current version pinned.
+- paper_trading -> live_trading: only by a person holding ``graduation.approve_live_trading``
+  (else 403 naming it), with ``confirm`` true and a non-empty ``reason`` (else 400 naming them),
+  and only when eligible on the paper record (else 409 listing the failed criteria). Never
+  automatic. The paper account closes (its record is the evidence) and a live account opens on
+  the simulated broker (graduation.paper.broker) at the initial capital.
+- paper_trading | live_trading -> learning (demote): by a person with a reason, or automatically
+  (graduation.checks) when the account's drawdown passes ``max_drawdown`` or a CRITICAL
+  PERFORMANCE_DEGRADATION alert arrives while trading. The open account closes.
+
+Re-pin: while trading, the traded version is the agent's ``current_version``; when it changes (a
+person applies a refinement or rolls back, or auto-approval for a paper agent whose owner set
+``auto_apply_in_paper``) a ``repin`` GraduationEvent records it and the open account follows.
+"""
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import AgentStatus, StrategyVersion, TradingAgent
+from agents.services.activity import actor_label_for, log_activity
+from agents.services.errors import Conflict, PermissionRefused, ValidationFailed
+from graduation import episodes
+from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility
+from graduation.models import LIVE_PERMISSION, EventKind, GraduationEvent, PaperAccount
+from graduation.paper import accounts
+from graduation.paper.metrics import account_metrics
+
+logger = logging.getLogger(__name__)
+
+TRADING = (AgentStatus.PAPER_TRADING, AgentStatus.LIVE_TRADING)
+AUTO_LABEL = "auto-graduation"
+MAX_REASON = 2000
+
+
+def _lock(agent):
+    return TradingAgent.objects.select_for_update().select_related("instrument", "current_version").get(pk=agent.pk)
+
+
+def _label(actor, automatic):
+    return AUTO_LABEL if automatic else actor_label_for(actor)
+
+
+def _record(agent, kind, from_status, to_status, *, actor, automatic, reason, snapshot, version, previous=None,
+            now=None):
+    event = GraduationEvent.objects.create(
+        agent=agent, kind=kind, from_status=from_status, to_status=to_status, automatic=automatic,
+        actor=actor if getattr(actor, "pk", None) else None, actor_label=_label(actor, automatic),
+        reason=reason, metrics_snapshot=snapshot, version=version, previous_version=previous,
+        created_at=now or timezone.now(),
+    )
+    return event
+
+
+def graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, now=None):
+    """Move the agent one step up (learning -> paper, paper -> live). Returns the GraduationEvent."""
+    reason = (reason or "").strip()
+    target = NEXT_STATUS.get(agent.status)
+    if target is None:
+        raise Conflict({"status": f"an agent in {agent.status} has no further step"})
+    if target == AgentStatus.LIVE_TRADING:
+        _check_live_request(actor, reason, confirm, automatic)
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed({"reason": f"at most {MAX_REASON} characters"})
+    # The opening decision reads bars and runs the strategy: done before the transaction.
+    snapshot_version = agent.current_version_id
+    snapshot = accounts.opening_snapshot(agent, agent.current_version)
+    with transaction.atomic():
+        agent = _lock(agent)
+        if NEXT_STATUS.get(agent.status) != target:
+            raise Conflict({"status": f"the agent is {agent.status} now (changed meanwhile)"})
+        if agent.current_version is None:
+            raise Conflict({"current_version": "the agent has no version to trade"})
+        result = eligibility(agent, now=now)
+        if not result["eligible"]:
+            raise Conflict({"eligibility": f"not eligible for {target}: {describe_failures(result)}"})
+        if agent.current_version_id != snapshot_version:
+            snapshot = accounts.opening_snapshot(agent, agent.current_version)
+        from_status = agent.status
+        now = now or timezone.now()
+        if target == AgentStatus.LIVE_TRADING:
+            accounts.close_account(agent, "graduated to live trading", now=now)
+        accounts.open_account(agent, agent.current_version, live=target == AgentStatus.LIVE_TRADING,
+                              snapshot=snapshot, now=now)
+        agent.status = target
+        agent.save(update_fields=["status", "updated_at"])
+        reason = reason or (f"automatic: eligible ({len(result['criteria'])} criteria passed)" if automatic
+                            else f"graduated by {actor_label_for(actor)}")
+        event = _record(agent, EventKind.GRADUATE, from_status, target, actor=actor, automatic=automatic,
+                        reason=reason, snapshot=_snapshot(result), version=agent.current_version, now=now)
+        episodes.end_episode(agent, now=now)
+        log_activity(
+            agent, "graduated",
+            f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target} "
+            f"trading v{agent.current_version.number}: {reason}",
+            actor=actor, actor_label=_label(actor, automatic),
+            details={"event": event.pk, "from": from_status, "to": target, "version": agent.current_version.number,
+                     "automatic": automatic, "reason": reason},
+        )
+    return event
+
+
+def _check_live_request(actor, reason, confirm, automatic):
+    if automatic:
+        raise PermissionRefused({"automatic": "moving an agent to live trading is never automatic"})
+    if actor is None or not getattr(actor, "has_perm", None) or not actor.has_perm(LIVE_PERMISSION):
+        raise PermissionRefused({"permission": f"moving an agent to live trading needs the {LIVE_PERMISSION} "
+                                               "permission"})
+    errors = {}
+    if confirm is not True:
+        errors["confirm"] = "must be true: moving an agent to live trading needs an explicit confirmation"
+    if not reason:
+        errors["reason"] = "required: say why this agent should trade live"
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _snapshot(result):
+    """What the decision was based on: the criteria and the window, with metrics."""
+    return {"verdict": result["verdict"], "criteria": result["criteria"], "window": result["window"],
+            "criteria_in_force": result["criteria_in_force"]}
+
+
+def demote(agent, *, actor=None, reason="", automatic=False, trigger="manual", details=None, now=None):
+    """Move a paper or live agent back to learning; closes its account. Returns the GraduationEvent."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed({"reason": "required: say why the agent goes back to learning"})
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed({"reason": f"at most {MAX_REASON} characters"})
+    with transaction.atomic():
+        agent = _lock(agent)
+        if agent.status not in TRADING:
+            raise Conflict({"status": f"only a paper or live trading agent can be demoted (this one is "
+                                      f"{agent.status})"})
+        now = now or timezone.now()
+        account = accounts.open_account_of(agent)
+        snapshot = {"trigger": trigger, **(details or {})}
+        if account is not None:
+            account.agent = agent
+            snapshot["account"] = _account_summary(account)
+            snapshot["paper_metrics"] = account_metrics(account)
+        accounts.close_account(agent, f"demoted: {reason}", now=now)
+        from_status = agent.status
+        agent.status = AgentStatus.LEARNING
+        agent.save(update_fields=["status", "updated_at"])
+        event = _record(agent, EventKind.DEMOTE, from_status, AgentStatus.LEARNING, actor=actor, automatic=automatic,
+                        reason=reason, snapshot=snapshot, version=agent.current_version, now=now)
+        episodes.end_episode(agent, now=now)
+        log_activity(
+            agent, "demoted",
+            f"{'Automatically demoted' if automatic else 'Demoted'} from {from_status} to learning: {reason}",
+            actor=actor, actor_label=_label(actor, automatic),
+            details={"event": event.pk, "from": from_status, "trigger": trigger, "automatic": automatic,
+                     "reason": reason},
+        )
+    return event
+
+
+def _account_summary(account):
+    return {"id": account.pk, "live": account.live, "equity": account.equity,
+            "initial_capital": account.initial_capital, "max_drawdown": account.max_drawdown,
+            "bars": account.bars_processed, "closed_trades": account.closed_trades}
+
+
+def record_repin(agent_id, version_id, *, automatic=False, refinement_id=None, actor=None, note="", now=None):
+    """The traded version of a trading agent changed: record it and move the open account to it.
+
+    Idempotent: nothing happens when the account already trades ``version_id`` or the agent is not
+    trading. Returns the event or None.
+    """
+    with transaction.atomic():
+        agent = TradingAgent.objects.select_for_update().filter(pk=agent_id).first()
+        if agent is None or agent.status not in TRADING:
+            return None
+        version = StrategyVersion.objects.filter(pk=version_id, agent=agent).first()
+        account = PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).first()
+        if version is None or account is None or account.version_id == version.pk:
+            return None
+        previous = account.version
+        PaperAccount.objects.filter(pk=account.pk).update(version=version, revision=account.revision + 1)
+        source = f" from refinement {refinement_id}" if refinement_id else " (manual change or rollback)"
+        reason = note or (f"auto-approval applied refinement {refinement_id}" if automatic
+                          else f"v{version.number} made current{source}")
+        event = _record(agent, EventKind.REPIN, agent.status, agent.status, actor=actor, automatic=automatic,
+                        reason=reason, snapshot={"refinement": refinement_id, "version_metrics": version.metrics},
+                        version=version, previous=previous, now=now)
+        log_activity(
+            agent, "traded_version_repinned",
+            f"While {agent.status}: the traded version is now v{version.number} "
+            f"(was v{previous.number if previous else '-'}): {reason}.",
+            actor=actor, actor_label="auto-approval" if automatic else actor_label_for(actor),
+            details={"event": event.pk, "version": version.number, "previous": previous.number if previous else None,
+                     "refinement": refinement_id, "automatic": automatic},
+        )
+    return event
+
+
+def version_at(agent, when):
+    """{status, version, event} in force at ``when``: the status set by the last transition at or
+    before it and the version of the last transition or re-pin at or before it. Before any event
+    the agent was learning and its version was the newest one created by then."""
+    event = (
+        GraduationEvent.objects.filter(agent=agent, created_at__lte=when)
+        .select_related("version").order_by("-created_at", "-id").first()
+    )
+    if event is None or event.to_status == AgentStatus.LEARNING:
+        version = (StrategyVersion.objects.filter(agent=agent, created_at__lte=when).order_by("-number").first())
+        return {"status": AgentStatus.LEARNING, "version": version, "event": event, "trading": False}
+    return {"status": event.to_status, "version": event.version, "event": event, "trading": True}
+
+
+def history(agent):
+    return GraduationEvent.objects.filter(agent=agent).select_related("version", "previous_version", "actor")
+
+
+SWITCHES = ("auto_graduate", "auto_apply_in_paper")
+
+
+def switches_set(agent, data, *, actor):
+    """Turn ``auto_graduate`` / ``auto_apply_in_paper`` on or off (booleans only, unknown names refused)."""
+    if not isinstance(data, dict):
+        raise ValidationFailed({"settings": "must be an object"})
+    errors = {str(k): f"unknown setting (known: {', '.join(SWITCHES)})" for k in data if k not in SWITCHES}
+    errors.update({k: "must be true or false" for k in SWITCHES if k in data and not isinstance(data[k], bool)})
+    if errors:
+        raise ValidationFailed(errors)
+    with transaction.atomic():
+        agent = _lock(agent)
+        changed = {k: data[k] for k in SWITCHES if k in data and getattr(agent, k) != data[k]}
+        if changed:
+            for key, value in changed.items():
+                setattr(agent, key, value)
+            agent.save(update_fields=[*changed, "updated_at"])
+            log_activity(agent, "graduation_settings_set",
+                         "Graduation settings: " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in changed.items())
+                         + ".", actor=actor, details=changed)
+    return agent

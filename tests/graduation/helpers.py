@@ -1,0 +1,62 @@
+"""Shared helpers of the graduation tests: iterations with chosen metrics, bars appended later."""
+
+import datetime as dt
+
+import numpy as np
+from django.utils import timezone
+
+from agents.market.cache import mark_bars_changed
+from agents.market.models import PriceBar
+from agents.models import IterationStatus, LearningIteration
+from graduation import services
+from tests.factories import make_agent
+
+# Validation metrics that pass the lab's default criteria comfortably.
+GOOD = {"win_rate": 0.6, "sharpe": 1.2, "total_return": 0.1, "num_trades": 12.0, "max_drawdown": 0.1, "psr": 0.9}
+# Small criteria so a few iterations make an agent eligible.
+QUICK = {"min_iterations": 3, "consistency_window": 3}
+
+
+def add_iteration(agent, metrics=None, *, status=IterationStatus.SUCCEEDED, finished_at=None, **overrides):
+    number = (LearningIteration.objects.filter(agent=agent).order_by("-number").values_list("number", flat=True)
+              .first() or 0) + 1
+    return LearningIteration.objects.create(
+        agent=agent, number=number, status=status, version=agent.current_version,
+        validation_metrics={**GOOD, **(metrics or {}), **overrides} if status == IterationStatus.SUCCEEDED else {},
+        score=1.0, finished_at=finished_at or timezone.now(),
+    )
+
+
+def eligible_agent(criteria=None, iterations=3, **kwargs):
+    agent = make_agent(**kwargs)
+    agent.graduation_criteria = {**QUICK, **(criteria or {})}
+    agent.save(update_fields=["graduation_criteria"])
+    for _ in range(iterations):
+        add_iteration(agent)
+    return agent
+
+
+def paper_agent(criteria=None, **kwargs):
+    """An agent graduated to paper trading by its owner (flat account on the newest bar)."""
+    agent = eligible_agent(criteria, **kwargs)
+    services.graduate(agent, actor=agent.owner, reason="looks good")
+    agent.refresh_from_db()
+    return agent
+
+
+def append_bars(instrument, n, *, seed=7, drift=0.0, vol=0.02, start=None, last_close=None):
+    """Append n daily bars after the instrument's newest one (a random walk), as an import would."""
+    last = PriceBar.objects.filter(instrument=instrument).order_by("-timestamp").first()
+    start = start or (last.timestamp + dt.timedelta(days=1))
+    price = last_close or (last.close if last else 100.0)
+    rng = np.random.default_rng(seed)
+    close = price * np.exp(np.cumsum(rng.normal(drift, vol, n)))
+    open_ = np.concatenate([[price], close[:-1]]) * (1 + rng.normal(0, vol / 4, n))
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, vol / 2, n)))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, vol / 2, n)))
+    PriceBar.objects.bulk_create([
+        PriceBar(instrument=instrument, timestamp=start + dt.timedelta(days=i), open=o, high=h, low=lo, close=c,
+                 volume=1000)
+        for i, (o, h, lo, c) in enumerate(zip(open_, high, low, close, strict=True))
+    ])
+    mark_bars_changed(instrument.pk)
