@@ -3,6 +3,7 @@
 from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 
+from agents.admin_forms import SETTINGS_FIELDS, AgentAdminForm
 from agents.models import (
     ActivityLog,
     Instrument,
@@ -16,7 +17,8 @@ from agents.models import (
     Trade,
     TradingAgent,
 )
-from agents.services import decisions, learning
+from agents.services import agents as agent_service
+from agents.services import approval, continuous, decisions, learning, scheduling
 from agents.services.errors import ServiceError
 
 RECENT_ROWS = 15
@@ -111,10 +113,34 @@ class TradingAgentAdmin(OwnedAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "strategy_template", "instrument", "continuous_state", "auto_learn_enabled", "refiner"]
     search_fields = ["name", "owner__username", "instrument__symbol"]
     list_select_related = ["owner", "instrument", "current_version"]
-    readonly_fields = ["id", "status", "current_version", "next_scheduled_iteration", "continuous_state",
-                       "continuous_stop_reason", "created_at", "updated_at"]
+    form = AgentAdminForm
+    readonly_fields = ["id", "status", "current_version", "schedule_description", "next_scheduled_iteration",
+                       "continuous_state", "continuous_stop_reason", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["owner", "name", "description", "instrument", "strategy_template", "params", "status",
+                           "current_version"]}),
+        ("Learning", {"fields": ["refiner", "objective", "candidates_per_iteration", "train_fraction", "fee_bps",
+                                 "slippage_bps", "initial_capital", "random_seed"]}),
+        ("Autonomy", {"fields": ["auto_learn", "learning_cron", "learning_timezone", "schedule_description",
+                                 "next_scheduled_iteration", "auto_approve", "thresholds", "continuous",
+                                 "continuous_state", "continuous_stop_reason", "max_iterations_per_day",
+                                 "min_iteration_gap_minutes", "convergence_threshold"]}),
+    ]
     inlines = [PendingRefinementInline, IterationInline, VersionInline]
-    actions = ["run_iteration_now", "apply_approved_refinements"]
+    actions = ["run_iteration_now", "apply_approved_refinements", "start_continuous", "stop_continuous",
+               "enable_auto_learn", "disable_auto_learn", "enable_auto_approve", "disable_auto_approve"]
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:  # status, version and schedule state exist once the agent does
+            hidden = {"status", "current_version", "schedule_description", "next_scheduled_iteration",
+                      "continuous_state", "continuous_stop_reason"}
+            return [(title, {"fields": [f for f in opts["fields"] if f not in hidden]})
+                    for title, opts in self.fieldsets]
+        return self.fieldsets
+
+    @admin.display(description="schedule")
+    def schedule_description(self, obj):
+        return scheduling.describe_schedule(obj) if obj.learning_schedule else "-"
 
     def get_queryset(self, request):
         last = LearningIteration.objects.filter(agent=OuterRef("pk"), status=IterationStatus.SUCCEEDED).order_by(
@@ -157,14 +183,81 @@ class TradingAgentAdmin(OwnedAdminMixin, admin.ModelAdmin):
                 failures.append((agent.name, str(exc)))
         report(self, request, ok, failures)
 
-    def save_model(self, request, obj, form, change):
-        from agents.services.agents import EDITABLE_FIELDS, agent_update
+    @admin.action(description="Start continuous learning")
+    def start_continuous(self, request, queryset):
+        self._each(request, queryset, lambda agent: continuous.continuous_start(agent, actor=request.user))
 
-        if not change:
-            return super().save_model(request, obj, form, change)
-        values = {k: form.cleaned_data[k] for k in form.changed_data if k in EDITABLE_FIELDS}
-        original = TradingAgent.objects.get(pk=obj.pk)
-        agent_update(original, actor=request.user, **values)
+    @admin.action(description="Stop continuous learning")
+    def stop_continuous(self, request, queryset):
+        self._each(request, queryset, lambda agent: continuous.continuous_stop(agent, actor=request.user))
+
+    @admin.action(description="Enable auto-learn (on each agent's schedule)")
+    def enable_auto_learn(self, request, queryset):
+        self._each(request, queryset, lambda agent: scheduling.auto_learn_enable(agent, actor=request.user))
+
+    @admin.action(description="Disable auto-learn")
+    def disable_auto_learn(self, request, queryset):
+        self._each(request, queryset, lambda agent: scheduling.auto_learn_disable(agent, actor=request.user))
+
+    @admin.action(description="Enable auto-approve")
+    def enable_auto_approve(self, request, queryset):
+        self._each(request, queryset, lambda agent: approval.auto_approve_enable(agent, actor=request.user))
+
+    @admin.action(description="Disable auto-approve")
+    def disable_auto_approve(self, request, queryset):
+        self._each(request, queryset, lambda agent: approval.auto_approve_disable(agent, actor=request.user))
+
+    def _each(self, request, queryset, service):
+        ok, failures = 0, []
+        for agent in queryset:
+            try:
+                service(agent)
+                ok += 1
+            except ServiceError as exc:
+                failures.append((agent.name, str(exc)))
+        report(self, request, ok, failures)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        settings_values = {k: data[k] for k in SETTINGS_FIELDS if k in data and k != "name"}
+        if change:
+            agent = TradingAgent.objects.get(pk=obj.pk)
+            values = {k: data[k] for k in form.changed_data if k in SETTINGS_FIELDS}
+            agent = agent_service.agent_update(agent, actor=request.user, **values)
+        else:
+            agent = agent_service.agent_create(
+                owner=data["owner"], name=data["name"], instrument=data["instrument"],
+                strategy_template=data["strategy_template"], params=data.get("params") or {}, **settings_values,
+            )
+        apply_autonomy(agent, form.autonomy_changes(), request.user)
+        obj.pk = agent.pk
+        obj.refresh_from_db()
+
+    def delete_model(self, request, obj):
+        agent_service.agent_delete(obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for agent in queryset:
+            agent_service.agent_delete(agent, actor=request.user)
+
+
+def apply_autonomy(agent, changes, user):
+    """Perform the autonomy part of an agent form through the services, in a safe order."""
+    if changes["schedule"]:
+        cron, tz = changes["schedule"]
+        scheduling.schedule_set(agent, cron=cron, timezone=tz, actor=user)
+        agent.refresh_from_db()
+    if changes["auto_learn"] != agent.auto_learn_enabled:
+        (scheduling.auto_learn_enable if changes["auto_learn"] else scheduling.auto_learn_disable)(agent, actor=user)
+        agent.refresh_from_db()
+    if changes["thresholds"] is not None:
+        approval.thresholds_set(agent, changes["thresholds"], actor=user)
+        agent.refresh_from_db()
+    if changes["auto_approve"] != agent.auto_approve_enabled:
+        (approval.auto_approve_enable if changes["auto_approve"] else approval.auto_approve_disable)(agent, actor=user)
+        agent.refresh_from_db()
+    if changes["continuous"] != agent.continuous_learning_enabled:
+        (continuous.continuous_start if changes["continuous"] else continuous.continuous_stop)(agent, actor=user)
 
 
 @admin.register(StrategyVersion)

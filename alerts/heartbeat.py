@@ -2,8 +2,8 @@
 
 Who records what (rows of alerts.models.Heartbeat):
 
-- "beat": the beat process itself, whenever it publishes a task (`before_task_publish` in the
-  process that ran `beat_init`), at most every BEAT_WRITE_EVERY seconds. Beat publishes
+- "beat": the beat process itself, when it starts (`beat_init`) and whenever it publishes a
+  task (`before_task_publish` in that process), at most every BEAT_WRITE_EVERY seconds. Beat publishes
   `heartbeat_task` every minute (CELERY_BEAT_SCHEDULE), so a live beat writes at least once a
   minute whether or not a worker is free to run anything.
 - "worker:<hostname>": each worker's main process, when it is ready and then every
@@ -147,6 +147,8 @@ def scheduler_status(now=None):
         })
     alive = sum(m["ok"] for m in members)
     workers = _part(rows.get(WORKERS), now, ok=alive > 0)
+    if workers["state"] == "stale" and members and all(m["stopped"] for m in members):
+        workers["state"] = "stopped"
     workers.update(alive=alive, members=members)
     status[WORKERS] = workers
     return status
@@ -236,18 +238,22 @@ _state = {"in_beat": False, "last_beat_write": 0.0, "thread": None}
 @signals.beat_init.connect(weak=False, dispatch_uid="alerts.heartbeat.beat_init")
 def _on_beat_init(sender=None, **kwargs):
     _state["in_beat"] = True
+    _record_beat("start")  # up at once, not only after the first interval elapses
+
+
+def _record_beat(what):
+    try:
+        close_old_connections()
+        record_heartbeat(BEAT, details={"pid": os.getpid(), "last": what})
+        _state["last_beat_write"] = time.monotonic()
+    except Exception:  # a heartbeat must never stop beat from publishing
+        logger.warning("could not record the beat heartbeat", exc_info=True)
 
 
 @signals.before_task_publish.connect(weak=False, dispatch_uid="alerts.heartbeat.beat_publish")
 def _on_publish(sender=None, **kwargs):
-    if not _state["in_beat"] or time.monotonic() - _state["last_beat_write"] < BEAT_WRITE_EVERY:
-        return
-    try:
-        close_old_connections()
-        record_heartbeat(BEAT, details={"pid": os.getpid(), "task": str(sender)})
-        _state["last_beat_write"] = time.monotonic()
-    except Exception:  # a heartbeat must never stop beat from publishing
-        logger.warning("could not record the beat heartbeat", exc_info=True)
+    if _state["in_beat"] and time.monotonic() - _state["last_beat_write"] >= BEAT_WRITE_EVERY:
+        _record_beat(str(sender))
 
 
 class WorkerHeartbeatThread(threading.Thread):

@@ -144,7 +144,7 @@ def format_report(report):
         facts = ", ".join(f"{k}={v}" for k, v in item.items() if k not in ("ok", "members"))
         lines.append(f"  {part:<9} {'ok ' if item['ok'] else 'FAIL'}  {facts}")
         for member in item.get("members") or []:
-            state = "ok" if member["ok"] else "stale"
+            state = "ok" if member["ok"] else ("stopped" if member.get("stopped") else "stale")
             lines.append(f"      {member['name']}: {state}, last seen {member['last_seen']} "
                          f"({member['age_seconds']}s ago)")
     iterations = report.get("iterations")

@@ -29,7 +29,7 @@ class CriteriaSerializer(serializers.Serializer):
 
 class CriteriaSettingsSerializer(serializers.Serializer):
     criteria = CriteriaSerializer(help_text="In force: the defaults overlaid with the agent's overrides.")
-    overrides = CriteriaSerializer(help_text="The agent's own values.")
+    overrides = serializers.DictField(child=serializers.JSONField(), help_text="The agent's own values only.")
     defaults = CriteriaSerializer(help_text="The lab's defaults (settings).")
 
 

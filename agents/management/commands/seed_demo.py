@@ -2,33 +2,86 @@ import os
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from agents.models import Instrument, TradingAgent
+from agents.services import approval, continuous, scheduling
 from agents.services.agents import agent_create
 
-# One demo agent per bundled instrument, each with a different template.
+# Loose enough that the demo visibly applies refinements on its short validation windows.
+DEMO_THRESHOLDS = {
+    "min_win_rate": 0.3,
+    "min_sharpe_ratio": 0.0,
+    "min_signals": 1,
+    "min_total_return": -0.05,
+    "require_improvement": True,
+}
+
+# One demo agent per bundled instrument, each with a different template and way of learning.
 DEMO_AGENTS = [
-    {"name": "S&P 500 trend (SMA)", "instrument": "SPX", "strategy_template": "sma_crossover"},
-    {"name": "NASDAQ momentum (MACD)", "instrument": "IXIC", "strategy_template": "ema_macd"},
-    {"name": "GOOG mean reversion (RSI)", "instrument": "GOOG", "strategy_template": "rsi_reversion"},
-    {"name": "EUR/USD bands (Bollinger)", "instrument": "EURUSD", "strategy_template": "bollinger_reversion"},
-    {"name": "BTC breakout (Donchian)", "instrument": "BTCUSD", "strategy_template": "donchian_breakout"},
+    {
+        "spec": {"name": "S&P 500 trend (SMA)", "instrument": "SPX", "strategy_template": "sma_crossover",
+                 "min_iteration_gap_minutes": 1, "max_iterations_per_day": 200},
+        "continuous": True, "auto_approve": True, "auto_graduate": True,
+    },
+    {
+        "spec": {"name": "NASDAQ momentum (MACD)", "instrument": "IXIC", "strategy_template": "ema_macd"},
+        "cron": "* * * * *", "auto_approve": True,
+    },
+    {
+        "spec": {"name": "GOOG mean reversion (RSI)", "instrument": "GOOG", "strategy_template": "rsi_reversion",
+                 "min_iteration_gap_minutes": 2, "max_iterations_per_day": 100},
+        "continuous": True, "auto_approve": True, "auto_graduate": True,
+    },
+    {
+        "spec": {"name": "EUR/USD bands (Bollinger)", "instrument": "EURUSD",
+                 "strategy_template": "bollinger_reversion"},
+        "cron": "*/2 * * * *",
+    },
+    {
+        "spec": {"name": "BTC breakout (Donchian)", "instrument": "BTCUSD", "strategy_template": "donchian_breakout",
+                 "min_iteration_gap_minutes": 1, "convergence_threshold": 0.02},
+        "continuous": True,
+    },
 ]
 
 
 class Command(BaseCommand):
-    help = "Create the demo agents (idempotent), owned by the operator login."
+    help = (
+        "Create the demo agents (idempotent), owned by the operator login: some learn continuously, "
+        "some on a schedule, some auto-approve and auto-graduate."
+    )
 
     def handle(self, *args, **opts):
         username = os.environ.get("LAB_ADMIN_USER", "operator")
         owner = get_user_model().objects.filter(username=username).first()
         if owner is None:
             raise CommandError(f"no user '{username}': run ensure_operator first")
-        for spec in DEMO_AGENTS:
+        for demo in DEMO_AGENTS:
+            spec = demo["spec"]
             if TradingAgent.objects.filter(owner=owner, name=spec["name"]).exists():
                 self.stdout.write(f"demo agent '{spec['name']}' exists")
                 continue
             if not Instrument.objects.filter(symbol=spec["instrument"]).exists():
                 raise CommandError(f"instrument {spec['instrument']} missing: run load_sample_data first")
-            agent_create(owner=owner, refiner="auto", **spec)
-            self.stdout.write(self.style.SUCCESS(f"created demo agent '{spec['name']}'"))
+            with transaction.atomic():
+                agent = agent_create(owner=owner, refiner="auto", **spec)
+                how = self._configure(agent, demo, owner)
+            self.stdout.write(self.style.SUCCESS(f"created demo agent '{spec['name']}' ({how})"))
+
+    def _configure(self, agent, demo, owner):
+        how = []
+        if demo.get("auto_approve"):
+            approval.thresholds_set(agent, DEMO_THRESHOLDS, actor=owner)
+            approval.auto_approve_enable(agent, actor=owner)
+            how.append("auto-approve")
+        if demo.get("cron"):
+            scheduling.auto_learn_enable(agent, actor=owner, cron=demo["cron"])
+            how.append(f"schedule {demo['cron']}")
+        if demo.get("continuous"):
+            continuous.continuous_start(agent, actor=owner)
+            how.append("continuous")
+        if demo.get("auto_graduate"):
+            TradingAgent.objects.filter(pk=agent.pk).update(auto_graduate=True)
+            how.append("auto-graduate")
+        return ", ".join(how) or "manual"

@@ -1,0 +1,106 @@
+"""The agent form of the console: model fields plus the autonomy controls.
+
+Validation reuses the services' validators so the console shows the API's messages; saving
+goes through the services (admin.py), never by writing the autonomy columns directly.
+"""
+
+import json
+
+from django import forms
+
+from agents.models import TradingAgent
+from agents.services import approval, scheduling
+from agents.services.errors import ServiceError
+from agents.strategies.base import ParamValidationError
+from agents.strategies.registry import get_template, template_choices
+
+SETTINGS_FIELDS = [
+    "name", "description", "refiner", "objective", "fee_bps", "slippage_bps", "train_fraction",
+    "candidates_per_iteration", "initial_capital", "random_seed", "max_iterations_per_day",
+    "min_iteration_gap_minutes", "convergence_threshold",
+]
+
+
+class AgentAdminForm(forms.ModelForm):
+    strategy_template = forms.ChoiceField(choices=template_choices)
+    params = forms.JSONField(
+        required=False, initial=dict, help_text="Initial version's parameters (add only); defaults fill the rest."
+    )
+    learning_cron = forms.CharField(
+        required=False, label="Learning schedule (cron)", help_text="Five fields: minute hour day month weekday."
+    )
+    learning_timezone = forms.CharField(required=False, initial="UTC", label="Schedule time zone")
+    auto_learn = forms.BooleanField(required=False, label="Auto-learn on the schedule")
+    auto_approve = forms.BooleanField(required=False, label="Auto-approve refinements")
+    thresholds = forms.JSONField(required=False, label="Approval thresholds", help_text="Empty: the defaults.")
+    continuous = forms.BooleanField(required=False, label="Continuous learning")
+
+    class Meta:
+        model = TradingAgent
+        fields = ["owner", "instrument", "strategy_template", *SETTINGS_FIELDS]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        agent = self.instance
+        if not agent._state.adding:
+            for name in ("owner", "instrument", "strategy_template", "params"):
+                self.fields[name].disabled = True
+            self.fields["params"].help_text = "Change parameters through refinements or rollback."
+            self.initial.update(
+                params=agent.current_version.params if agent.current_version else {},
+                learning_cron=agent.learning_schedule,
+                learning_timezone=agent.schedule_timezone,
+                auto_learn=agent.auto_learn_enabled,
+                auto_approve=agent.auto_approve_enabled,
+                thresholds=agent.approval_thresholds or None,
+                continuous=agent.continuous_learning_enabled,
+            )
+
+    def _service_errors(self, exc, field):
+        for key, message in exc.errors.items():
+            self.add_error(field if key not in self.fields else key, f"{key}: {message}")
+
+    def clean(self):
+        data = super().clean()
+        if self.instance._state.adding and data.get("strategy_template"):
+            try:
+                get_template(data["strategy_template"]).validate(data.get("params") or {})
+            except ParamValidationError as exc:
+                for name, message in exc.errors.items():
+                    self.add_error("params", f"{name}: {message}")
+        cron = (data.get("learning_cron") or "").strip()
+        if cron:
+            try:
+                scheduling.parse_cron(cron, data.get("learning_timezone") or "UTC")
+            except ServiceError as exc:
+                for key, message in exc.errors.items():
+                    self.add_error("learning_timezone" if key == "timezone" else "learning_cron", message)
+        elif data.get("auto_learn"):
+            self.add_error("learning_cron", "set a schedule first (a five-field cron)")
+        thresholds = data.get("thresholds")
+        if thresholds not in (None, "", {}):
+            try:
+                approval.validate_thresholds(thresholds)
+            except ServiceError as exc:
+                self._service_errors(exc, "thresholds")
+        return data
+
+    def autonomy_changes(self):
+        """What the autonomy services must do for this save (admin.py performs it)."""
+        data, agent = self.cleaned_data, self.instance
+        cron = (data.get("learning_cron") or "").strip()
+        tz = data.get("learning_timezone") or "UTC"
+        thresholds = data.get("thresholds")
+        schedule_changed = cron and (cron, tz) != (agent.learning_schedule, agent.schedule_timezone)
+        return {
+            "schedule": (cron, tz) if schedule_changed else None,
+            "auto_learn": data.get("auto_learn"),
+            "auto_approve": data.get("auto_approve"),
+            "thresholds": thresholds if thresholds not in (None, "") and thresholds != agent.approval_thresholds
+            else None,
+            "continuous": data.get("continuous"),
+        }
+
+
+def pretty_json(value):
+    return json.dumps(value, indent=2, sort_keys=True)
