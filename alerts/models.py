@@ -125,6 +125,9 @@ class Delivery(models.Model):
         ]
         indexes = [models.Index(fields=["channel", "created_at"], name="delivery_channel_time_idx")]
 
+    def __str__(self):
+        return f"delivery {self.pk} of alert {self.alert_id} ({self.status})"
+
 
 class Heartbeat(models.Model):
     """The last sign of life of a lab component, written by alerts.heartbeat.

@@ -21,10 +21,9 @@ def _commands():
     celery = [py, "-m", "celery", "-A", "config"]
     return {
         "web": [py, "manage.py", "runserver", f"{HOST}:{PORT}", "--noreload", "--insecure"],
-        "worker": celery
-        + ["worker", "-Q", "iterations,default", "-c", WORKER_CONCURRENCY, "-n", "lab@%h", "--loglevel", "INFO"],
-        "beat": celery
-        + ["beat", "--loglevel", "INFO", "--schedule", os.path.join("var", "celerybeat-schedule")],
+        "worker": [*celery, "worker", "-Q", "iterations,default", "-c", WORKER_CONCURRENCY, "-n", "lab@%h",
+                   "--loglevel", "INFO"],
+        "beat": [*celery, "beat", "--loglevel", "INFO"],
     }
 
 
@@ -53,7 +52,7 @@ def main():
     # A shell starts background jobs with SIGINT ignored, and children inherit that; give
     # them the default back so Ctrl-C on the process group reaches every one of them.
     procs = {
-        name: subprocess.Popen(cmd, env=env, preexec_fn=_default_sigint)  # noqa: S603, PLW1509
+        name: subprocess.Popen(cmd, env=env, preexec_fn=_default_sigint)  # noqa: S603
         for name, cmd in _commands().items()
     }
     stopping = False
@@ -64,7 +63,7 @@ def main():
             return
         stopping = True
         print(f"\n[lab] {signal.Signals(signum).name} received: stopping web, worker (warm), beat", flush=True)
-        for name, proc in procs.items():
+        for proc in procs.values():
             if proc.poll() is None:
                 # SIGTERM is Celery's warm shutdown; the dev server exits on it too.
                 proc.send_signal(signal.SIGTERM)

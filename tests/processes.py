@@ -57,7 +57,7 @@ def celery_process(kind, log_path, *args, **env):
     """Start `celery worker|beat`, wait until it says it is ready, stop it at the end."""
     cmd = [sys.executable, "-m", "celery", "-A", "config", kind, "--loglevel", "INFO", *args]
     log = open(log_path, "w+")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=process_env(**env), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=process_env(**env), stdout=log, stderr=subprocess.STDOUT)
     ready_marker = "ready." if kind == "worker" else "beat: Starting..."
     try:
         deadline = time.monotonic() + 60

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def check(tmp_path, **env):
     full = {**os.environ, "LAB_VAR_DIR": str(tmp_path), **env}
     full.pop("DATABASE_URL", None)
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=60
     )
 
@@ -27,7 +27,7 @@ def test_defaults_are_safe(tmp_path):
     env = {**os.environ, "LAB_VAR_DIR": str(tmp_path)}
     for key in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG"):
         env.pop(key, None)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,  # noqa: S603
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["False", "django.db.backends.sqlite3", "filesystem://", "False"], out.stderr
 

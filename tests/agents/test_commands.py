@@ -40,7 +40,7 @@ def test_create_agent_and_run_iterations_with_progress():
 def test_create_agent_errors_name_the_field():
     UserFactory(username="operator")
     random_walk_bars(InstrumentFactory(symbol="SYNC"))
-    with pytest.raises(CommandError, match="params.fast"):
+    with pytest.raises(CommandError, match=r"params\.fast"):
         run("create_agent", "--name", "x", "--instrument", "SYNC", "--template", "sma_crossover",
             "--param", "fast=500")
     with pytest.raises(CommandError, match="no agent"):

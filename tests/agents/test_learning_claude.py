@@ -4,8 +4,8 @@ import pytest
 
 from agents.models import IterationStatus, Refinement
 from agents.services import learning
-from tests.fake_anthropic import FakeAnthropic, api_error, message, sma_candidates
 from tests.factories import make_agent
+from tests.fake_anthropic import FakeAnthropic, api_error, message, sma_candidates
 
 pytestmark = pytest.mark.django_db
 SECRET = "sk-ant-test-secret-key-0123456789"

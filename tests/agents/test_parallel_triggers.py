@@ -21,7 +21,7 @@ def test_parallel_triggers_queue_exactly_one_iteration():
         try:
             barrier.wait()
             results.append(learning.iteration_queue(agent, trigger="api" if i % 2 else "schedule"))
-        except Exception as exc:  # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()

@@ -29,7 +29,7 @@ def test_an_iteration_running_past_the_hard_limit_is_failed_and_the_agent_freed(
     # The agent can learn again.
     from agents.services import learning
 
-    iteration, created = learning.iteration_queue(agent, trigger="manual")
+    _iteration, created = learning.iteration_queue(agent, trigger="manual")
     assert created
 
 

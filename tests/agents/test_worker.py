@@ -6,8 +6,8 @@ import pytest
 
 from agents.models import IterationStatus, LearningIteration
 from agents.services import learning
-from tests.fake_anthropic import FakeAnthropic, message, sma_candidates
 from tests.factories import make_agent
+from tests.fake_anthropic import FakeAnthropic, message, sma_candidates
 from tests.processes import celery_process, purge_filesystem_broker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker, pytest.mark.slow]
