@@ -266,6 +266,9 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stuck-iterations": {
         "task": "agents.tasks.reap_stuck_iterations_task", "schedule": 120.0, "options": {"expires": 110},
     },
+    "requeue-stale-deliveries": {
+        "task": "alerts.tasks.requeue_stale_deliveries_task", "schedule": 120.0, "options": {"expires": 110},
+    },
     "reconcile-schedules": {
         "task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0, "options": {"expires": 290},
     },

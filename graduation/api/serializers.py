@@ -8,6 +8,22 @@ from graduation.models import EventKind, GraduationEvent, PaperAccount, PaperEqu
 from graduation.services import MAX_REASON
 
 
+# Plain strings documenting their values rather than enums: the AgentStatus choice set and the
+# property name "kind" are already used by other apps' components, and drf-spectacular warns on
+# such collisions unless settings name them (ENUM_NAME_OVERRIDES).
+def agent_status_field(**kwargs):
+    return serializers.CharField(help_text="One of: " + ", ".join(AgentStatus.values) + ".", **kwargs)
+
+
+def event_kind_field(**kwargs):
+    return serializers.CharField(help_text="One of: " + ", ".join(EventKind.values) + ".", **kwargs)
+
+
+def window_kind_field(**kwargs):
+    return serializers.CharField(help_text="One of: iterations (learning record), paper (paper record), none.",
+                                 **kwargs)
+
+
 class CriteriaSerializer(serializers.Serializer):
     """Graduation criteria (graduation/criteria.py). In a PUT each is optional: the ones given override
     the lab defaults, the others follow them; unknown names are refused."""
@@ -44,7 +60,7 @@ class CriterionResultSerializer(serializers.Serializer):
 
 
 class EligibilityWindowSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["iterations", "paper", "none"])
+    kind = window_kind_field()
     iterations = serializers.ListField(child=serializers.IntegerField(), help_text="Iteration numbers, oldest first.")
     # "from" is a Python keyword: declared through locals() so the JSON key stays "from".
     locals()["from"] = serializers.DateTimeField(allow_null=True)
@@ -57,8 +73,8 @@ class EligibilityWindowSerializer(serializers.Serializer):
 
 class EligibilitySerializer(serializers.Serializer):
     agent = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=AgentStatus.choices)
-    target_status = serializers.ChoiceField(choices=AgentStatus.choices, allow_null=True)
+    status = agent_status_field()
+    target_status = agent_status_field(allow_null=True)
     verdict = serializers.ChoiceField(choices=["eligible", "not_eligible", "final"])
     eligible = serializers.BooleanField()
     criteria = CriterionResultSerializer(many=True)
@@ -80,7 +96,9 @@ class DemoteSerializer(serializers.Serializer):
 
 
 class GraduationEventSerializer(serializers.ModelSerializer):
-    kind = serializers.ChoiceField(choices=EventKind.choices)
+    kind = event_kind_field()
+    from_status = agent_status_field()
+    to_status = agent_status_field()
     actor = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
     previous_version = serializers.SerializerMethodField()
@@ -103,7 +121,7 @@ class GraduationEventSerializer(serializers.ModelSerializer):
 
 class VersionAtSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
-    status = serializers.ChoiceField(choices=AgentStatus.choices)
+    status = agent_status_field()
     trading = serializers.BooleanField()
     version = serializers.IntegerField(allow_null=True, help_text="Version number.")
     event = GraduationEventSerializer(allow_null=True, help_text="The last event at or before `at`.")
