@@ -49,6 +49,8 @@ def main():
     env = dict(os.environ)
     # The dev server serves the admin's static files only with DEBUG or --insecure.
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # Backtests are many small numpy calls; multi-threaded BLAS only adds stalls there.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     # A shell starts background jobs with SIGINT ignored, and children inherit that; give
     # them the default back so Ctrl-C on the process group reaches every one of them.
     procs = {

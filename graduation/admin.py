@@ -38,11 +38,25 @@ class GraduationEventAdmin(OwnedReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
-class PaperFillInline(admin.TabularInline):
-    model = PaperFill
+class _LedgerInline(admin.TabularInline):
+    """Read-only rows of an account: whoever may view the account may view them."""
+
     extra = 0
     max_num = 0
     can_delete = False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("graduation.view_paperaccount") or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PaperFillInline(_LedgerInline):
+    model = PaperFill
     fields = ["timestamp", "side", "quantity", "price", "fee", "reason", "weight_after"]
     readonly_fields = fields
 
@@ -52,20 +66,16 @@ class PaperFillInline(admin.TabularInline):
         recent = PaperFill.objects.filter(account=OuterRef("account")).order_by("-timestamp", "-id").values("pk")
         return qs.filter(pk__in=Subquery(recent[:RECENT_FILLS])).order_by("-timestamp", "-id")
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-
-class PaperTradeInline(admin.TabularInline):
+class PaperTradeInline(_LedgerInline):
     model = PaperTrade
-    extra = 0
-    max_num = 0
-    can_delete = False
     fields = ["side", "entry_time", "exit_time", "entry_price", "exit_price", "pnl", "return_pct", "exit_reason"]
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):
-        return False
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        recent = PaperTrade.objects.filter(account=OuterRef("account")).order_by("-exit_time", "-id").values("pk")
+        return qs.filter(pk__in=Subquery(recent[:RECENT_FILLS])).order_by("-exit_time", "-id")
 
 
 @admin.register(PaperAccount)
@@ -76,7 +86,3 @@ class PaperAccountAdmin(OwnedReadOnlyAdmin):
     list_select_related = ["agent", "version"]
     search_fields = ["agent__name"]
     inlines = [PaperFillInline, PaperTradeInline]
-
-    def has_change_permission(self, request, obj=None):
-        # Viewing the change page (read-only fields and inlines) needs view permission only.
-        return False
