@@ -19,9 +19,12 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(RUNTIME_STAMP)
 
+# The demo replays the newest bars of the bundled data so paper agents trade visibly.
+run: export LAB_REPLAY_ENABLED ?= 1
 run: $(RUNTIME_STAMP)
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py load_sample_data
+	$(BIN)/python manage.py replay_setup
 	$(BIN)/python manage.py ensure_operator
 	$(BIN)/python manage.py seed_demo
 	exec $(BIN)/python -m config.launcher

@@ -206,6 +206,7 @@ SPECTACULAR_SETTINGS = {
         "ContinuousStateEnum": "agents.models.ContinuousState",
         "AlertTypeEnum": "alerts.models.AlertType",
         "SeverityEnum": "alerts.models.Severity",
+        "AgentStatusEnum": "agents.models.AgentStatus",
     },
 }
 
@@ -223,13 +224,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The embedded broker: messages are files under var/broker, so no server is needed.
     BROKER_DIR = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS.update(
         {
             "data_folder_in": str(BROKER_DIR / "queue"),
             "data_folder_out": str(BROKER_DIR / "queue"),
             "processed_folder": str(BROKER_DIR / "processed"),
+            "control_folder": str(BROKER_DIR / "control"),
             "store_processed": False,
         }
     )
@@ -256,27 +258,6 @@ CELERY_TASK_ROUTES = {"agents.tasks.run_iteration_task": {"queue": "iterations"}
 # Schedules are rows edited at run time; exactly one beat process reads them.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
-# Lab-wide periodic tasks; DatabaseScheduler copies them into its tables at start-up.
-# Per-agent learning schedules are rows written only by agents.services.scheduling.
-CELERY_BEAT_SCHEDULE = {
-    # `expires`: ticks do not pile up while no worker runs; the next one does the work.
-    "continuous-learning-tick": {
-        "task": "agents.tasks.continuous_tick_task", "schedule": 60.0, "options": {"expires": 55},
-    },
-    "reap-stuck-iterations": {
-        "task": "agents.tasks.reap_stuck_iterations_task", "schedule": 120.0, "options": {"expires": 110},
-    },
-    "requeue-stale-deliveries": {
-        "task": "alerts.tasks.requeue_stale_deliveries_task", "schedule": 120.0, "options": {"expires": 110},
-    },
-    "reconcile-schedules": {
-        "task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0, "options": {"expires": 290},
-    },
-    # Beat's own heartbeat (recorded by beat as it publishes) and proof a worker answers.
-    "lab-heartbeat": {"task": "alerts.heartbeat.heartbeat_task", "schedule": 60.0, "options": {"expires": 55}},
-}
-# Imported by every worker and beat: heartbeat task and signals, log context, metrics hooks.
-CELERY_IMPORTS = ("alerts.heartbeat", "config.observability.celery_signals")
 # Workers log through Django's LOGGING so the text/JSON format is one setting.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -405,3 +386,34 @@ LAB_WORKER_METRICS_ADDR = env.str("LAB_WORKER_METRICS_ADDR", default="127.0.0.1"
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="lab@localhost")
+
+# --- Beat (after every setting it reads) -------------------------------------------
+# Lab-wide periodic tasks; DatabaseScheduler copies them into its tables at start-up.
+# Per-agent learning schedules are rows written only by agents.services.scheduling.
+CELERY_BEAT_SCHEDULE = {
+    # `expires`: ticks do not pile up while no worker runs; the next one does the work.
+    "continuous-learning-tick": {
+        "task": "agents.tasks.continuous_tick_task", "schedule": 60.0, "options": {"expires": 55},
+    },
+    "reap-stuck-iterations": {
+        "task": "agents.tasks.reap_stuck_iterations_task", "schedule": 120.0, "options": {"expires": 110},
+    },
+    "paper-tick": {
+        "task": "graduation.tasks.paper_tick_task", "schedule": float(LAB_PAPER_INTERVAL_SECONDS),
+        "options": {"expires": LAB_PAPER_INTERVAL_SECONDS},
+    },
+    "replay-tick": {
+        "task": "graduation.tasks.replay_tick_task", "schedule": float(LAB_REPLAY_INTERVAL_SECONDS),
+        "options": {"expires": LAB_REPLAY_INTERVAL_SECONDS},
+    },
+    "requeue-stale-deliveries": {
+        "task": "alerts.tasks.requeue_stale_deliveries_task", "schedule": 120.0, "options": {"expires": 110},
+    },
+    "reconcile-schedules": {
+        "task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0, "options": {"expires": 290},
+    },
+    # Beat's own heartbeat (recorded by beat as it publishes) and proof a worker answers.
+    "lab-heartbeat": {"task": "alerts.heartbeat.heartbeat_task", "schedule": 60.0, "options": {"expires": 55}},
+}
+# Imported by every worker and beat: heartbeat task and signals, log context, metrics hooks.
+CELERY_IMPORTS = ("alerts.heartbeat", "config.observability.celery_signals")

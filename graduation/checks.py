@@ -12,7 +12,8 @@ in the order they connected):
 
 After a paper tick processed an account (graduation.paper.runner):
 
-- the agent is demoted when the account's drawdown passes ``max_drawdown`` (strictly);
+- the agent is demoted when the account's drawdown passes ``max_drawdown`` (strictly) or the
+  account is ruined (equity 0);
 - the degradation check above runs too, so an alert that reached nobody (receiver order changed,
   a receiver failed, an alert raised outside an iteration) demotes within one paper interval;
 - a paper agent's eligibility for live trading updates its episode (an alert, never a move).
@@ -98,12 +99,12 @@ def after_paper(account, processed=None):
     """Checks after the engine processed ``account`` (its agent loaded); returns what it did."""
     agent = account.agent
     limit = effective_criteria(agent)["max_drawdown"]
-    if account.max_drawdown > limit:
+    if account.max_drawdown > limit or account.ruined:
         try:
             services.demote(
                 agent, automatic=True, trigger="drawdown",
                 reason=f"{'live' if account.live else 'paper'} drawdown {account.max_drawdown:.2%} passed "
-                       f"max_drawdown {limit:.2%}",
+                       f"max_drawdown {limit:.2%}" + (" (the account is ruined)" if account.ruined else ""),
                 details={"max_drawdown": account.max_drawdown, "limit": limit},
             )
             return "demoted"

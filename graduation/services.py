@@ -98,7 +98,7 @@ def graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, no
         episodes.end_episode(agent, now=now)
         log_activity(
             agent, "graduated",
-            f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target} "
+            f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target}, "
             f"trading v{agent.current_version.number}: {reason}",
             actor=actor, actor_label=_label(actor, automatic),
             details={"event": event.pk, "from": from_status, "to": target, "version": agent.current_version.number,

@@ -157,6 +157,10 @@ def process_account(account, *, max_bars=MAX_BARS_PER_TICK):
         trades.extend(result.trades)
         if state.ruined:
             break
+    held = broker.positions().get(agent.instrument.symbol, 0.0)
+    if not state.ruined and abs(held - state.units) > 1e-9 * max(1.0, abs(state.units)):
+        # A real broker could disagree (a partial fill, a manual trade): say so loudly.
+        logger.error("account %s: the broker holds %r units, the ledger %r", account.pk, held, state.units)
     _save(account, state, points, fills, trades)
     return Processed(account, bars=len(points), fills=len(fills), trades=len(trades), more=stop < n)
 

@@ -7,7 +7,8 @@ report compares, bar by bar and fill by fill:
 - equity: the largest relative gap |paper - backtest| / backtest over the curve;
 - the weight in force on each bar (the backtest's ``positions``);
 - fills: (bar, weight after, reason) of every fill (a flip is a close and an open);
-- trades: entry and exit bars, fill prices and P&L (relative gap) of every closed trade;
+- trades: entry and exit bars, exit reasons, fill prices (relative gap) and P&L (gap relative to
+  the initial capital) of every closed trade;
 - decisions: the stored targets against the template run once over the whole history up to the
   last bar; a difference means a decision depended on later bars (look-ahead) or on rounding.
   Not checked when the traded version was re-pinned during the period.

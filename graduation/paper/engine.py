@@ -20,7 +20,8 @@ Rules (those of agents.backtest.engine, restated one bar at a time):
   level when touched by the low / high, or the open when it gapped beyond; the stop first when
   both are touched; after one the account stays flat until the target changes;
 - equity is cash + units x close; a trade's P&L is the equity it added from just before its
-  entry fill to just after its exit fill; if equity reaches 0 the account is ruined (flat, frozen).
+  entry fill to just after its exit fill; if equity reaches 0 the account is ruined (flat, frozen:
+  the backtest trades nothing after ruin either, and the demotion check closes the account).
 
 Replaying the same bars and targets through ``run_backtest`` gives the same fills, trades and
 equity to rounding (graduation.paper.consistency checks it for any account).

@@ -34,10 +34,12 @@ def _bundled_bars(symbol):
     return tuple(parse_bars_csv(get_sample_dataset(symbol).path))
 
 
-def replay_setup(symbols=None, *, hold_back=None):
-    """Hold back the newest bars of each loaded bundled dataset; restarts a replay already set up.
+def replay_setup(symbols=None, *, hold_back=None, restart=False):
+    """Hold back the newest bars of each loaded bundled dataset. Returns one line per dataset.
 
-    Returns one line per dataset saying what was done.
+    Safe to run at every start, after ``load_sample_data`` (which puts the whole file back):
+    a replay already set up resumes where it was (only the bars not yet released are removed
+    again); ``restart=True`` (or a different hold-back) starts it over.
     """
     hold_back = hold_back or settings.LAB_REPLAY_HOLD_BACK_BARS
     lines = []
@@ -52,18 +54,25 @@ def replay_setup(symbols=None, *, hold_back=None):
             lines.append(f"{dataset.symbol}: too few bars to hold any back; skipped")
             continue
         held_from = bundled[-hold].timestamp
+        cursor = ReplayCursor.objects.filter(instrument=instrument).first()
+        resume = (not restart and cursor is not None and cursor.held_from == held_from and cursor.total == hold
+                  and cursor.remaining > 0)
+        released = cursor.released if resume else 0
+        first_held = bundled[-hold + released].timestamp
         with transaction.atomic():
-            deleted, _ = PriceBar.objects.filter(instrument=instrument, timestamp__gte=held_from).delete()
-            mark_bars_changed(instrument.pk)
+            deleted, _ = PriceBar.objects.filter(instrument=instrument, timestamp__gte=first_held).delete()
+            if deleted:
+                mark_bars_changed(instrument.pk)
             ReplayCursor.objects.update_or_create(
                 instrument=instrument,
-                defaults={"symbol": dataset.symbol, "held_from": held_from, "total": hold, "released": 0},
+                defaults={"symbol": dataset.symbol, "held_from": held_from, "total": hold, "released": released},
             )
         ahead = PaperAccount.objects.filter(
-            agent__instrument=instrument, closed_at__isnull=True, last_bar_timestamp__gte=held_from
+            agent__instrument=instrument, closed_at__isnull=True, last_bar_timestamp__gte=first_held
         ).count()
+        verb = f"resuming: {hold - released} of {hold} bars" if resume else f"holding back {hold} bars"
         lines.append(
-            f"{dataset.symbol}: holding back {hold} bars from {held_from:%Y-%m-%d %H:%M} ({deleted} removed)"
+            f"{dataset.symbol}: {verb} from {first_held:%Y-%m-%d %H:%M} ({deleted} removed from the database)"
             + (f"; {ahead} open paper account(s) already saw them and wait for newer bars" if ahead else "")
         )
     return lines

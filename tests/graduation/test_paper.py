@@ -236,6 +236,20 @@ def test_replay_holds_back_the_newest_bars_and_releases_them_through_the_importe
     assert feed.replay_tick() == {}  # disabled: the tick does nothing
 
 
+def test_replay_setup_at_every_start_resumes_after_the_dataset_is_reloaded(btc):
+    feed.replay_setup(["BTCUSD"], hold_back=20)
+    feed.replay_tick(per_tick=8)
+    released_until = PriceBar.objects.filter(instrument=btc).order_by("-timestamp").first().timestamp
+    load_sample_datasets(["BTCUSD"])  # a restart reloads the whole file...
+    assert PriceBar.objects.filter(instrument=btc).count() == get_sample_dataset("BTCUSD").bars
+    lines = feed.replay_setup(["BTCUSD"], hold_back=20)  # ...and the replay resumes
+    assert "resuming: 12 of 20 bars" in lines[0]
+    assert PriceBar.objects.filter(instrument=btc).order_by("-timestamp").first().timestamp == released_until
+    assert ReplayCursor.objects.get(instrument=btc).released == 8
+    assert "holding back 20 bars" in feed.replay_setup(["BTCUSD"], hold_back=20, restart=True)[0]
+    assert ReplayCursor.objects.get(instrument=btc).released == 0
+
+
 def test_a_paper_agent_trades_replayed_bars_like_imported_ones(btc):
     feed.replay_setup(["BTCUSD"], hold_back=30)
     agent = paper_agent(NO_LIMIT, instrument=btc, params={"fast": 2, "slow": 4})

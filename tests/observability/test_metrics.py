@@ -15,8 +15,8 @@ from alerts import services as alert_services
 from alerts.models import AlertType, Delivery, DeliveryStatus, Severity
 from config.observability import metrics
 from tests.alerts import test_webhook as hooks
-from tests.fake_anthropic import FakeAnthropic, api_error, message, sma_candidates
 from tests.factories import UserFactory, make_agent
+from tests.fake_anthropic import FakeAnthropic, api_error, message, sma_candidates
 from tests.processes import purge_filesystem_broker
 
 pytestmark = pytest.mark.django_db

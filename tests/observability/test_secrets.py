@@ -11,8 +11,8 @@ from agents.services import learning
 from alerts.channels.webhook import sign
 from alerts.models import Delivery, DeliveryStatus
 from tests.alerts import test_webhook as hooks
-from tests.fake_anthropic import FakeAnthropic, api_error
 from tests.factories import make_agent
+from tests.fake_anthropic import FakeAnthropic, api_error
 
 pytestmark = pytest.mark.django_db
 

@@ -7,6 +7,19 @@ from django.db import transaction
 from agents.models import Instrument, TradingAgent
 from agents.services import approval, continuous, scheduling
 from agents.services.agents import agent_create
+from graduation import criteria
+from graduation import services as graduation_services
+
+# The demo shows graduation within minutes; real agents keep the lab's stricter defaults.
+DEMO_GRADUATION_CRITERIA = {
+    "min_iterations": 3,
+    "consistency_window": 2,
+    "min_win_rate": 0.3,
+    "min_sharpe_ratio": 0.0,
+    "min_total_return": -0.05,
+    "min_signals": 1,
+    "max_drawdown": 0.5,
+}
 
 # Loose enough that the demo visibly applies refinements on its short validation windows.
 DEMO_THRESHOLDS = {
@@ -17,6 +30,7 @@ DEMO_THRESHOLDS = {
     "require_improvement": True,
 }
 
+# Lives in the top app because it composes all three: agents, their autonomy, graduation.
 # One demo agent per bundled instrument, each with a different template and way of learning.
 DEMO_AGENTS = [
     {
@@ -82,6 +96,7 @@ class Command(BaseCommand):
             continuous.continuous_start(agent, actor=owner)
             how.append("continuous")
         if demo.get("auto_graduate"):
-            TradingAgent.objects.filter(pk=agent.pk).update(auto_graduate=True)
+            criteria.criteria_set(agent, DEMO_GRADUATION_CRITERIA, actor=owner)
+            graduation_services.switches_set(agent, {"auto_graduate": True}, actor=owner)
             how.append("auto-graduate")
         return ", ".join(how) or "manual"

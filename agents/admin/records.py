@@ -1,0 +1,138 @@
+"""Admin of the lab's records: instruments and bars, versions, iterations, refinements, trades,
+activity. Actions call the services."""
+
+from django.contrib import admin
+
+from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
+from agents.models import (
+    ActivityLog,
+    Instrument,
+    LearningIteration,
+    PriceBar,
+    Refinement,
+    StrategyVersion,
+    Trade,
+)
+from agents.services import decisions
+
+
+@admin.register(Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "name", "bar_interval", "bars_per_year", "data_version"]
+    search_fields = ["symbol", "name"]
+    readonly_fields = ["data_version"]
+
+
+@admin.register(PriceBar)
+class PriceBarAdmin(admin.ModelAdmin):
+    list_display = ["instrument", "timestamp", "open", "high", "low", "close", "volume"]
+    list_filter = ["instrument"]
+    list_select_related = ["instrument"]
+    date_hierarchy = "timestamp"
+    show_full_result_count = False
+
+
+@admin.register(StrategyVersion)
+class StrategyVersionAdmin(OwnedAdminMixin, admin.ModelAdmin):
+    list_display = ["agent", "number", "origin", "note", "created_by", "created_at"]
+    list_filter = ["origin"]
+    search_fields = ["agent__name"]
+    list_select_related = ["agent", "created_by"]
+    readonly_fields = ["agent", "number", "params", "parent", "origin", "metrics", "note", "created_by", "created_at"]
+    actions = ["rollback_to"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Roll back to this version (adds a new version)")
+    def rollback_to(self, request, queryset):
+        def rollback(version):
+            new = decisions.version_rollback(version.agent, version, actor=request.user)
+            return f"rolled back as v{new.number}"
+
+        run_per_row(self, request, queryset.select_related("agent"), rollback,
+                    label=lambda v: f"{v.agent} v{v.number}")
+
+
+@admin.register(LearningIteration)
+class LearningIterationAdmin(OwnedAdminMixin, admin.ModelAdmin):
+    list_display = ["agent", "number", "trigger", "status", "score_display", "improvement_display",
+                    "refiner_used", "duration_ms", "queued_at"]
+    list_filter = ["status", "trigger", "refiner_used"]
+    search_fields = ["agent__name"]
+    list_select_related = ["agent", "version"]
+    date_hierarchy = "queued_at"
+    readonly_fields = [f.name for f in LearningIteration._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="score", ordering="score")
+    def score_display(self, obj):
+        return fmt(obj.score)
+
+    @admin.display(description="improvement", ordering="improvement")
+    def improvement_display(self, obj):
+        return fmt(obj.improvement)
+
+
+@admin.register(Refinement)
+class RefinementAdmin(OwnedAdminMixin, admin.ModelAdmin):
+    list_display = ["id", "agent", "iteration", "status", "score_display", "source", "decided_automatically",
+                    "created_at"]
+    list_filter = ["status", "source", "decided_automatically"]
+    search_fields = ["agent__name"]
+    list_select_related = ["agent", "iteration"]
+    readonly_fields = [f.name for f in Refinement._meta.fields]
+    actions = ["approve", "reject"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="score", ordering="score")
+    def score_display(self, obj):
+        return fmt(obj.score)
+
+    def _decide(self, request, queryset, service, verb):
+        def decide(refinement):
+            service(refinement, actor=request.user)
+            return verb
+
+        run_per_row(self, request, queryset.select_related("agent"), decide, label=lambda r: f"refinement {r.pk}")
+
+    @admin.action(description="Approve selected refinements")
+    def approve(self, request, queryset):
+        self._decide(request, queryset, decisions.refinement_approve, "approved")
+
+    @admin.action(description="Reject selected refinements")
+    def reject(self, request, queryset):
+        self._decide(request, queryset, decisions.refinement_reject, "rejected")
+
+
+@admin.register(Trade)
+class TradeAdmin(admin.ModelAdmin):
+    list_display = ["iteration", "side", "entry_time", "exit_time", "return_pct", "pnl", "bars_held"]
+    list_select_related = ["iteration__agent"]
+    list_filter = ["side"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs if request.user.is_superuser else qs.filter(iteration__agent__owner=request.user)
+
+
+@admin.register(ActivityLog)
+class ActivityLogAdmin(OwnedAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "agent", "event", "actor_label", "message"]
+    list_filter = ["event", "actor_label"]
+    search_fields = ["agent__name", "message"]
+    list_select_related = ["agent"]
+    readonly_fields = [f.name for f in ActivityLog._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

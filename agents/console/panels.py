@@ -1,0 +1,206 @@
+"""What the agent page shows, read through the services; the template only lays it out."""
+
+from agents.console import curves
+from agents.console.charts import format_value
+from agents.models import LearningIteration, Refinement, RefinementStatus, StrategyVersion
+from agents.services import approval, continuous, scheduling
+from agents.services.performance import agent_performance
+
+RECENT_ITERATIONS = 8
+OPEN_REFINEMENTS = 12
+DECIDED_REFINEMENTS = 6
+RECENT_VERSIONS = 10
+OPEN_ALERTS = 10
+RECENT_EVENTS = 6
+STASH_KEY = "lab_console:{agent_id}"
+
+# (metric, label, format, higher is better)
+EVIDENCE_METRICS = (
+    ("sharpe", "Sharpe", "number", True),
+    ("total_return", "total return", "percent", True),
+    ("win_rate", "win rate", "percent", True),
+    ("max_drawdown", "max drawdown", "percent", False),
+    ("num_trades", "trades", "int", True),
+    ("profit_factor", "profit factor", "number", True),
+)
+THRESHOLD_HELP = {
+    "min_win_rate": "0 to 1 (0.4 = 40%)",
+    "min_sharpe_ratio": "-10 to 10",
+    "min_signals": "trades, a whole number",
+    "min_total_return": ">= -1 (0.05 = 5%)",
+    "require_improvement": "beat the current version's score",
+    "max_drawdown": "0 to 1, blank = no limit",
+}
+
+
+def pop_stash(request, agent):
+    """The submitted values and errors of a console form that failed (kept across the redirect)."""
+    return request.session.pop(STASH_KEY.format(agent_id=agent.pk), None) or {}
+
+
+def _number(value):
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def show(value, kind="number"):
+    """A criterion's required or actual value as text (strings such as '> current score 0.5' pass)."""
+    if value is None:
+        return "missing"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return format_value(value, "int" if isinstance(value, int) and kind == "number" else kind)
+    return str(value)
+
+
+SUMMARY_METRICS = (
+    ("total_return", "return", "percent"),
+    ("buy_hold_return", "buy and hold", "percent"),
+    ("sharpe", "Sharpe", "number"),
+    ("max_drawdown", "max drawdown", "percent"),
+    ("win_rate", "win rate", "percent"),
+    ("num_trades", "trades", "int"),
+)
+
+
+def metric_summary(metrics):
+    """The headline metrics as (label, text) pairs."""
+    metrics = metrics or {}
+    return [(label, show(_number(metrics.get(key)), kind)) for key, label, kind in SUMMARY_METRICS]
+
+
+def criteria_rows(rows):
+    """Criteria results (approval.judge, graduation.eligibility) with their values as text."""
+    return [{**row, "required_text": show(row.get("required")), "actual_text": show(row.get("actual"))}
+            for row in rows]
+
+
+def evidence(refinement, thresholds):
+    """Candidate vs the version it was measured against, metric by metric, and the criteria."""
+    iteration = refinement.iteration
+    current_metrics = iteration.validation_metrics or {}
+    candidate_metrics = refinement.validation_metrics or {}
+    rows = [{"label": "score", "candidate": show(refinement.score), "current": show(iteration.score),
+             "better": _better(refinement.score, iteration.score, True)}]
+    for key, label, fmt, higher in EVIDENCE_METRICS:
+        candidate, current = _number(candidate_metrics.get(key)), _number(current_metrics.get(key))
+        rows.append({"label": label, "candidate": show(candidate, fmt), "current": show(current, fmt),
+                     "better": _better(candidate, current, higher)})
+    criteria, judged = refinement.criteria_results, True
+    if not criteria:
+        # Not judged yet (auto-approval off): what the thresholds in force would say.
+        criteria = approval.judge(candidate_metrics, refinement.score, thresholds, iteration.score)
+        judged = False
+    base = (iteration.version.params if iteration.version else None) or {}
+    changes = [
+        {"name": name, "before": base.get(name), "after": value, "changed": base.get(name) != value}
+        for name, value in sorted((refinement.proposed_params or {}).items())
+    ]
+    return {"metrics": rows, "criteria": criteria_rows(criteria), "judged": judged,
+            "passes": all(c["passed"] for c in criteria), "params": changes}
+
+
+def _better(candidate, current, higher):
+    if candidate is None or current is None or candidate == current:
+        return None
+    return (candidate > current) == higher
+
+
+def refinements(agent):
+    thresholds = approval.effective_thresholds(agent)
+    base = Refinement.objects.filter(agent=agent).select_related("iteration__version", "produced_version",
+                                                                 "decided_by")
+    open_statuses = (RefinementStatus.PENDING, RefinementStatus.APPROVED)
+    open_rows = list(base.filter(status__in=open_statuses).order_by("status", "-score", "id")[:OPEN_REFINEMENTS])
+    decided = list(base.exclude(status__in=open_statuses).order_by("-decided_at", "-id")[:DECIDED_REFINEMENTS])
+    counts = {
+        "pending": base.filter(status=RefinementStatus.PENDING).count(),
+        "approved": base.filter(status=RefinementStatus.APPROVED).count(),
+    }
+    return {
+        "open": [{"refinement": r, "evidence": evidence(r, thresholds)} for r in open_rows],
+        "decided": decided,
+        "counts": counts,
+    }
+
+
+def versions(agent):
+    rows = list(StrategyVersion.objects.filter(agent=agent).select_related("created_by")
+                .order_by("-number")[:RECENT_VERSIONS])
+    return [{"version": v, "current": v.pk == agent.current_version_id,
+             "validation": (v.metrics or {}).get("validation") or {}} for v in rows]
+
+
+def autonomy(agent, stash):
+    settings = approval.approval_settings(agent)
+    submitted = stash.get("data", {}) if stash.get("form") == "thresholds" else {}
+    errors = stash.get("errors", {}) if stash.get("form") == "thresholds" else {}
+    rows = []
+    for name, default in settings["defaults"].items():
+        value = submitted.get(name, settings["thresholds"][name])
+        rows.append({"name": name, "value": "" if value is None else value, "default": default,
+                     "help": THRESHOLD_HELP.get(name, ""), "error": errors.get(name),
+                     "boolean": isinstance(default, bool)})
+    schedule_form = stash.get("data", {}) if stash.get("form") == "schedule" else {}
+    return {
+        "schedule": scheduling.schedule_state(agent),
+        "schedule_form": {
+            "cron": schedule_form.get("cron", agent.learning_schedule),
+            "timezone": schedule_form.get("timezone", agent.schedule_timezone),
+            "errors": stash.get("errors", {}) if stash.get("form") == "schedule" else {},
+        },
+        "approval": settings,
+        "threshold_rows": rows,
+        "threshold_errors": {k: v for k, v in errors.items() if k not in settings["defaults"]},
+        "continuous": continuous.continuous_status(agent),
+    }
+
+
+def alerts(agent):
+    from alerts.models import AgentAlert
+
+    open_alerts = AgentAlert.objects.filter(agent=agent, acknowledged=False)
+    return {"open": list(open_alerts.order_by("-last_seen_at", "-id")[:OPEN_ALERTS]), "count": open_alerts.count()}
+
+
+def graduation(agent, user):
+    from graduation.eligibility import eligibility
+    from graduation.models import LIVE_PERMISSION, GraduationEvent
+    from graduation.paper.summary import paper_summary
+
+    paper = paper_summary(agent, points=500, fills=10)
+    account = paper["account"]
+    result = eligibility(agent)
+    return {
+        "eligibility": result,
+        "criteria": criteria_rows(result["criteria"]),
+        "events": list(GraduationEvent.objects.filter(agent=agent).select_related("version")
+                       .order_by("-created_at", "-id")[:RECENT_EVENTS]),
+        "paper": paper,
+        "paper_svg": curves.paper_equity(account, paper["equity"]) if account else None,
+        "paper_metrics": metric_summary(paper["metrics"]) if account else [],
+        "can_go_live": user.has_perm(LIVE_PERMISSION),
+        "live_permission": LIVE_PERMISSION,
+    }
+
+
+def agent_page(agent, request):
+    """The context of the agent page's console (everything above Django's form)."""
+    stash = pop_stash(request, agent)
+    performance = agent_performance(agent, limit=200)
+    recent = list(LearningIteration.objects.filter(agent=agent).order_by("-number")[:RECENT_ITERATIONS])
+    equity = curves.validation_equity(agent)
+    return {
+        "agent": agent,
+        "performance": performance,
+        "iterations": recent,
+        "equity": equity,
+        "equity_metrics": metric_summary(equity.get("metrics")),
+        "record": curves.learning_record(performance),
+        "autonomy": autonomy(agent, stash),
+        "refinements": refinements(agent),
+        "versions": versions(agent),
+        "alerts": alerts(agent),
+        "graduation": graduation(agent, request.user),
+        "stash": stash,
+    }
