@@ -35,7 +35,7 @@ DEMO_THRESHOLDS = {
 DEMO_AGENTS = [
     {
         "spec": {"name": "S&P 500 trend (SMA)", "instrument": "SPX", "strategy_template": "sma_crossover",
-                 "min_iteration_gap_minutes": 1, "max_iterations_per_day": 200},
+                 "min_iteration_gap_minutes": 0, "max_iterations_per_day": 200},
         "continuous": True, "auto_approve": True, "auto_graduate": True,
     },
     {
@@ -54,7 +54,7 @@ DEMO_AGENTS = [
     },
     {
         "spec": {"name": "BTC breakout (Donchian)", "instrument": "BTCUSD", "strategy_template": "donchian_breakout",
-                 "min_iteration_gap_minutes": 1, "convergence_threshold": 0.02},
+                 "min_iteration_gap_minutes": 0, "convergence_threshold": 0.02},
         "continuous": True,
     },
 ]
