@@ -44,8 +44,10 @@ class AgentAdminForm(forms.ModelForm):
         agent = self.instance
         if not agent._state.adding:
             for name in ("owner", "instrument", "strategy_template", "params"):
-                self.fields[name].disabled = True
-            self.fields["params"].help_text = "Change parameters through refinements or rollback."
+                if name in self.fields:  # a view-only user's form has no editable field
+                    self.fields[name].disabled = True
+            if "params" in self.fields:
+                self.fields["params"].help_text = "Change parameters through refinements or rollback."
             self.initial.update(
                 params=agent.current_version.params if agent.current_version else {},
                 learning_cron=agent.learning_schedule,

@@ -5,6 +5,7 @@ the task in hand), beat and the web server stop at once.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,15 +39,24 @@ def _wait_until_up(url, procs, timeout=60):
             return False
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own local URL
-                if resp.status < 500:
+                if resp.status == 200:
                     return True
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     return False
+
+
+def _fresh_metrics_dir(env):
+    # Multi-process metric files belong to one run of the lab; stale ones would double count.
+    folder = env.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(env.get("LAB_VAR_DIR", "var"), "prometheus")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
 
 
 def main():
     env = dict(os.environ)
+    _fresh_metrics_dir(env)
     # The dev server serves the admin's static files only with DEBUG or --insecure.
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Backtests are many small numpy calls; multi-threaded BLAS only adds stalls there.
@@ -74,7 +84,8 @@ def main():
     signal.signal(signal.SIGTERM, stop)
 
     base = f"http://{HOST}:{PORT}"
-    if _wait_until_up(f"{base}/admin/login/", procs):
+    # /health answers 200 once the database, broker, beat and a worker are all alive.
+    if _wait_until_up(f"{base}/health", procs, timeout=90):
         login = os.environ.get("LAB_ADMIN_USER", "operator")
         print(
             f"\n[lab] Agent Learning Lab is up\n"

@@ -87,6 +87,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Bodies over LAB_MAX_BODY_BYTES: 413 before any parser reads them (DRF's do not check).
+    "config.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -176,6 +178,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's JSON parser with a nesting limit (agents/api/parsers.py); forms for the browsable API.
+    "DEFAULT_PARSER_CLASSES": [
+        "agents.api.parsers.LabJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
@@ -380,8 +388,12 @@ if LAB_HEALTH_TIMEOUT_SECONDS <= 0:
 if _bool("LAB_METRICS_MULTIPROCESS", True):
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+# Load balancers probe /health over plain HTTP behind the TLS proxy: no redirect to https.
+SECURE_REDIRECT_EXEMPT = [r"^health/?$"]
 # A worker on another host than the web serves its metrics on this port (0 = off) and address.
 LAB_WORKER_METRICS_PORT = env.int("LAB_WORKER_METRICS_PORT", default=0)
+if not 0 <= LAB_WORKER_METRICS_PORT <= 65535:
+    raise ImproperlyConfigured(f"LAB_WORKER_METRICS_PORT must be a TCP port or 0, got {LAB_WORKER_METRICS_PORT}")
 LAB_WORKER_METRICS_ADDR = env.str("LAB_WORKER_METRICS_ADDR", default="127.0.0.1")
 
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

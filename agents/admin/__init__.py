@@ -49,4 +49,7 @@ def install_dashboard(site):
     site.index = dashboard_index
 
 
+admin.site.site_header = "Agent Learning Lab"
+admin.site.site_title = "Agent Learning Lab"
+admin.site.index_title = "Operator console"
 install_dashboard(admin.site)

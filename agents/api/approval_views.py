@@ -8,9 +8,9 @@ serializers here type the OpenAPI schema and shape the answers.
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
+from agents.api.parsers import LabJSONParser
 from agents.services import approval
 
 
@@ -78,7 +78,8 @@ class ApprovalActionsMixin:
                    summary="Replace the thresholds (each seed threshold required; max_drawdown optional)")
     @extend_schema(methods=["PATCH"], request=ApprovalThresholdsSerializer(partial=True),
                    responses=ApprovalSettingsSerializer, summary="Change some thresholds, keep the others")
-    @action(detail=True, methods=["get", "put", "patch"], url_path="approval-thresholds", parser_classes=[JSONParser])
+    @action(detail=True, methods=["get", "put", "patch"], url_path="approval-thresholds",
+            parser_classes=[LabJSONParser])
     def approval_thresholds(self, request, pk=None):
         """Thresholds judged on each candidate's validation metrics. A JSON body: booleans are not
         numbers, unknown names are refused, and every bad field is named in one 400."""

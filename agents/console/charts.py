@@ -145,7 +145,8 @@ def line_chart(series, *, title, x_kind="date", y_format="number", y_label="", x
     ys = [p[1] for s in drawn for p in s.points]
     x_low, x_high = min(xs), max(xs)
     if x_high == x_low:
-        x_low, x_high = x_low - 1, x_high + 1
+        pad = 86400 if x_kind == "date" else 1
+        x_low, x_high = x_low - pad, x_high + pad
     ticks = nice_ticks(min(ys), max(ys))
     y_low, y_high = min(ticks[0], min(ys)), max(ticks[-1], max(ys))
     left, top = MARGIN["left"], MARGIN["top"]

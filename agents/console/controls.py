@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.console import actions
-from agents.console.panels import STASH_KEY
+from agents.console.panels import STASH_KEY, criteria_rows
 from agents.models import AgentStatus, Refinement, StrategyVersion
 from agents.services import continuous
 from agents.services.errors import ServiceError
@@ -172,6 +172,7 @@ class ConsoleControlsMixin:
         if not allowed:
             status = 403
             errors.setdefault("permission", f"moving an agent to live trading needs the {LIVE_PERMISSION} permission")
+        result = eligibility(agent)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Move {agent.name} to live trading",
@@ -179,7 +180,9 @@ class ConsoleControlsMixin:
             "original": agent,
             "agent": agent,
             "agent_url": self.agent_url(agent, "graduation"),
-            "eligibility": eligibility(agent),
+            "eligibility": result,
+            "criteria": criteria_rows(result["criteria"]),
+            "verdict": result["verdict"].replace("_", " "),
             "form": form,
             "errors": errors,
             "allowed": allowed,

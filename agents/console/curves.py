@@ -72,25 +72,26 @@ def learning_record(performance):
     series = performance["series"]
     numbers = [row["iteration"] for row in series]
     objective = performance["objective"]
+    half = {"width": 560, "height": 240}
     score = line_chart(
         [Series(f"score ({objective})", numbers, [row["score"] for row in series], markers=len(series) <= 60),
          Series("best candidate", numbers, [row["best_candidate_score"] for row in series], dashed=True)],
         title=f"Validation {objective} per iteration", x_kind="number", y_label=objective, x_label="iteration",
-        height=220, empty="no succeeded iteration yet.",
+        empty="no succeeded iteration yet.", **half,
     )
     win_rate = line_chart(
         [Series("win rate", numbers, [row["win_rate"] for row in series], color="#3a8f55",
                 markers=len(series) <= 60)],
         title="Validation win rate per iteration", x_kind="number", y_format="percent", y_label="win rate",
-        x_label="iteration", height=220, empty="no succeeded iteration yet.",
+        x_label="iteration", empty="no succeeded iteration yet.", **half,
     )
     return {"score_svg": score, "win_rate_svg": win_rate}
 
 
 def paper_equity(account, points):
     """The paper (or live) account's equity per bar, against buying and holding from its first bar."""
-    if account is None or not points:
-        return None
+    if account is None or len(points) < 2:
+        return None  # the opening point alone is no curve
     dates = [p.timestamp for p in points]
     equity = [p.equity for p in points]
     series = [Series("live equity" if account.live else "paper equity", dates, equity)]
@@ -104,4 +105,4 @@ def paper_equity(account, points):
     except Exception:  # the benchmark is a nicety; the account's own curve is what matters
         logger.exception("paper chart: no buy-and-hold line for account %s", account.pk)
     return line_chart(series, title="Paper account equity" if not account.live else "Live account equity",
-                      y_format="money", y_label="equity", height=230)
+                      y_format="money", y_label="equity", width=560, height=240)

@@ -139,7 +139,8 @@ def health_rows(report):
     ]
     if "alive" in workers:
         alive = workers["alive"]
-        said = f"{alive} alive, {_age(workers.get('age_seconds'))}" if alive else workers.get("state", "stale")
+        said = (f"{alive} alive, {_age(workers.get('age_seconds'))}" if alive
+                else workers.get("state", "stale").replace("_", " "))
     else:
         said = workers.get("error", "")
     rows.append(("workers", workers["ok"], said))

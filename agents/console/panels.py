@@ -8,6 +8,7 @@ from agents.services.performance import agent_performance
 
 RECENT_ITERATIONS = 8
 OPEN_REFINEMENTS = 12
+EXPANDED_REFINEMENTS = 3
 DECIDED_REFINEMENTS = 6
 RECENT_VERSIONS = 10
 OPEN_ALERTS = 10
@@ -69,6 +70,14 @@ def metric_summary(metrics):
     return [(label, show(_number(metrics.get(key)), kind)) for key, label, kind in SUMMARY_METRICS]
 
 
+def param_text(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
 def criteria_rows(rows):
     """Criteria results (approval.judge, graduation.eligibility) with their values as text."""
     return [{**row, "required_text": show(row.get("required")), "actual_text": show(row.get("actual"))}
@@ -93,11 +102,13 @@ def evidence(refinement, thresholds):
         judged = False
     base = (iteration.version.params if iteration.version else None) or {}
     changes = [
-        {"name": name, "before": base.get(name), "after": value, "changed": base.get(name) != value}
+        {"name": name, "before": param_text(base.get(name)), "after": param_text(value),
+         "changed": base.get(name) != value}
         for name, value in sorted((refinement.proposed_params or {}).items())
     ]
+    passed = sum(1 for c in criteria if c["passed"])
     return {"metrics": rows, "criteria": criteria_rows(criteria), "judged": judged,
-            "passes": all(c["passed"] for c in criteria), "params": changes}
+            "passes": passed == len(criteria), "passed": passed, "params": changes}
 
 
 def _better(candidate, current, higher):
@@ -118,7 +129,8 @@ def refinements(agent):
         "approved": base.filter(status=RefinementStatus.APPROVED).count(),
     }
     return {
-        "open": [{"refinement": r, "evidence": evidence(r, thresholds)} for r in open_rows],
+        "open": [{"refinement": r, "evidence": evidence(r, thresholds), "expanded": i < EXPANDED_REFINEMENTS}
+                 for i, r in enumerate(open_rows)],
         "decided": decided,
         "counts": counts,
     }
@@ -128,7 +140,8 @@ def versions(agent):
     rows = list(StrategyVersion.objects.filter(agent=agent).select_related("created_by")
                 .order_by("-number")[:RECENT_VERSIONS])
     return [{"version": v, "current": v.pk == agent.current_version_id,
-             "validation": (v.metrics or {}).get("validation") or {}} for v in rows]
+             "params": ", ".join(f"{k}={param_text(p)}" for k, p in sorted((v.params or {}).items()))}
+            for v in rows]
 
 
 def autonomy(agent, stash):
@@ -142,6 +155,7 @@ def autonomy(agent, stash):
                      "help": THRESHOLD_HELP.get(name, ""), "error": errors.get(name),
                      "boolean": isinstance(default, bool)})
     schedule_form = stash.get("data", {}) if stash.get("form") == "schedule" else {}
+    loop = continuous.continuous_status(agent)
     return {
         "schedule": scheduling.schedule_state(agent),
         "schedule_form": {
@@ -152,7 +166,9 @@ def autonomy(agent, stash):
         "approval": settings,
         "threshold_rows": rows,
         "threshold_errors": {k: v for k, v in errors.items() if k not in settings["defaults"]},
-        "continuous": continuous.continuous_status(agent),
+        "continuous": loop,
+        "continuous_label": loop["state"].replace("_", " "),
+        "approval_note": settings["note"].removeprefix("auto-approval skipped: "),
     }
 
 
@@ -174,6 +190,7 @@ def graduation(agent, user):
     return {
         "eligibility": result,
         "criteria": criteria_rows(result["criteria"]),
+        "verdict": result["verdict"].replace("_", " "),
         "events": list(GraduationEvent.objects.filter(agent=agent).select_related("version")
                        .order_by("-created_at", "-id")[:RECENT_EVENTS]),
         "paper": paper,
@@ -193,7 +210,8 @@ def agent_page(agent, request):
     return {
         "agent": agent,
         "performance": performance,
-        "iterations": recent,
+        "iterations": [{"it": it, "improvement": show(it.improvement, "percent") if it.improvement is not None
+                        else "-"} for it in recent],
         "equity": equity,
         "equity_metrics": metric_summary(equity.get("metrics")),
         "record": curves.learning_record(performance),

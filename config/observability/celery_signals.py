@@ -45,5 +45,7 @@ def _serve_worker_metrics(sender=None, **kwargs):
         return
     from prometheus_client import start_http_server
 
-    start_http_server(port, addr=settings.LAB_WORKER_METRICS_ADDR, registry=metrics.build_registry(lab_state=False))
+    server, _thread = start_http_server(port, addr=settings.LAB_WORKER_METRICS_ADDR,
+                                        registry=metrics.build_registry(lab_state=False))
     logger.info("worker metrics served on %s:%s", settings.LAB_WORKER_METRICS_ADDR, port)
+    return server

@@ -27,6 +27,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from config.observability.logging import redact
+
 logger = logging.getLogger(__name__)
 
 PARTS = ("database", "broker", "beat", "workers")
@@ -54,7 +56,7 @@ def check_database():
             cursor.fetchone()
     except Exception as exc:
         logger.error("health: database unreachable: %s", exc)
-        return {"ok": False, "error": type(exc).__name__, "detail": str(exc)[:300]}
+        return {"ok": False, "error": type(exc).__name__, "detail": redact(str(exc))[:300]}
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
@@ -75,7 +77,7 @@ def check_broker():
                     conn.default_channel.client.ping()
     except Exception as exc:
         logger.error("health: broker (%s) unreachable: %s", transport, exc)
-        return {"ok": False, "transport": transport, "error": type(exc).__name__, "detail": str(exc)[:300]}
+        return {"ok": False, "transport": transport, "error": type(exc).__name__, "detail": redact(str(exc))[:300]}
     return {"ok": True, "transport": transport, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
@@ -111,7 +113,7 @@ def health_report(*, public=False, check_alerts=True, now=None):
             report["iterations"] = iteration_counts()
         except Exception as exc:
             logger.exception("health: could not read the heartbeats")
-            failure = {"ok": False, "error": type(exc).__name__, "detail": str(exc)[:300]}
+            failure = {"ok": False, "error": type(exc).__name__, "detail": redact(str(exc))[:300]}
             report["beat"] = report["workers"] = failure
             report["iterations"] = None
     else:

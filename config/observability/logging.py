@@ -90,6 +90,11 @@ _PATTERNS = [
         ),
         r"\1\2" + REDACTED,
     ),
+    # SQL debug lines (DEBUG=True): the value compared with a token, session or password column.
+    (
+        re.compile(r"""(?i)("(?:key|session_key|password|secret|token)")(\s*(?:=|IN\s*\()\s*)'[^']*'"""),
+        r"\1\2'" + REDACTED + "'",
+    ),
     # Passwords in URLs: scheme://user:password@host.
     (re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@/\s]+@"), r"\1" + REDACTED + "@"),
 ]

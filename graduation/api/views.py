@@ -9,10 +9,10 @@ from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.api.parsers import LabJSONParser
 from agents.api.views import visible_agents
 from agents.services.errors import ValidationFailed
 from graduation import criteria, services
@@ -116,7 +116,7 @@ class VersionAtView(_AgentView):
 
 @extend_schema(parameters=[AGENT_ID])
 class CriteriaView(_AgentView):
-    parser_classes = [JSONParser]
+    parser_classes = [LabJSONParser]
 
     @extend_schema(responses=CriteriaSettingsSerializer, summary="Graduation criteria in force, overrides, defaults")
     def get(self, request, agent_id):
@@ -137,7 +137,7 @@ class CriteriaView(_AgentView):
 
 @extend_schema(parameters=[AGENT_ID])
 class SwitchesView(_AgentView):
-    parser_classes = [JSONParser]
+    parser_classes = [LabJSONParser]
 
     def _render(self, agent):
         return Response(GraduationSwitchesSerializer(

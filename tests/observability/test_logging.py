@@ -119,6 +119,7 @@ SECRETS = {
     "hunter2hunter2": 'login {"password": "hunter2hunter2"}',
     "redis-pass-77": "connecting to redis://:redis-pass-77@cache:6379/0",
     "tok-xyz-123456": "GET /x?access_token=tok-xyz-123456&a=1",
+    "a1b2c3d4e5": """(0.001) SELECT ... FROM "authtoken_token" WHERE "authtoken_token"."key" = 'a1b2c3d4e5'""",
 }
 
 

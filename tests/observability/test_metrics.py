@@ -252,6 +252,8 @@ def test_multiprocess_mode_merges_the_values_of_other_processes(tmp_path):
     assert merged.value("lab_backtest_duration_seconds_count") == 2
 
 
+@pytest.mark.skipif(os.environ.get("LAB_METRICS_MULTIPROCESS", "1").lower() in ("0", "false", "no", "off"),
+                    reason="multi-process metrics switched off")
 def test_this_process_runs_in_multiprocess_mode_with_the_default_settings():
     # settings sets PROMETHEUS_MULTIPROC_DIR under LAB_VAR_DIR before prometheus_client loads,
     # so a worker's counters reach the web's /metrics.
@@ -276,3 +278,29 @@ def test_decisions_in_a_rolled_back_transaction_are_not_counted(client):
         decisions.refinement_approve(refinement, actor=UserFactory())
         raise Abort
     assert scrape(client).value("lab_refinement_decisions_total", decision="approved", mode="manual") == before
+
+
+def test_a_worker_can_serve_its_hosts_metrics_on_a_port(settings, free_tcp_port):
+    import urllib.request
+
+    from config.observability import celery_signals
+
+    settings.LAB_WORKER_METRICS_PORT = free_tcp_port
+    metrics.ITERATIONS.labels(status="succeeded", trigger="continuous").inc(0)
+    server = celery_signals._serve_worker_metrics(sender=None)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{free_tcp_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    result = Scrape(text)
+    assert "lab_iterations_finished" in result.families
+    assert "lab_agents" not in result.families  # the lab-state gauges are the web's
+
+
+def test_no_port_no_server(settings):
+    from config.observability import celery_signals
+
+    settings.LAB_WORKER_METRICS_PORT = 0
+    assert celery_signals._serve_worker_metrics(sender=None) is None

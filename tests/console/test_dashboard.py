@@ -1,0 +1,177 @@
+"""The admin index dashboard and the agent changelist: numbers, links, scoping, bounded queries."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
+from agents.services import continuous, learning
+from tests.console.conftest import add_iteration, eligible_agent, raise_alert
+from tests.factories import UserFactory, make_agent
+
+pytestmark = pytest.mark.django_db
+
+
+def tiles(html, section):
+    """{label: (value, url)} of one dashboard section."""
+    block = html.split(f'id="{section}"', 1)[1].split("</div>", 1)[0]
+    found = re.findall(r'<a class="lab-tile[^"]*" href="([^"]+)" data-label="([^"]+)">'
+                       r'<span class="lab-tile-value">(\d+)</span>', block)
+    return {label: (int(value), url.replace("&amp;", "&")) for url, label, value in found}
+
+
+@pytest.fixture
+def lab(operator, other_owner, instrument):
+    from graduation.services import graduate
+
+    mine = make_agent(owner=operator, instrument=instrument, name="mine")
+    capped = make_agent(owner=operator, instrument=instrument, name="capped")
+    paper = eligible_agent(operator, instrument, name="paper")
+    graduate(paper, actor=operator, reason="ready")
+    theirs = make_agent(owner=other_owner, instrument=instrument, name="theirs")
+    continuous.continuous_start(mine, actor=operator)
+    TradingAgent.objects.filter(pk=capped.pk).update(continuous_learning_enabled=True,
+                                                     continuous_state=ContinuousState.CAPPED)
+    learning.iteration_queue(mine, trigger="manual")
+    LearningIteration.objects.filter(agent=mine).update(status=IterationStatus.RUNNING)
+    add_iteration(capped, status=IterationStatus.FAILED, validation_metrics={})
+    raise_alert(mine, "critical thing", severity="CRITICAL")
+    raise_alert(capped, "a warning")
+    raise_alert(theirs, "not yours")
+    return {"mine": mine, "capped": capped, "paper": paper, "theirs": theirs}
+
+
+def test_dashboard_numbers_are_scoped_to_the_owner(client, operator, lab):
+    client.force_login(operator)
+    html = client.get("/admin/").content.decode()
+    statuses = tiles(html, "dash-statuses")
+    assert statuses["all agents"][0] == 3 and statuses["paper trading"][0] == 1 and statuses["learning"][0] == 2
+    assert statuses["paper trading"][1] == "/admin/agents/tradingagent/?status__exact=paper_trading"
+    learning_tiles = tiles(html, "dash-learning")
+    assert learning_tiles["learning continuously"][0] == 2
+    assert learning_tiles["running now"][0] == 1 and learning_tiles["capped for today"][0] == 1
+    assert learning_tiles["converged"][0] == 0
+    iterations = tiles(html, "dash-iterations")
+    assert iterations["running now"][0] == 1 and iterations["failed today"][0] == 1
+    # Three good ones of the paper agent (made today) plus the two above.
+    assert iterations["today"][0] == 5
+    alerts = tiles(html, "dash-alerts")
+    assert alerts["unacknowledged"][0] == 2 and alerts["critical"][0] == 1 and alerts["warning"][0] == 1
+    assert "not yours" not in html
+    newest = html.split('id="dash-newest-alerts"', 1)[1]
+    assert newest.index("a warning") < newest.index("critical thing")  # newest first
+    assert "Recent graduations" in html and "Lab health" in html
+
+
+def test_every_dashboard_number_links_to_a_list_with_that_many_rows(client, operator, lab):
+    client.force_login(operator)
+    html = client.get("/admin/").content.decode()
+    for section in ("dash-statuses", "dash-learning", "dash-iterations", "dash-alerts"):
+        for label, (value, url) in tiles(html, section).items():
+            response = client.get(url)
+            assert response.status_code == 200, (label, url)
+            assert response.context["cl"].result_count == value, (section, label, url)
+
+
+def test_superuser_sees_the_whole_lab(client, lab):
+    boss = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(boss)
+    html = client.get("/admin/").content.decode()
+    assert tiles(html, "dash-statuses")["all agents"][0] == 4
+    assert tiles(html, "dash-alerts")["unacknowledged"][0] == 3
+
+
+def test_dashboard_queries_do_not_grow_with_the_lab(client, operator, instrument):
+    client.force_login(operator)
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/admin/").status_code == 200
+        return len(queries)
+
+    for n in range(2):
+        agent = make_agent(owner=operator, instrument=instrument, name=f"a{n}")
+        raise_alert(agent)
+        add_iteration(agent)
+    small = count()
+    for n in range(2, 8):
+        agent = make_agent(owner=operator, instrument=instrument, name=f"a{n}")
+        raise_alert(agent)
+        add_iteration(agent)
+    assert count() == small
+
+
+def test_changelist_columns_without_n_plus_one(client, operator, instrument):
+    client.force_login(operator)
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/admin/agents/tradingagent/")
+        return len(queries), response
+
+    for n in range(2):
+        raise_alert(make_agent(owner=operator, instrument=instrument, name=f"b{n}"))
+    small, _ = count()
+    for n in range(2, 9):
+        agent = make_agent(owner=operator, instrument=instrument, name=f"b{n}")
+        raise_alert(agent)
+        add_iteration(agent, score=0.777)
+    large, response = count()
+    assert large == small
+    html = response.content.decode()
+    assert "0.777" in html and "acknowledged__exact=0" in html
+
+
+def test_changelist_filter_by_open_alerts(client, operator, instrument):
+    client.force_login(operator)
+    noisy = make_agent(owner=operator, instrument=instrument, name="noisy")
+    make_agent(owner=operator, instrument=instrument, name="quiet")
+    raise_alert(noisy)
+    response = client.get("/admin/agents/tradingagent/?open_alerts=yes")
+    assert [a.name for a in response.context["cl"].result_list] == ["noisy"]
+    response = client.get("/admin/agents/tradingagent/?open_alerts=no")
+    assert [a.name for a in response.context["cl"].result_list] == ["quiet"]
+
+
+def test_actions_report_each_row(client, operator, instrument, django_capture_on_commit_callbacks):
+    client.force_login(operator)
+    busy = make_agent(owner=operator, instrument=instrument, name="busy")
+    idle = make_agent(owner=operator, instrument=instrument, name="idle")
+    learning.iteration_queue(busy, trigger="manual")
+    raise_alert(idle)
+    changelist = "/admin/agents/tradingagent/"
+
+    def act(action):
+        with django_capture_on_commit_callbacks(execute=False):
+            response = client.post(changelist, {"action": action, "_selected_action": [busy.pk, idle.pk]},
+                                   follow=True)
+        return sorted(str(m) for m in response.context["messages"])
+
+    assert act("run_iteration_now") == ["busy: iteration: #1 is already queued", "idle: iteration #1 queued"]
+    assert act("enable_auto_learn") == ["busy: learning_schedule: set a schedule first (a five-field cron)",
+                                        "idle: learning_schedule: set a schedule first (a five-field cron)"]
+    assert act("start_continuous") == ["busy: continuous learning on (running)",
+                                       "idle: continuous learning on (running)"]
+    assert act("stop_continuous") == ["busy: continuous learning stopped", "idle: continuous learning stopped"]
+    assert act("acknowledge_alerts") == ["busy: 0 alerts acknowledged", "idle: 1 alert acknowledged"]
+    assert act("apply_approved_refinements") == [
+        "busy: refinements: there is no approved refinement to apply",
+        "idle: refinements: there is no approved refinement to apply",
+    ]
+
+
+def test_agent_page_renders_for_every_status(client, operator, instrument):
+    from graduation.services import graduate
+
+    client.force_login(operator)
+    agent = eligible_agent(operator, instrument)
+    url = reverse("admin:agents_tradingagent_change", args=[agent.pk])
+    html = client.get(url).content.decode()
+    assert "Graduate to paper trading" in html and "eligible" in html
+    graduate(agent, actor=operator, reason="ready")
+    html = client.get(url).content.decode()
+    assert "Go live" in html and "needs the graduation.approve_live_trading permission" in html
+    assert "Demote to learning" in html and "Paper account" in html
