@@ -1,15 +1,44 @@
 """Celery tasks: thin wrappers that take ids and call one service. All are idempotent."""
 
+import multiprocessing
 import random
 
 from celery import shared_task
+from celery.exceptions import Reject
+from celery.signals import worker_ready, worker_shutting_down
 
 from agents.services import learning
+
+# --- warm shutdown ----------------------------------------------------------------------------
+# A worker told to stop (SIGTERM) finishes what it runs and starts nothing new. With a polling
+# transport (the embedded filesystem broker) Celery keeps fetching while it waits for running
+# tasks, so on the shutdown signal the task channel stops consuming, and an iteration fetched
+# just before is handed back to the broker instead of started. The flag is a shared byte: set
+# in the worker's main process, read by its pool processes (forked after this import).
+_WORKER_STOPPING = multiprocessing.RawValue("b", 0)
+_CONSUMER = []
+
+
+@worker_ready.connect(weak=False, dispatch_uid="agents.tasks.remember_consumer")
+def _remember_consumer(sender=None, **kwargs):
+    _CONSUMER[:] = [sender]
+
+
+@worker_shutting_down.connect(weak=False, dispatch_uid="agents.tasks.stop_consuming")
+def _stop_consuming(**kwargs):
+    _WORKER_STOPPING.value = 1
+    task_consumer = getattr(_CONSUMER[0], "task_consumer", None) if _CONSUMER else None
+    if task_consumer is not None:
+        # Runs in a signal handler: one attribute assignment, nothing that could block.
+        task_consumer.channel.qos.can_consume = lambda: False
 
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def run_iteration_task(self, iteration_id):
     """Run a queued iteration; a redelivered message for a finished one does nothing."""
+    if _WORKER_STOPPING.value:
+        # Back to the broker untouched, for the next worker.
+        raise Reject("worker shutting down: iteration left for the next worker", requeue=True)
     try:
         learning.iteration_run(iteration_id)
     except learning.IterationDeferred as exc:

@@ -49,8 +49,8 @@ class OpenAlertsFilter(admin.SimpleListFilter):
 @admin.register(TradingAgent)
 class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin):
     owner_path = "owner"
-    list_display = ["name", "owner", "instrument", "strategy_template", "status", "version", "last_score",
-                    "learning_state", "open_alerts", "auto_approve_enabled"]
+    list_display = ["name", "market", "status", "version", "last_score", "learning_state", "open_alerts",
+                    "auto_approve_enabled"]
     list_filter = ["status", "continuous_state", "auto_learn_enabled", "auto_approve_enabled", OpenAlertsFilter,
                    "strategy_template", "instrument", "refiner"]
     search_fields = ["name", "description", "owner__username", "instrument__symbol"]
@@ -91,6 +91,15 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
         )
 
     # --- columns ------------------------------------------------------------------------------
+    def get_list_display(self, request):
+        # Only superusers see other people's agents: only they need the owner column.
+        columns = list(super().get_list_display(request))
+        return [columns[0], "owner", *columns[1:]] if request.user.is_superuser else columns
+
+    @admin.display(description="instrument · strategy", ordering="instrument__symbol")
+    def market(self, obj):
+        return f"{obj.instrument.symbol} · {obj.strategy_template}"
+
     @admin.display(description="schedule")
     def schedule_description(self, obj):
         return scheduling.describe_schedule(obj) if obj.learning_schedule else "-"
@@ -121,13 +130,12 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
                            url, obj.pk, count)
 
     # --- the agent page -----------------------------------------------------------------------
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = dict(extra_context or {})
-        agent = self.get_object(request, object_id)
-        if agent is not None and self.has_view_permission(request, agent):
-            extra_context["console"] = panels.agent_page(agent, request)
-            extra_context["console_can_change"] = self.has_change_permission(request, agent)
-        return super().change_view(request, object_id, form_url, extra_context)
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Only when the page is drawn (not on a successful save, which redirects).
+        if obj is not None and not add:
+            context["console"] = panels.agent_page(obj, request)
+            context["console_can_change"] = self.has_change_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # --- actions: one service per row, a message per row ----------------------------------------
     @admin.action(description="Run an iteration now (queued for a worker)")

@@ -9,11 +9,12 @@ from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from agents.api.strict import RejectUnknownFieldsMixin
 from agents.models import ContinuousState
 from agents.services import continuous
 
 
-class ContinuousStopSerializer(serializers.Serializer):
+class ContinuousStopSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(
         required=False, allow_blank=True, max_length=300,
         help_text='Why it is stopped; defaults to "stopped by <user>".',

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from agents.api.strict import RejectUnknownFieldsMixin
 from agents.services import scheduling
 
 CRON_HELP = (
@@ -21,13 +22,13 @@ CRON_HELP = (
 TIMEZONE_HELP = "IANA time zone the cron is read in, e.g. 'Europe/London'. Default UTC."
 
 
-class ScheduleSerializer(serializers.Serializer):
+class ScheduleSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     # Blank is left to the service so the error names the rule, not only "may not be blank".
     cron = serializers.CharField(allow_blank=True, max_length=200, help_text=CRON_HELP)
     timezone = serializers.CharField(allow_blank=True, max_length=100, default="UTC", help_text=TIMEZONE_HELP)
 
 
-class AutoLearnEnableSerializer(serializers.Serializer):
+class AutoLearnEnableSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     cron = serializers.CharField(
         required=False, allow_blank=True, max_length=200,
         help_text=f"Optional: set the schedule at the same time. {CRON_HELP}",

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from agents.api.strict import RejectUnknownFieldsMixin, StrictFloatField
 from agents.models import (
     ActivityLog,
     Instrument,
@@ -63,8 +64,11 @@ class AgentSerializer(serializers.ModelSerializer):
         ]
 
 
-class AgentCreateSerializer(serializers.Serializer):
+class AgentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """Types only; the domain rules (bounds, params schema, unique name) are the service's."""
+
+    # Refused by name: an agent is never created in another status or with another's version.
+    read_only_names = ("status", "current_version", "owner", "id")
 
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(required=False, allow_blank=True)
@@ -73,15 +77,15 @@ class AgentCreateSerializer(serializers.Serializer):
     params = serializers.DictField(required=False, default=dict, help_text="Overrides of the template defaults.")
     refiner = serializers.ChoiceField(choices=RefinerChoice.choices, required=False)
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
-    fee_bps = serializers.FloatField(required=False)
-    slippage_bps = serializers.FloatField(required=False)
-    train_fraction = serializers.FloatField(required=False)
+    fee_bps = StrictFloatField(required=False)
+    slippage_bps = StrictFloatField(required=False)
+    train_fraction = StrictFloatField(required=False)
     candidates_per_iteration = serializers.IntegerField(required=False)
-    initial_capital = serializers.FloatField(required=False)
+    initial_capital = StrictFloatField(required=False)
     random_seed = serializers.IntegerField(required=False)
     max_iterations_per_day = serializers.IntegerField(required=False)
     min_iteration_gap_minutes = serializers.IntegerField(required=False)
-    convergence_threshold = serializers.FloatField(required=False)
+    convergence_threshold = StrictFloatField(required=False)
 
 
 class AgentUpdateSerializer(serializers.Serializer):
@@ -89,15 +93,15 @@ class AgentUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     refiner = serializers.ChoiceField(choices=RefinerChoice.choices, required=False)
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
-    fee_bps = serializers.FloatField(required=False)
-    slippage_bps = serializers.FloatField(required=False)
-    train_fraction = serializers.FloatField(required=False)
+    fee_bps = StrictFloatField(required=False)
+    slippage_bps = StrictFloatField(required=False)
+    train_fraction = StrictFloatField(required=False)
     candidates_per_iteration = serializers.IntegerField(required=False)
-    initial_capital = serializers.FloatField(required=False)
+    initial_capital = StrictFloatField(required=False)
     random_seed = serializers.IntegerField(required=False)
     max_iterations_per_day = serializers.IntegerField(required=False)
     min_iteration_gap_minutes = serializers.IntegerField(required=False)
-    convergence_threshold = serializers.FloatField(required=False)
+    convergence_threshold = StrictFloatField(required=False)
 
     def validate(self, attrs):
         read_only = {"status", "current_version", "owner", "instrument", "strategy_template", "id"}
@@ -140,7 +144,7 @@ class RefinementSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
 
 

@@ -6,6 +6,10 @@ from agents.api.views import InstrumentViewSet, LearningAgentViewSet, StrategyVi
 
 
 class OptionalSlashRouter(DefaultRouter):
+    # No `.json`-style suffix routes: the actions do not take a `format` argument (a suffix was a
+    # 500), and `?format=json` or the Accept header already choose the renderer.
+    include_format_suffixes = False
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.trailing_slash = "/?"

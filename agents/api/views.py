@@ -69,8 +69,11 @@ class LearningAgentViewSet(
         # where the same names filter iterations or refinements.
         return super().filter_queryset(queryset) if self.action == "list" else queryset
 
+    # Routes that start work (an iteration now, or a loop of them) share the stricter scope.
+    START_WORK_ACTIONS = ("iterations", "continuous_start")
+
     def get_throttles(self):
-        if self.action in ("iterations",) and self.request.method == "POST":
+        if self.action in self.START_WORK_ACTIONS and self.request.method == "POST":
             self.throttle_scope = "start_work"
         return super().get_throttles()
 

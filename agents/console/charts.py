@@ -92,7 +92,7 @@ def _x_label(value, kind, span):
     if span > 120 * 86400:
         return moment.strftime("%b %Y")
     if span > 2 * 86400:
-        return moment.strftime("%d %b %Y")
+        return moment.strftime("%d %b")
     return moment.strftime("%d %b %H:%M")
 
 
@@ -108,7 +108,28 @@ def _x_ticks(low, high, kind):
         step = max(1.0, nice_step(max(high - low, 1.0), 6))
         first = math.ceil(low / step) * step
         return [first + i * step for i in range(int((high - first) / step) + 1)]
-    return [low + (high - low) * i / 5 for i in range(6)] if high > low else [low]
+    return _date_ticks(low, high)
+
+
+def _date_ticks(low, high, count=6):
+    """Calendar-aligned ticks: new years, first days of months, or midnights."""
+    start, end = (dt.datetime.fromtimestamp(v, tz=dt.UTC) for v in (low, high))
+    span = high - low
+    if span > 3 * 365 * 86400:
+        step = max(1, math.ceil((end.year - start.year) / count))
+        moments = [dt.datetime(y, 1, 1, tzinfo=dt.UTC) for y in range(start.year, end.year + 1, step)]
+    elif span > 120 * 86400:
+        months = (end.year - start.year) * 12 + end.month - start.month
+        step = next(s for s in (1, 2, 3, 4, 6, 12) if months / s <= count)
+        first = start.year * 12 + start.month - 1
+        moments = [dt.datetime(m // 12, m % 12 + 1, 1, tzinfo=dt.UTC) for m in range(first, first + months + 1, step)]
+    elif span > 2 * 86400:
+        step = dt.timedelta(days=max(1, math.ceil(span / 86400 / count)))
+        day = dt.datetime.combine(start.date(), dt.time.min, tzinfo=dt.UTC)
+        moments = [day + i * step for i in range(count + 2)]
+    else:
+        return [low + (high - low) * i / 5 for i in range(6)] if high > low else [low]
+    return [m.timestamp() for m in moments if low <= m.timestamp() <= high]
 
 
 def _thin(points):

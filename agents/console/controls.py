@@ -78,7 +78,8 @@ class ConsoleControlsMixin:
                 fields = actions.STASHED_FORMS[form]
                 request.session[STASH_KEY.format(agent_id=agent.pk)] = {
                     "form": form,
-                    "data": {k: request.POST.get(k, "") for k in fields if k in request.POST},
+                    # An unticked checkbox is absent from the POST: "" keeps it unticked.
+                    "data": {k: request.POST.get(k, "") for k in fields},
                     "errors": dict(exc.errors),
                 }
         else:

@@ -430,7 +430,32 @@ def iteration_start(agent, *, trigger, requested_by=None, idempotency_key=None):
         agent, trigger=trigger, requested_by=requested_by, idempotency_key=idempotency_key
     )
     if created:
-        from agents.tasks import run_iteration_task
-
-        run_iteration_task.delay_on_commit(iteration.pk)
+        iteration_dispatch(iteration.pk)
     return iteration, created
+
+
+def iteration_dispatch(iteration_id):
+    """Hand a queued iteration to a worker once the current transaction commits.
+
+    The row is the source of truth and the message only a nudge. When the broker cannot take
+    the message (down, unreachable, full), the error is logged and the iteration stays queued:
+    the caller (API, beat's tasks, continuous tick) still succeeds, and the reaper re-sends it
+    once it has waited LAB_REQUEUE_AFTER_SECONDS (agents.services.reaper); a duplicate message
+    is harmless because the worker claims the iteration with a conditional update.
+    """
+    transaction.on_commit(lambda: _send_to_worker(iteration_id))
+
+
+def _send_to_worker(iteration_id):
+    from agents.tasks import run_iteration_task
+
+    try:
+        run_iteration_task.delay(iteration_id)
+    except Exception as exc:  # kombu's OperationalError, or whatever the transport raises
+        logger.error(
+            "iteration %s is queued but could not be handed to a worker: the task broker is unreachable "
+            "(%s: %s); it stays queued and is sent again by the reaper after %s s",
+            iteration_id, type(exc).__name__, exc, settings.LAB_REQUEUE_AFTER_SECONDS,
+        )
+        return False
+    return True

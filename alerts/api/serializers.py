@@ -1,6 +1,9 @@
 from rest_framework import serializers
 
+from agents.api.strict import RejectUnknownFieldsMixin
 from alerts.models import AgentAlert, AlertType, Severity
+
+MAX_ID = 2**63 - 1
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -24,11 +27,12 @@ class AlertSerializer(serializers.ModelSerializer):
         return obj.acknowledged_by.get_username() if obj.acknowledged_by_id else None
 
 
-class BulkAcknowledgeSerializer(serializers.Serializer):
+class BulkAcknowledgeSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     """Either the alert ids, or filters (agent, type, severity, min_severity, since, until), or all=true."""
 
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=1000,
-                                allow_empty=False)
+    # Bounded above by the id column (bigint): a larger id is a 400, not a database overflow.
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=MAX_ID), required=False,
+                                max_length=1000, allow_empty=False)
     agent = serializers.UUIDField(required=False)
     type = serializers.ListField(child=serializers.ChoiceField(choices=AlertType.choices), required=False,
                                  allow_empty=False)
@@ -42,8 +46,9 @@ class BulkAcknowledgeSerializer(serializers.Serializer):
     FILTERS = ("agent", "type", "severity", "min_severity", "since", "until")
 
     def to_internal_value(self, data):
-        # A single value is accepted where a list is expected: {"type": "ERROR"}.
-        if hasattr(data, "copy") and not hasattr(data, "getlist"):
+        # A single value is accepted where a list is expected: {"type": "ERROR"}. (Only for an
+        # object: a list body has .copy() too, and is refused by the serializer as it is.)
+        if isinstance(data, dict) and not hasattr(data, "getlist"):
             data = data.copy()
             for key in ("type", "severity"):
                 if isinstance(data.get(key), str):

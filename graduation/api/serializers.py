@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from agents.api.strict import RejectUnknownFieldsMixin
 from agents.models import AgentStatus
 from graduation.criteria import MAX_ITERATIONS, MAX_SIGNALS
 from graduation.models import EventKind, GraduationEvent, PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
@@ -84,14 +85,14 @@ class EligibilitySerializer(serializers.Serializer):
     evaluated_at = serializers.DateTimeField()
 
 
-class GraduateSerializer(serializers.Serializer):
+class GraduateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REASON,
                                    help_text="Required for live trading.")
     confirm = serializers.BooleanField(required=False, default=False,
                                        help_text="Must be true to move to live trading.")
 
 
-class DemoteSerializer(serializers.Serializer):
+class DemoteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REASON, help_text="Required.")
 
 

@@ -48,6 +48,9 @@ class EligibilityView(_AgentView):
 
 @extend_schema(parameters=[AGENT_ID])
 class GraduateView(_AgentView):
+    # Graduating opens a paper account (reads bars, runs the strategy): the stricter scope.
+    throttle_scope = "start_work"
+
     @extend_schema(
         request=GraduateSerializer, responses={201: GraduationEventSerializer},
         summary="Move one step up: learning -> paper trading, or paper -> live trading",

@@ -100,8 +100,9 @@ def days_ago(n):
 
 
 # --- the browser ---------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per module: Playwright's loop stops before the next module's tests run."""
     if not CHROMIUM:
         pytest.skip("no Chromium: install Debian's chromium package (/usr/bin/chromium) to run the browser tests")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

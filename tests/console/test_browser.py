@@ -134,3 +134,23 @@ def test_an_operator_with_the_permission_sees_the_confirmation_form(page, live_s
     # A fresh paper account has no record yet: the service lists the failed criteria.
     expect(messages(page)).to_contain_text("eligibility: not eligible for live_trading: paper_bars: 0")
     page.screenshot(path=str(artifacts / "console-go-live.png"), full_page=True)
+
+
+def test_the_agent_page_follows_a_queued_iteration_until_a_worker_finishes_it(page, live_server, instrument,
+                                                                              monkeypatch):
+    from agents.tasks import run_iteration_task
+
+    sent = []
+    monkeypatch.setattr(run_iteration_task, "delay", lambda iteration_id: sent.append(iteration_id))
+    operator = staff_user("operator")
+    agent = make_agent(owner=operator, instrument=instrument, name="Queued")
+    log_in(page, "operator")
+    page.goto(f"/admin/agents/tradingagent/{agent.pk}/change/")
+    page.click('[data-testid="run-queued"]')
+    expect(messages(page)).to_contain_text("Iteration #1 queued for a worker.")
+    expect(page.locator("#active-iteration")).to_contain_text("Iteration #1 is queued")
+    assert sent == [agent.iterations.get().pk]
+    # The worker's turn (what the task does); the page notices by itself and reloads.
+    run_iteration_task(sent[0])
+    expect(page.locator('#iteration-table tr[data-iteration="1"]')).to_contain_text("succeeded", timeout=20_000)
+    expect(page.locator("#active-iteration")).to_have_count(0)

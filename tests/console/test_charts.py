@@ -38,7 +38,7 @@ def test_a_dated_chart_has_axes_legend_and_hover_titles():
     assert "stroke-dasharray" in svg
     assert "<title>2024-01-01: v3 100,000; buy and hold 100,000</title>" in svg
     assert "110,000" in svg  # a y tick
-    assert re.search(r">(Jan|Feb|Mar|Apr) 2024<", svg) or re.search(r">\d\d (Jan|Feb|Mar|Apr) 2024<", svg)
+    assert re.findall(r'class="lab-tick" text-anchor="\w+">(\d\d \w{3})<', svg)[:2] == ["01 Jan", "21 Jan"]
     assert svg.count('class="lab-hover"') <= MAX_HOVER + 1
 
 
@@ -70,3 +70,13 @@ def test_long_series_are_thinned_for_drawing():
     points = re.search(r'<polyline points="([^"]+)"', svg).group(1).split()
     assert len(points) <= MAX_POINTS + 1
     assert "<title>2024-01-01:" in svg  # the first bar keeps its hover
+
+
+def test_date_ticks_fall_on_calendar_boundaries():
+    six_years = str(line_chart([Series("s", days(6 * 365, dt.datetime(2013, 1, 2, tzinfo=dt.UTC)),
+                                       [1.0] * (6 * 365))], title="Years"))
+    assert re.findall(r'text-anchor="\w+">(\d{4})<', six_years) == ["2014", "2015", "2016", "2017", "2018"]
+    months = str(line_chart([Series("s", days(150, dt.datetime(2010, 12, 20, tzinfo=dt.UTC)), [1.0] * 150)],
+                            title="Months"))
+    assert re.findall(r'text-anchor="\w+">(\w{3} \d{4})<', months) == ["Jan 2011", "Feb 2011", "Mar 2011",
+                                                                         "Apr 2011", "May 2011"]
