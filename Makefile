@@ -1,6 +1,8 @@
 # The two commands of the README: `make run` and `make test`. Both set up everything.
 PYTHON ?= python3
 VENV := .venv
+# Test processes in parallel (pytest-xdist); each has its own database, broker folder and broker db.
+TEST_WORKERS ?= auto
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
@@ -30,7 +32,7 @@ run: $(RUNTIME_STAMP)
 	exec $(BIN)/python -m config.launcher
 
 test: $(DEV_STAMP)
-	LAB_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+	LAB_VAR_DIR=$(CURDIR)/var/test $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -6,8 +6,11 @@ import random
 from celery import shared_task
 from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutting_down
+from django.db import InterfaceError, OperationalError
 
 from agents.services import learning
+
+DB_RETRIES = 10
 
 # --- warm shutdown ----------------------------------------------------------------------------
 # A worker told to stop (SIGTERM) finishes what it runs and starts nothing new. With a polling
@@ -44,6 +47,12 @@ def run_iteration_task(self, iteration_id):
     except learning.IterationDeferred as exc:
         # Over the lab-wide cap: the iteration stays queued and this message comes back later.
         raise self.retry(exc=exc, countdown=5 + random.uniform(0, 10))
+    except (OperationalError, InterfaceError) as exc:
+        # The database was unavailable (SQLite busy past its timeout, PostgreSQL restarting).
+        # Before the claim nothing was written and the retry runs the iteration; after it (its
+        # outcome could not be recorded, see learning) the retry finds it running and does
+        # nothing: the reaper ends it.
+        raise self.retry(exc=exc, countdown=2 + random.uniform(0, 3), max_retries=DB_RETRIES)
 
 
 @shared_task(ignore_result=True)

@@ -13,6 +13,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("LAB_VAR_DIR", default=str(BASE_DIR / "var")))
+# Parallel test processes (pytest-xdist sets PYTEST_XDIST_WORKER=gw0, gw1...) each get their own
+# embedded database, broker folder and broker database, so the real Celery worker one of them
+# starts never takes another's messages.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if XDIST_WORKER:
+    VAR_DIR = VAR_DIR / XDIST_WORKER
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
@@ -220,6 +226,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if XDIST_WORKER and CELERY_BROKER_URL.startswith("redis://"):
+    _base, _, _db = CELERY_BROKER_URL.rpartition("/")
+    _index = int(_db) if _db.isdigit() else 0
+    CELERY_BROKER_URL = f"{_base}/{_index + 1 + int(XDIST_WORKER.removeprefix('gw'))}"
 LAB_ITERATION_SOFT_TIME_LIMIT = _positive_int("LAB_ITERATION_SOFT_TIME_LIMIT", 300)
 LAB_ITERATION_TIME_LIMIT = _positive_int("LAB_ITERATION_TIME_LIMIT", 360)
 if LAB_ITERATION_TIME_LIMIT <= LAB_ITERATION_SOFT_TIME_LIMIT:
@@ -386,6 +396,8 @@ if LAB_HEALTH_TIMEOUT_SECONDS <= 0:
 # this directory and /metrics merges them. Must be set before prometheus_client is imported
 # (here); wipe it when the whole service restarts. LAB_METRICS_MULTIPROCESS=0: in-process only.
 if _bool("LAB_METRICS_MULTIPROCESS", True):
+    if XDIST_WORKER:  # inherited from the controlling test process: this one needs its own
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(VAR_DIR / "prometheus")
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 # Load balancers probe /health over plain HTTP behind the TLS proxy: no redirect to https.

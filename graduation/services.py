@@ -41,7 +41,9 @@ MAX_REASON = 2000
 
 
 def _lock(agent):
-    return TradingAgent.objects.select_for_update().select_related("instrument", "current_version").get(pk=agent.pk)
+    # of=("self",): PostgreSQL refuses FOR UPDATE on the nullable side of the current_version join.
+    return (TradingAgent.objects.select_for_update(of=("self",)).select_related("instrument", "current_version")
+            .get(pk=agent.pk))
 
 
 def _label(actor, automatic):

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def check(tmp_path, **env):
     full = {**os.environ, "LAB_VAR_DIR": str(tmp_path), **env}
     full.pop("DATABASE_URL", None)
+    full.pop("PYTEST_XDIST_WORKER", None)
     return subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=60
     )
@@ -25,7 +26,7 @@ def test_defaults_are_safe(tmp_path):
         "print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.SESSION_COOKIE_SECURE)"
     )
     env = {**os.environ, "LAB_VAR_DIR": str(tmp_path)}
-    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG"):
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG", "PYTEST_XDIST_WORKER"):
         env.pop(key, None)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)

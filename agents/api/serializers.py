@@ -24,8 +24,8 @@ class InstrumentSerializer(serializers.ModelSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    parent_number = serializers.IntegerField(source="parent.number", read_only=True, default=None)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    parent_number = serializers.IntegerField(source="parent.number", read_only=True, default=None, allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = StrategyVersion
@@ -115,8 +115,9 @@ class AgentUpdateSerializer(serializers.Serializer):
 
 
 class IterationSerializer(serializers.ModelSerializer):
-    version_number = serializers.IntegerField(source="version.number", read_only=True, default=None)
-    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+    version_number = serializers.IntegerField(source="version.number", read_only=True, default=None, allow_null=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None,
+                                         allow_null=True)
 
     class Meta:
         model = LearningIteration
@@ -131,8 +132,9 @@ class IterationSerializer(serializers.ModelSerializer):
 
 class RefinementSerializer(serializers.ModelSerializer):
     iteration_number = serializers.IntegerField(source="iteration.number", read_only=True)
-    decided_by = serializers.CharField(source="decided_by.username", read_only=True, default=None)
-    produced_version_number = serializers.IntegerField(source="produced_version.number", read_only=True, default=None)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, default=None, allow_null=True)
+    produced_version_number = serializers.IntegerField(source="produced_version.number", read_only=True, default=None,
+                                                       allow_null=True)
 
     class Meta:
         model = Refinement

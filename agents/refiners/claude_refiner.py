@@ -13,16 +13,19 @@ cross-parameter rules are therefore *asked for*, not guaranteed: every candidate
 untrusted input and goes through `template.validate`; what fails is returned in
 `rejected` with the reason naming the field.
 
-Retries are the SDK's (`max_retries`, honouring `retry-after`); what still fails is mapped
+Retries are the SDK's (`max_retries`, honouring `retry-after` up to MAX_RETRY_WAIT_SECONDS:
+a longer one is not waited for, see `call_budget_seconds`); what still fails is mapped
 onto the refiner errors: auth -> RefinerAuthError, transient -> RefinerUnavailable (the
 caller falls back to Optuna), anything else -> RefinerError. The API key never appears in
 a message: errors are re-raised `from None` and their text is scrubbed.
 """
 
+import email.utils
 import json
 import logging
 import math
 import re
+import time
 from collections.abc import Mapping
 
 import anthropic
@@ -235,6 +238,52 @@ def build_prompt(ctx: RefinerContext) -> str:
     return "\n\n".join(sections)
 
 
+# Time bound --------------------------------------------------------------------------
+
+# The SDK sleeps whatever a 429's or 5xx's retry-after asks before its next attempt (this
+# version: up to 49 days). A longer wait than this is not waited for: the call gives up at
+# once and the iteration falls back to Optuna, so it ends well below its soft time limit.
+MAX_RETRY_WAIT_SECONDS = 30.0
+SDK_MAX_BACKOFF_SECONDS = 8.0  # the SDK's own backoff cap without a hint (anthropic MAX_RETRY_DELAY)
+
+
+def call_budget_seconds():
+    """The longest one call can take: every attempt times out, every wait is the longest.
+
+        (ANTHROPIC_MAX_RETRIES + 1) * ANTHROPIC_TIMEOUT_SECONDS
+            + ANTHROPIC_MAX_RETRIES * max(MAX_RETRY_WAIT_SECONDS, SDK_MAX_BACKOFF_SECONDS)
+
+    (the timeout bounds each connect, read and write; an answer trickling in byte by byte
+    is bounded by the task's soft time limit). Defaults: 3 * 60 + 2 * 30 = 240 s < 300 s.
+    """
+    retries = settings.ANTHROPIC_MAX_RETRIES
+    return (retries + 1) * settings.ANTHROPIC_TIMEOUT_SECONDS + retries * max(
+        MAX_RETRY_WAIT_SECONDS, SDK_MAX_BACKOFF_SECONDS
+    )
+
+
+def retry_after_seconds(headers):
+    """The wait a response asks for, read as the SDK reads it (retry-after-ms, then retry-after
+    in seconds or as an HTTP date), or None."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers.get(name)) * scale
+        except (TypeError, ValueError):
+            continue
+    parsed = email.utils.parsedate_tz(headers.get("retry-after") or "")
+    return None if parsed is None else email.utils.mktime_tz(parsed) - time.time()
+
+
+def refuse_long_retry_waits(request, call_next):
+    """SDK middleware (one per attempt): a retry-after beyond MAX_RETRY_WAIT_SECONDS is
+    answered with the SDK's own "do not retry" signal instead of a long sleep."""
+    response = call_next(request)
+    wait = retry_after_seconds(response.http_response.headers)
+    if wait is not None and wait > MAX_RETRY_WAIT_SECONDS:
+        response.http_response.headers["x-should-retry"] = "false"
+    return response
+
+
 # The call ---------------------------------------------------------------------------
 
 _KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
@@ -271,6 +320,7 @@ class ClaudeRefiner:
                 max_retries=settings.ANTHROPIC_MAX_RETRIES,
                 http_client=self._http_client,
                 base_url=settings.ANTHROPIC_BASE_URL or None,
+                middleware=[refuse_long_retry_waits],
             )
         return self._client
 
@@ -317,6 +367,9 @@ class ClaudeRefiner:
             raise RefinerAuthError(f"Claude rejected the API key ({exc.status_code}): {detail}") from None
         except anthropic.RateLimitError as exc:
             detail = _scrub(exc.api_message or "rate limited", api_key)
+            wait = retry_after_seconds(exc.response.headers)
+            if wait is not None and wait > MAX_RETRY_WAIT_SECONDS:
+                after = f"and asks to wait {wait:.0f}s, more than the {MAX_RETRY_WAIT_SECONDS:.0f}s an iteration waits"
             raise RefinerUnavailable(f"Claude is rate limiting (429) {after}: {detail}") from None
         except anthropic.APITimeoutError:
             timeout = getattr(client, "timeout", None)

@@ -361,7 +361,7 @@ def continuous_tick(now=None):
     budget keeps it to one batch) and one SELECT reading them back. `now` defaults to the
     current time; iterations get queued_at = the current time (auto_now_add).
     """
-    from agents.tasks import run_iteration_task
+    from agents.services.learning import iteration_dispatch
 
     now = now or timezone.now()
     start, end = day_bounds(now)
@@ -445,6 +445,6 @@ def continuous_tick(now=None):
             .values_list("pk", flat=True)
         )
         for iteration_id in queued:
-            run_iteration_task.delay_on_commit(iteration_id)
+            iteration_dispatch(iteration_id)  # a broker that is down is logged; the rows stay queued
         summary["queued"] = len(queued)
     return summary

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -46,6 +46,9 @@ from config.observability.logging import bind_log_context, log_context
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (IterationStatus.QUEUED, IterationStatus.RUNNING)
+# Seconds before each new attempt to record an iteration's outcome while the database is
+# unavailable (about 7.5 s in all, plus each attempt's own wait: SQLite's busy timeout).
+DB_WRITE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
 # Arbitrary constant naming the lab's "claim an iteration slot" advisory lock.
 CLAIM_LOCK_KEY = 804_201
 
@@ -148,12 +151,40 @@ def _run_claimed(iteration_id):
     started = time.monotonic()
     try:
         outcome = _execute(iteration)
-        _finish_success(iteration, outcome, started)
+        _record_outcome(_finish_success, iteration, outcome, started)
     except BaseException as exc:
-        _finish_failure(iteration, exc, started)
+        _record_outcome(_finish_failure, iteration, exc, started)
         if not isinstance(exc, Exception):
             raise
     return iteration
+
+
+def _record_outcome(finish, iteration, *args):
+    """Run `finish` (one transaction) until it commits, on a live connection each time.
+
+    The work is done by now and may have taken minutes: a database blip (SQLite busy past its
+    timeout, a PostgreSQL connection dropped or failed over during the slow part) must not
+    throw it away. A dead connection is replaced, and the write retried after each of
+    DB_WRITE_RETRY_DELAYS. Inside an outer transaction (tests, scripts) nothing is retried.
+    """
+    for attempt, delay in enumerate((*DB_WRITE_RETRY_DELAYS, None)):
+        try:
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
+                if attempt and not LearningIteration.objects.filter(
+                    pk=iteration.pk, status=IterationStatus.RUNNING
+                ).exists():
+                    return None  # the last attempt did commit; only the answer to its COMMIT was lost
+            return finish(iteration, *args)
+        except (OperationalError, InterfaceError) as exc:
+            if delay is None or connection.in_atomic_block:
+                raise
+            logger.warning(
+                "iteration %s: database unavailable while recording its outcome (%s: %s); retrying in %.1f s",
+                iteration.pk, type(exc).__name__, exc, delay,
+            )
+            time.sleep(delay)
+    return None
 
 
 def iteration_run_now(agent, *, trigger, requested_by=None):

@@ -31,14 +31,16 @@ class ChannelSerializer(serializers.ModelSerializer):
 
 
 class ChannelCreatedSerializer(ChannelSerializer):
+    # Not read_only: drf-spectacular lists read-only fields as required in a response, and this one
+    # is present only sometimes (the serializer only documents responses; views render dicts).
     secret = serializers.CharField(
-        read_only=True, required=False,
+        required=False,
         help_text="Only in the response that generated it (webhook created or switched without a secret).",
     )
 
     class Meta(ChannelSerializer.Meta):
         fields = [*ChannelSerializer.Meta.fields, "secret"]
-        read_only_fields = fields
+        read_only_fields = ChannelSerializer.Meta.fields
 
 
 class ChannelWriteSerializer(serializers.Serializer):

@@ -1,5 +1,6 @@
 import django_filters
 
+from agents.api.filters import UTCIsoDateTimeFilter
 from alerts.models import SEVERITY_RANK, AgentAlert, AlertType, Severity
 
 
@@ -11,8 +12,8 @@ class AlertFilter(django_filters.FilterSet):
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     min_severity = django_filters.ChoiceFilter(choices=Severity.choices, method="filter_min_severity")
     acknowledged = django_filters.BooleanFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="last_seen_at", lookup_expr="lt")
+    since = UTCIsoDateTimeFilter(field_name="last_seen_at", lookup_expr="gte")
+    until = UTCIsoDateTimeFilter(field_name="last_seen_at", lookup_expr="lt")
     agent = django_filters.UUIDFilter(field_name="agent_id")
 
     class Meta:

@@ -12,6 +12,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.api.filters import to_utc
 from agents.api.parsers import LabJSONParser
 from agents.api.views import visible_agents
 from agents.services.errors import ValidationFailed
@@ -104,11 +105,20 @@ class VersionAtView(_AgentView):
     def get(self, request, agent_id):
         agent = self.agent()
         raw = request.query_params.get("at")
-        when = parse_datetime(raw) if raw else timezone.now()
+        bad = ValidationFailed({"at": "must be an ISO 8601 datetime, e.g. 2024-05-01T12:00:00Z"})
+        try:
+            # parse_datetime raises ValueError on a well-formed impossible date (month 13).
+            when = parse_datetime(raw) if raw else timezone.now()
+        except ValueError:
+            raise bad
         if when is None:
-            raise ValidationFailed({"at": "must be an ISO 8601 datetime, e.g. 2024-05-01T12:00:00Z"})
+            raise bad
         if timezone.is_naive(when):
             when = timezone.make_aware(when, timezone.utc)
+        try:
+            when = to_utc(when)  # PostgreSQL refuses offsets beyond +-15:59
+        except OverflowError:
+            raise ValidationFailed({"at": "out of range"})
         answer = services.version_at(agent, when)
         version = answer["version"]
         return Response(VersionAtSerializer({

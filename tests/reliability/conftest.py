@@ -83,7 +83,9 @@ def broker_unreachable():
     """
     from config.celery import app
 
-    keys = ("broker_url", "broker_connection_timeout", "broker_connection_max_retries", "task_publish_retry_policy")
+    # broker_write_url: unlike broker_url it is not overridden by a CELERY_BROKER_URL variable.
+    keys = ("broker_write_url", "broker_connection_timeout", "broker_connection_max_retries",
+            "task_publish_retry_policy")
     saved = {key: app.conf[key] for key in keys}
 
     def reset_pools():
@@ -91,7 +93,7 @@ def broker_unreachable():
         app.amqp._producer_pool = None
 
     app.conf.update(
-        broker_url=UNREACHABLE_BROKER, broker_connection_timeout=1, broker_connection_max_retries=1,
+        broker_write_url=UNREACHABLE_BROKER, broker_connection_timeout=1, broker_connection_max_retries=1,
         task_publish_retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1},
     )
     reset_pools()

@@ -23,6 +23,7 @@ import datetime as dt
 import os
 import signal
 import time
+from contextlib import ExitStack
 
 import pytest
 
@@ -74,74 +75,76 @@ def reap_at(iteration, seconds_after_start):
 def test_sigkill_mid_iteration_ends_it_exactly_once(victim, limits, fresh_broker, scripted_llm, tmp_path):
     llm = scripted_llm({"status": 200, "body": claude_message(CANDIDATES), "delay": 60})  # the LLM "thinks" 60 s
     agent = claude_agent()
-    first_log = tmp_path / "worker-1.log"
-    with celery_process("worker", first_log, *WORKER_ARGS, "-c", "1", **LIMITS) as worker:
+    first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
+    with ExitStack() as workers:
+        worker = workers.enter_context(celery_process("worker", first_log, *WORKER_ARGS, "-c", "1", **LIMITS))
         iteration, _ = learning.iteration_start(agent, trigger="api")
         wait_for(lambda: llm.arrivals, timeout=60, message="the iteration to be waiting on the LLM")
         assert status_of(iteration.pk) == IterationStatus.RUNNING
         [task_id] = received_task_ids(first_log, TASK)
         killed_at = time.monotonic()
-        if victim == "worker":
-            os.kill(worker.pid, signal.SIGKILL)  # its pool processes die with it (PR_SET_PDEATHSIG)
-            worker.wait(timeout=10)
-        else:
+        if victim == "pool process":
             [child] = child_pids(worker.pid)
             os.kill(child, signal.SIGKILL)
-            # The worker puts the message back (reject_on_worker_lost) and receives it again.
-            wait_for(lambda: received_task_ids(first_log, TASK) == [task_id, task_id], timeout=30,
-                     message="the message to be redelivered to the same worker")
+            # The worker puts the message back (reject_on_worker_lost, after worker_lost_wait)
+            # and receives it again.
             wait_for(lambda: f"{TASK}[{task_id}] succeeded" in first_log.read_text(), timeout=30,
                      message="the redelivered message to be done")
-        redelivered_after = time.monotonic() - killed_at
-
-        if victim == "worker" and on_redis():
-            # Redis keeps the unacked message and hands it to the next worker once the
-            # visibility timeout (2 x hard limit) has passed since the first delivery.
-            started = LearningIteration.objects.get(pk=iteration.pk).started_at.timestamp()
-            time.sleep(max(0.0, started + 2 * HARD_LIMIT + 1 - time.time()))
-            second_log = tmp_path / "worker-2.log"
-            with celery_process("worker", second_log, *WORKER_ARGS, "-c", "1", **LIMITS):
+            assert received_task_ids(first_log, TASK) == [task_id, task_id]
+        else:
+            os.kill(worker.pid, signal.SIGKILL)  # its pool processes die with it (PR_SET_PDEATHSIG)
+            worker.wait(timeout=10)
+            if on_redis():
+                # Redis keeps the unacked message and hands it to the next worker once the
+                # visibility timeout (2 x hard limit) has passed since it was delivered.
+                started = LearningIteration.objects.get(pk=iteration.pk).started_at.timestamp()
+                time.sleep(max(0.0, started + 2 * HARD_LIMIT + 1 - time.time()))
+            else:
+                # The filesystem transport lost it with the worker: nothing left to redeliver.
+                assert queued_messages() == 0
+            workers.enter_context(celery_process("worker", second_log, *WORKER_ARGS, "-c", "1", **LIMITS))
+            if on_redis():
                 wait_for(lambda: f"{TASK}[{task_id}] succeeded" in second_log.read_text(), timeout=60,
                          message="the redelivered message to reach the new worker")
-            redelivered_after = time.monotonic() - killed_at
-            assert received_task_ids(second_log, TASK) == [task_id]
-        elif victim == "worker":
-            # The filesystem transport lost it with the worker: nothing left to redeliver.
-            assert queued_messages() == 0
+                assert received_task_ids(second_log, TASK) == [task_id]
+        redelivered_after = time.monotonic() - killed_at
 
-    # Redelivered or not, nobody ran it twice: it is still `running`, with nothing written.
-    iteration.refresh_from_db()
-    assert iteration.status == IterationStatus.RUNNING
-    assert not Refinement.objects.filter(iteration=iteration).exists()
-    assert len(llm.arrivals) == 1  # the redelivered message did not call the LLM again
+        # Redelivered or not, nobody ran it twice: it is still `running`, with nothing written.
+        iteration.refresh_from_db()
+        assert iteration.status == IterationStatus.RUNNING
+        assert not Refinement.objects.filter(iteration=iteration).exists()
+        assert len(llm.arrivals) == 1  # the redelivered message did not call the LLM again
 
-    # The reaper (beat, every 2 minutes): within the hard limit it may still be working ...
-    assert reap_at(iteration, HARD_LIMIT) == (0, 0)
-    # ... past hard limit + grace nothing can be running it: failed, once.
-    assert reap_at(iteration, HARD_LIMIT + reaper.GRACE_SECONDS + 1) == (1, 0)
-    assert reap_at(iteration, HARD_LIMIT + reaper.GRACE_SECONDS + 600) == (0, 0)
+        # The reaper (beat, every 2 minutes): within the hard limit it may still be working ...
+        assert reap_at(iteration, HARD_LIMIT) == (0, 0)
+        # ... past hard limit + grace nothing can be running it: failed, once.
+        assert reap_at(iteration, HARD_LIMIT + reaper.GRACE_SECONDS + 1) == (1, 0)
+        assert reap_at(iteration, HARD_LIMIT + reaper.GRACE_SECONDS + 600) == (0, 0)
 
-    [row] = LearningIteration.objects.filter(agent=agent)
-    assert row.status == IterationStatus.FAILED and "worker lost" in row.error
-    assert not Refinement.objects.filter(iteration=row).exists() and not Trade.objects.filter(iteration=row).exists()
-    assert nothing_running()
-    assert continuous.continuous_status(agent)["iterations_today"] == 1  # the daily cap counts it once
-    assert AgentAlert.objects.filter(agent=agent, alert_type=AlertType.ERROR, fingerprint="iteration_failed").count() == 1
-    assert agent.activity.filter(event="iteration_reaped").count() == 1
+        [row] = LearningIteration.objects.filter(agent=agent)
+        assert row.status == IterationStatus.FAILED and "worker lost" in row.error
+        assert not Refinement.objects.filter(iteration=row).exists()
+        assert not Trade.objects.filter(iteration=row).exists()
+        assert nothing_running()
+        assert continuous.continuous_status(agent)["iterations_today"] == 1  # the daily cap counts it once
+        alerts = AgentAlert.objects.filter(agent=agent, alert_type=AlertType.ERROR, fingerprint="iteration_failed")
+        assert alerts.count() == 1
+        assert agent.activity.filter(event="iteration_reaped").count() == 1
 
-    # The agent learns again on a fresh worker.
-    llm.steps = [{"status": 200, "body": claude_message(CANDIDATES)}]
-    with celery_process("worker", tmp_path / "worker-3.log", *WORKER_ARGS, "-c", "1", **LIMITS):
+        # The agent learns again, on the worker still standing.
+        llm.steps = [{"status": 200, "body": claude_message(CANDIDATES)}]
         again, created = learning.iteration_start(agent, trigger="api")
         assert created
         wait_for(lambda: status_of(again.pk) == IterationStatus.SUCCEEDED, timeout=60, message="the next iteration")
     assert Refinement.objects.filter(iteration=again).count() == 2
-    print(f"\n[figures] SIGKILL {victim}: message back after {redelivered_after:.1f}s; "
-          f"iteration ended by the reaper at hard limit + {reaper.GRACE_SECONDS}s (+ up to 120s beat period)")
+    what = (f"redelivered {redelivered_after:.1f}s after the kill" if victim == "pool process" or on_redis()
+            else "lost with the worker (filesystem transport)")
+    print(f"\n[figures] SIGKILL {victim}: message {what}; iteration failed by the reaper once past "
+          f"hard limit + {reaper.GRACE_SECONDS}s (beat runs it every 120s)")
 
 
 def test_sigterm_finishes_the_running_iteration_and_starts_nothing_new(fresh_broker, scripted_llm, tmp_path):
-    llm = scripted_llm({"status": 200, "body": claude_message(CANDIDATES), "delay": 4})
+    llm = scripted_llm({"status": 200, "body": claude_message(CANDIDATES), "delay": 3})
     busy, waiting = claude_agent(), claude_agent()
     log = tmp_path / "worker.log"
     # Two pool processes: one is free, so only the shutdown can keep the second iteration from starting.

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Anything of the test run's own configuration that would leak into the production process.
-_DROP_PREFIXES = ("DJANGO_", "LAB_", "PROMETHEUS_MULTIPROC_DIR")
+_DROP_PREFIXES = ("DJANGO_", "LAB_", "PROMETHEUS_MULTIPROC_DIR", "PYTEST_XDIST_WORKER")
 
 
 def production_env(var_dir, **overrides):
