@@ -10,7 +10,8 @@
 4. Starts two Celery workers (`-c 1` each, Redis broker; under `nice -n 10` by default, as a host
    running both web and workers should: --worker-nice 0 to compare), turns continuous learning on for 100
    agents (no gap, a high daily cap) and ticks the loop every second in this process (the beat ticks
-   once a minute), then measures the same requests again while iterations run.
+   once a minute), then measures the same requests again while iterations run. Redis database 13
+   by default (--broker-url), apart from the test suites'.
 5. Prints both tables, the p95 ratio (target: under load <= 1.5 x idle) and the iterations run,
    then stops everything it started. About two minutes; requests go to 127.0.0.1 only.
 
@@ -40,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/lab_bench"
-DEFAULT_BROKER = "redis://127.0.0.1:6379/11"
+# A Redis database of its own: the bench purges its queues (the test suites use /5 and /11).
+DEFAULT_BROKER = "redis://127.0.0.1:6379/13"
 
 
 def parse_args():
@@ -361,9 +363,11 @@ class Ticker(threading.Thread):
 
 
 def purge_broker():
+    """Drop messages left in the bench's queues by an earlier, interrupted run (its database only)."""
     import redis
 
-    redis.Redis.from_url(ARGS.broker_url).flushdb()
+    client = redis.Redis.from_url(ARGS.broker_url)
+    client.delete("iterations", "default")
 
 
 def main():
@@ -399,10 +403,13 @@ def main():
                                                   status=IterationStatus.SUCCEEDED).count()
         ticker = Ticker()
         ticker.start()
+        # Under load once the workers have finished a first few iterations (they take a moment to boot).
         deadline = time.monotonic() + 60
-        while not LearningIteration.objects.filter(status=IterationStatus.RUNNING).exists():
+        while LearningIteration.objects.filter(trigger=IterationTrigger.CONTINUOUS,
+                                               status=IterationStatus.SUCCEEDED).count() < before + 4:
             if time.monotonic() > deadline:
-                raise SystemExit("no iteration started within 60 s: are the workers and Redis up?")
+                log = (VAR_DIR / "processes.log").read_text(errors="replace")[-3000:]
+                raise SystemExit(f"no iteration finished within 60 s; the workers' log ends with:\n{log}")
             time.sleep(0.5)
         load_started = time.monotonic()
         loaded = measure(base, token, paths, "under load")

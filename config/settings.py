@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "agents",
     "alerts",
     "graduation",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -4,7 +4,7 @@ import datetime as dt
 import math
 import re
 
-from agents.console.charts import MAX_HOVER, MAX_POINTS, Series, format_value, line_chart, nice_ticks
+from console.charts import MAX_HOVER, MAX_POINTS, Series, format_value, line_chart, nice_ticks
 
 
 def days(n, start=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)):

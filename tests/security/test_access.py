@@ -421,8 +421,8 @@ def test_an_agent_cannot_be_created_in_another_status(world):
 
 
 def test_no_serializer_or_admin_form_writes_status_or_version():
-    from agents.admin.agent import TradingAgentAdmin
     from agents.api.serializers import AgentSerializer
+    from console.agent_admin import TradingAgentAdmin
 
     read_only = set(AgentSerializer.Meta.read_only_fields)
     assert {"status", "current_version", "owner"} <= read_only

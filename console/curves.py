@@ -13,10 +13,10 @@ import logging
 import numpy as np
 
 from agents.backtest.engine import run_backtest
-from agents.console.charts import Series, line_chart
 from agents.market.cache import load_bars
 from agents.services.evaluation import EvaluationError, split_windows
 from agents.strategies.registry import get_template
+from console.charts import Series, line_chart
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Every control is a POST to ``/admin/agents/tradingagent/<id>/console/...``: wrapped by
 ``admin_site.admin_view`` (staff login and CSRF), scoped to the agents the admin shows the user
 (another owner's agent is a 404) and needing the change permission on it (else 403). It calls
-one service (agents.console.actions) and redirects back to the agent page with the success or
+one service (console.actions) and redirects back to the agent page with the success or
 the service's error messages, one per field as the API names them ("cron: field 2 (hour) '25' is
 out of range 0-23"). A refused form keeps what was typed until the page shows it once.
 
@@ -19,11 +19,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.console import actions
-from agents.console.panels import STASH_KEY, criteria_rows
 from agents.models import AgentStatus, Refinement, StrategyVersion
 from agents.services import continuous
 from agents.services.errors import ServiceError
+from console import actions
+from console.panels import STASH_KEY, criteria_rows
 
 
 def error_messages(exc):

@@ -7,8 +7,7 @@
   and redirects back with its success or its error message.
 - ``charts`` / ``curves``: server-side SVG charts.
 
-The console is the top layer of the lab: it lives in ``agents`` beside the admin it extends,
-but it reads and drives ``alerts`` and ``graduation`` too (through their services). Nothing in
-``agents`` outside ``agents.admin`` and this package imports it, so the rule "agents never
-imports alerts or graduation" holds for the domain code.
+The console is the top layer of the lab, an app of its own (console -> graduation -> alerts ->
+agents): it reads and drives every app through its services, and nothing imports it, so the rule
+"agents never imports alerts or graduation" holds.
 """

@@ -1,7 +1,7 @@
 """What each button of the agent page does: read the POST, call one service, say what happened.
 
 Each function takes (request, agent) and returns (level, message); a refused request raises the
-service's ServiceError, which the view (agents.console.controls) shows field by field, as the API
+service's ServiceError, which the view (console.controls) shows field by field, as the API
 does. Nothing here decides anything the services do not.
 """
 

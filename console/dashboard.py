@@ -11,9 +11,9 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.console import scope
 from agents.models import AgentStatus, ContinuousState, IterationStatus
 from agents.services.continuous import day_bounds
+from console import scope
 
 logger = logging.getLogger(__name__)
 

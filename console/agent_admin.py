@@ -1,7 +1,7 @@
 """The agent admin: the changelist with its actions, and the agent page with the console.
 
-The agent page (change view) shows the console (agents.console.panels) above Django's form; its
-buttons post to the control views of agents.console.controls. Actions and saves call the services.
+The agent page (change view) shows the console (console.panels) above Django's form; its
+buttons post to the control views of console.controls. Actions and saves call the services.
 """
 
 from django.contrib import admin
@@ -11,13 +11,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
-from agents.admin_forms import SETTINGS_FIELDS, AgentAdminForm
-from agents.console import panels
-from agents.console.controls import ConsoleControlsMixin
 from agents.models import IterationStatus, IterationTrigger, LearningIteration, TradingAgent
 from agents.services import agents as agent_service
 from agents.services import approval, continuous, decisions, learning, scheduling
 from agents.services.errors import Conflict
+from console import panels
+from console.controls import ConsoleControlsMixin
+from console.forms import SETTINGS_FIELDS, AgentAdminForm
 
 NEW_AGENT_HIDDEN = {"status", "current_version", "schedule_description", "next_scheduled_iteration",
                     "continuous_state", "continuous_stop_reason"}

@@ -1,10 +1,10 @@
 """What the agent page shows, read through the services; the template only lays it out."""
 
-from agents.console import curves
-from agents.console.charts import format_value
 from agents.models import LearningIteration, Refinement, RefinementStatus, StrategyVersion
 from agents.services import approval, continuous, scheduling
 from agents.services.performance import agent_performance
+from console import curves
+from console.charts import format_value
 
 RECENT_ITERATIONS = 8
 OPEN_REFINEMENTS = 12
