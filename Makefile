@@ -40,6 +40,7 @@ lint: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/iteration.py
+	$(BIN)/python bench/scheduling.py
 
 clean:
 	rm -rf $(VENV) var

@@ -179,6 +179,9 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _bool("LAB_BEHI
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LAB_MAX_BODY_BYTES", default=1_000_000)
 
 # --- REST framework -------------------------------------------------------------------
+# The throttles count in the cache: LAB_CACHE_URL=redis://host:6379/2 shares the counts between web
+# processes so the rates hold per user lab-wide; the default counts in each process.
+CACHES = {"default": env.cache_url("LAB_CACHE_URL", default="locmemcache://")}
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

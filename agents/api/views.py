@@ -144,9 +144,9 @@ class LearningAgentViewSet(
         return self._paginate(qs, RefinementSerializer)
 
     @extend_schema(request=DecisionSerializer, responses=RefinementSerializer)
-    @action(
-        detail=True, methods=["post"], url_path=r"refinements/(?P<refinement_id>[0-9]+)/(?P<decision>approve|reject)"
-    )
+    # (?:...) inside the group: the schema's pattern is then ^(?:approve|reject)$, not ^approve|reject$.
+    @action(detail=True, methods=["post"],
+            url_path=r"refinements/(?P<refinement_id>[0-9]+)/(?P<decision>(?:approve|reject))")
     def refinement_decide(self, request, pk=None, refinement_id=None, decision=None):
         agent = self.get_object()
         refinement = get_object_or_404(Refinement.objects.select_related("agent"), agent=agent, pk=refinement_id)

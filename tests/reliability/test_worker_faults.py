@@ -8,15 +8,17 @@ What the lab does (the README's operations section says the same):
   keeps the unacked copy only in that worker's memory: a killed worker takes it along, nothing
   is redelivered. Either way the iteration's row says `running` with nobody running it.
 - SIGKILL of a pool process only (the OOM killer's choice): the worker sees WorkerLostError
-  and, with task_reject_on_worker_lost, puts the message back at once, on both transports.
+  (after Celery's worker_lost_wait, 10 s) and, with task_reject_on_worker_lost, puts the
+  message back, on both transports.
 - A redelivered message never runs an iteration twice: the claim is a conditional update from
   `queued`, and a `running` row is left alone (its worker may be alive). The reaper fails the
   iteration once it has been running longer than the hard time limit plus a grace period
   (nothing can run that long), with the error "worker lost"; the ERROR alert follows. So a
   crashed iteration ends exactly once, as failed; it is not retried by itself, so a poison
   iteration (one that always kills its process) cannot crash-loop the workers.
-- SIGTERM: warm shutdown. The worker stops taking messages at once, finishes what it runs,
-  and exits; the next worker picks up what is still queued.
+- SIGTERM: warm shutdown. The worker stops taking messages at once (agents/tasks.py: Celery's
+  blocking loop for the filesystem transport would otherwise keep fetching while it waits),
+  finishes what it runs, and exits; the next worker picks up what is still queued.
 """
 
 import datetime as dt
@@ -173,3 +175,18 @@ def test_sigterm_finishes_the_running_iteration_and_starts_nothing_new(fresh_bro
                  message="the second iteration on the next worker")
     assert Refinement.objects.filter(iteration=second).count() == 2
     print(f"\n[figures] SIGTERM: warm shutdown finished the running iteration and exited in {shutdown_took:.1f}s")
+
+
+def test_an_iteration_fetched_as_the_worker_stops_is_handed_back(monkeypatch):
+    # The window the SIGTERM test cannot hit on purpose: a message fetched just before the
+    # shutdown signal. The task gives it back to the broker instead of starting it.
+    from celery.exceptions import Reject
+
+    from agents import tasks
+
+    iteration, _ = learning.iteration_queue(make_agent(), trigger="api")
+    monkeypatch.setattr(tasks._WORKER_STOPPING, "value", 1)
+    with pytest.raises(Reject) as rejected:
+        tasks.run_iteration_task(iteration.pk)
+    assert rejected.value.requeue is True
+    assert status_of(iteration.pk) == IterationStatus.QUEUED

@@ -141,3 +141,14 @@ def test_development_defaults_are_safe_too(tmp_path):
     key_file = tmp_path / "secret_key"
     assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert len(key_file.read_text().strip()) >= 50
+
+
+def test_throttle_counts_can_be_shared_between_web_processes(tmp_path):
+    # With the default (per-process) cache, N gunicorn workers would allow N times each rate.
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.CACHES['default']['BACKEND'], s.CACHES['default']['LOCATION'])")
+    shared = run(["-c", code], production_env(tmp_path, LAB_CACHE_URL="redis://127.0.0.1:6379/2"))
+    assert shared.returncode == 0, shared.stderr
+    assert shared.stdout.split() == ["django.core.cache.backends.redis.RedisCache", "redis://127.0.0.1:6379/2"]
+    default = run(["-c", code], production_env(tmp_path))
+    assert default.stdout.split()[0] == "django.core.cache.backends.locmem.LocMemCache"
