@@ -234,6 +234,8 @@ if XDIST_WORKER and CELERY_BROKER_URL.startswith("redis://"):
     _base, _, _db = CELERY_BROKER_URL.rpartition("/")
     _index = int(_db) if _db.isdigit() else 0
     CELERY_BROKER_URL = f"{_base}/{_index + 1 + int(XDIST_WORKER.removeprefix('gw'))}"
+    # Celery reads this variable itself, ahead of the settings: keep the two in agreement.
+    os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
 LAB_ITERATION_SOFT_TIME_LIMIT = _positive_int("LAB_ITERATION_SOFT_TIME_LIMIT", 300)
 LAB_ITERATION_TIME_LIMIT = _positive_int("LAB_ITERATION_TIME_LIMIT", 360)
 if LAB_ITERATION_TIME_LIMIT <= LAB_ITERATION_SOFT_TIME_LIMIT:
