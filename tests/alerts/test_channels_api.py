@@ -10,7 +10,6 @@ from agents.services.errors import ValidationFailed
 from alerts import notify
 from alerts.channel_service import channel_create, send_test_notification
 from alerts.models import Delivery, NotificationChannel
-from tests.alerts import test_webhook as hooks
 from tests.alerts.test_webhook import (
     SECRET,
     make_alert,
@@ -23,21 +22,6 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def receiver_factory():
-    receivers = hooks.Receivers()
-    yield receivers
-    receivers.close()
-
-
-@pytest.fixture
-def allow_private(settings):
-    return hooks.allow_private_targets(settings)
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    return hooks.record_queue(monkeypatch)
 
 BASE = "/api/notification-channels"
 

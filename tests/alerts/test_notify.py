@@ -11,7 +11,6 @@ from django.core import mail
 
 from alerts import notify
 from alerts.models import AgentAlert, AlertType, Delivery, DeliveryStatus, NotificationChannel, Severity
-from tests.alerts import test_webhook as hooks
 from tests.alerts.test_webhook import (
     make_alert,
     make_owner_agent,
@@ -23,21 +22,6 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def receiver_factory():
-    receivers = hooks.Receivers()
-    yield receivers
-    receivers.close()
-
-
-@pytest.fixture
-def allow_private(settings):
-    return hooks.allow_private_targets(settings)
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    return hooks.record_queue(monkeypatch)
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 

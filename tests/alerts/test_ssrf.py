@@ -9,7 +9,6 @@ import pytest
 from alerts.channels import ssrf, webhook
 from alerts.channels.ssrf import BlockedDestination, address_refusal, check_url
 from alerts.models import Delivery, DeliveryStatus
-from tests.alerts import test_webhook as hooks
 from tests.alerts.test_webhook import (
     make_alert,
     make_owner_agent,
@@ -17,24 +16,6 @@ from tests.alerts.test_webhook import (
     run_task,
     webhook_channel,
 )
-
-
-@pytest.fixture
-def receiver_factory():
-    receivers = hooks.Receivers()
-    yield receivers
-    receivers.close()
-
-
-@pytest.fixture
-def allow_private(settings):
-    return hooks.allow_private_targets(settings)
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    return hooks.record_queue(monkeypatch)
-
 
 BODY = b'{"event":"alert"}'
 HEADERS = {"Content-Type": "application/json", "X-Lab-Delivery": "1", "X-Lab-Timestamp": "0"}

@@ -119,21 +119,6 @@ def allow_private_targets(settings):
     return settings
 
 
-@pytest.fixture
-def receiver_factory():
-    receivers = Receivers()
-    yield receivers
-    receivers.close()
-
-
-@pytest.fixture
-def allow_private(settings):
-    return allow_private_targets(settings)
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    return record_queue(monkeypatch)
 
 
 def make_owner_agent(owner=None, **kwargs):
