@@ -8,7 +8,7 @@ from celery.exceptions import Reject
 from celery.signals import worker_ready, worker_shutting_down
 from django.db import InterfaceError, OperationalError
 
-from agents.services import learning
+from agents.services import dispatch, learning
 
 DB_RETRIES = 10
 
@@ -44,7 +44,7 @@ def run_iteration_task(self, iteration_id):
         raise Reject("worker shutting down: iteration left for the next worker", requeue=True)
     try:
         learning.iteration_run(iteration_id)
-    except learning.IterationDeferred as exc:
+    except dispatch.IterationDeferred as exc:
         # Over the lab-wide cap: the iteration stays queued and this message comes back later.
         raise self.retry(exc=exc, countdown=5 + random.uniform(0, 10))
     except (OperationalError, InterfaceError) as exc:

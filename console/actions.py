@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.utils import timezone
 
 from agents.models import IterationStatus, IterationTrigger
-from agents.services import approval, continuous, decisions, learning, scheduling
+from agents.services import approval, continuous, decisions, dispatch, learning, scheduling
 from agents.services.approval import DEFAULT_THRESHOLDS
 
 
@@ -18,7 +18,7 @@ def _when(moment):
 
 
 def run_queued(request, agent):
-    iteration, created = learning.iteration_start(agent, trigger=IterationTrigger.MANUAL, requested_by=request.user)
+    iteration, created = dispatch.iteration_start(agent, trigger=IterationTrigger.MANUAL, requested_by=request.user)
     if created:
         return messages.SUCCESS, f"Iteration #{iteration.number} queued for a worker."
     return messages.WARNING, f"Iteration #{iteration.number} is already {iteration.status}; nothing new was queued."
@@ -29,7 +29,7 @@ def run_inline(request, agent):
         iteration, _created = learning.iteration_run_now(
             agent, trigger=IterationTrigger.MANUAL, requested_by=request.user
         )
-    except learning.IterationDeferred as exc:
+    except dispatch.IterationDeferred as exc:
         return messages.WARNING, f"{exc}: the iteration stays queued and a worker runs it when a slot frees up."
     if iteration.status in (IterationStatus.QUEUED, IterationStatus.RUNNING):
         return messages.WARNING, f"Iteration #{iteration.number} is already {iteration.status} elsewhere."

@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
 from agents.models import IterationStatus, IterationTrigger, LearningIteration, TradingAgent
 from agents.services import agents as agent_service
-from agents.services import approval, continuous, decisions, learning, scheduling
+from agents.services import approval, continuous, decisions, dispatch, scheduling
 from agents.services.errors import Conflict
 from console import panels
 from console.controls import ConsoleControlsMixin
@@ -141,7 +141,7 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
     @admin.action(description="Run an iteration now (queued for a worker)")
     def run_iteration_now(self, request, queryset):
         def run(agent):
-            iteration, created = learning.iteration_start(
+            iteration, created = dispatch.iteration_start(
                 agent, trigger=IterationTrigger.MANUAL, requested_by=request.user
             )
             if not created:

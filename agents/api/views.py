@@ -38,7 +38,7 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import agents as agent_service
-from agents.services import decisions, learning, performance
+from agents.services import decisions, dispatch, learning, performance
 from agents.strategies.registry import all_templates
 
 
@@ -122,7 +122,7 @@ class LearningAgentViewSet(
                 agent, trigger=IterationTrigger.API, requested_by=request.user
             )
             return Response(IterationSerializer(iteration).data, status=status.HTTP_200_OK)
-        iteration, _created = learning.iteration_start(agent, trigger=IterationTrigger.API, requested_by=request.user)
+        iteration, _created = dispatch.iteration_start(agent, trigger=IterationTrigger.API, requested_by=request.user)
         return Response(IterationSerializer(iteration).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=IterationSerializer)

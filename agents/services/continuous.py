@@ -361,7 +361,7 @@ def continuous_tick(now=None):
     budget keeps it to one batch) and one SELECT reading them back. `now` defaults to the
     current time; iterations get queued_at = the current time (auto_now_add).
     """
-    from agents.services.learning import iteration_dispatch
+    from agents.services.dispatch import iteration_dispatch
 
     now = now or timezone.now()
     start, end = day_bounds(now)

@@ -11,7 +11,7 @@ from agents.models import (
     RefinementStatus,
     Trade,
 )
-from agents.services import learning
+from agents.services import dispatch, learning
 from agents.services.evaluation import EvaluationError
 from tests.factories import InstrumentFactory, make_agent, random_walk_bars
 
@@ -106,7 +106,7 @@ def test_failure_in_a_candidate_backtest_fails_the_iteration(monkeypatch):
 
 def test_running_an_iteration_twice_is_a_no_op():
     agent = make_agent()
-    iteration, _ = learning.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE)
+    iteration, _ = dispatch.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE)
     learning.iteration_run(iteration.pk)
     learning.iteration_run(iteration.pk)
     assert Refinement.objects.filter(iteration=iteration).count() == agent.candidates_per_iteration
@@ -115,8 +115,8 @@ def test_running_an_iteration_twice_is_a_no_op():
 
 def test_a_trigger_while_one_is_active_joins_it():
     agent = make_agent()
-    first, created = learning.iteration_queue(agent, trigger=IterationTrigger.API)
-    again, created_again = learning.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE)
+    first, created = dispatch.iteration_queue(agent, trigger=IterationTrigger.API)
+    again, created_again = dispatch.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE)
     assert created and not created_again
     assert again.pk == first.pk
     assert LearningIteration.objects.filter(agent=agent).count() == 1
@@ -124,9 +124,9 @@ def test_a_trigger_while_one_is_active_joins_it():
 
 def test_idempotency_key_returns_the_same_iteration_after_it_ran():
     agent = make_agent()
-    first, _ = learning.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE, idempotency_key="slot-1")
+    first, _ = dispatch.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE, idempotency_key="slot-1")
     learning.iteration_run(first.pk)
-    again, created = learning.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE, idempotency_key="slot-1")
+    again, created = dispatch.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE, idempotency_key="slot-1")
     assert not created and again.pk == first.pk
 
 
@@ -142,8 +142,8 @@ def test_lab_wide_cap_defers_instead_of_dropping():
     busy = make_agent()
     LearningIteration.objects.create(agent=busy, number=1, status=IterationStatus.RUNNING)
     agent = make_agent()
-    iteration, _ = learning.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE)
-    with pytest.raises(learning.IterationDeferred):
+    iteration, _ = dispatch.iteration_queue(agent, trigger=IterationTrigger.SCHEDULE)
+    with pytest.raises(dispatch.IterationDeferred):
         learning.iteration_run(iteration.pk)
     iteration.refresh_from_db()
     assert iteration.status == IterationStatus.QUEUED

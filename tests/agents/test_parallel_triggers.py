@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from agents.models import LearningIteration
-from agents.services import learning
+from agents.services import dispatch, learning
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +20,7 @@ def test_parallel_triggers_queue_exactly_one_iteration():
     def trigger(i):
         try:
             barrier.wait()
-            results.append(learning.iteration_queue(agent, trigger="api" if i % 2 else "schedule"))
+            results.append(dispatch.iteration_queue(agent, trigger="api" if i % 2 else "schedule"))
         except Exception as exc:
             errors.append(exc)
         finally:

@@ -27,9 +27,9 @@ def test_an_iteration_running_past_the_hard_limit_is_failed_and_the_agent_freed(
     assert "worker lost" in stuck.error
     assert ActivityLog.objects.filter(agent=agent, event="iteration_reaped").count() == 1
     # The agent can learn again.
-    from agents.services import learning
+    from agents.services import dispatch
 
-    _iteration, created = learning.iteration_queue(agent, trigger="manual")
+    _iteration, created = dispatch.iteration_queue(agent, trigger="manual")
     assert created
 
 

@@ -5,7 +5,7 @@ import signal
 import pytest
 
 from agents.models import IterationStatus, LearningIteration
-from agents.services import learning
+from agents.services import dispatch
 from tests.factories import make_agent
 from tests.fake_anthropic import FakeAnthropic, message, sma_candidates
 from tests.processes import celery_process, purge_filesystem_broker, wait_for
@@ -26,7 +26,7 @@ def worker_log(tmp_path):
 def test_a_queued_iteration_is_run_by_the_worker(worker_log):
     agent = make_agent()
     with celery_process("worker", worker_log, "-Q", "iterations,default", "-c", "1"):
-        iteration, created = learning.iteration_start(agent, trigger="api")
+        iteration, created = dispatch.iteration_start(agent, trigger="api")
         assert created
         wait_for(lambda: status_of(iteration.pk) == IterationStatus.SUCCEEDED, message="iteration to succeed")
     iteration.refresh_from_db()
@@ -45,7 +45,7 @@ def test_sigterm_mid_iteration_lets_it_finish(worker_log, settings):
         settings.ANTHROPIC_BASE_URL = fake.url
         agent = make_agent(refiner="claude", candidates_per_iteration=2)
         with celery_process("worker", worker_log, "-Q", "iterations,default", "-c", "1") as worker:
-            iteration, _ = learning.iteration_start(agent, trigger="api")
+            iteration, _ = dispatch.iteration_start(agent, trigger="api")
             wait_for(lambda: status_of(iteration.pk) == IterationStatus.RUNNING, message="iteration to start")
             worker.send_signal(signal.SIGTERM)  # warm shutdown
             worker.wait(timeout=60)

@@ -6,7 +6,7 @@ from django.test import Client
 from django.urls import reverse
 
 from agents.models import ContinuousState, IterationStatus, Refinement, RefinementStatus, TradingAgent
-from agents.services import decisions, learning
+from agents.services import decisions, dispatch, learning
 from alerts.models import AgentAlert
 from graduation.models import GraduationEvent
 from tests.console.conftest import eligible_agent, raise_alert, staff_user
@@ -353,7 +353,7 @@ def test_anonymous_users_are_sent_to_the_login(client, agent):
 
 
 def test_status_json_for_the_page_poll(client_for, operator, agent):
-    learning.iteration_queue(agent, trigger="manual")
+    dispatch.iteration_queue(agent, trigger="manual")
     data = client_for(operator).get(reverse("admin:agents_tradingagent_console_status", args=[agent.pk])).json()
     assert data["active"] == {"number": 1, "status": "queued"} and data["state"] == "stopped"
     assert data["latest"]["number"] == 1

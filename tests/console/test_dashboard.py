@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
-from agents.services import continuous, learning
+from agents.services import continuous, dispatch
 from tests.console.conftest import add_iteration, eligible_agent, raise_alert
 from tests.factories import UserFactory, make_agent
 
@@ -35,7 +35,7 @@ def lab(operator, other_owner, instrument):
     continuous.continuous_start(mine, actor=operator)
     TradingAgent.objects.filter(pk=capped.pk).update(continuous_learning_enabled=True,
                                                      continuous_state=ContinuousState.CAPPED)
-    learning.iteration_queue(mine, trigger="manual")
+    dispatch.iteration_queue(mine, trigger="manual")
     LearningIteration.objects.filter(agent=mine).update(status=IterationStatus.RUNNING)
     add_iteration(capped, status=IterationStatus.FAILED, validation_metrics={})
     raise_alert(mine, "critical thing", severity="CRITICAL")
@@ -140,7 +140,7 @@ def test_actions_report_each_row(client, operator, instrument, django_capture_on
     client.force_login(operator)
     busy = make_agent(owner=operator, instrument=instrument, name="busy")
     idle = make_agent(owner=operator, instrument=instrument, name="idle")
-    learning.iteration_queue(busy, trigger="manual")
+    dispatch.iteration_queue(busy, trigger="manual")
     raise_alert(idle)
     changelist = "/admin/agents/tradingagent/"
 

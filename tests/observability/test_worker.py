@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agents.models import IterationStatus, LearningIteration
-from agents.services import learning
+from agents.services import dispatch
 from alerts.models import Heartbeat
 from tests.factories import make_agent
 from tests.observability.test_metrics import scrape
@@ -37,8 +37,8 @@ def test_worker_and_beat_log_json_record_heartbeats_and_count_iterations(tmp_pat
                         LAB_LOG_FORMAT="json", ANTHROPIC_API_KEY=""):
         wait_for(lambda: Heartbeat.objects.filter(component="worker:obs@testhost").exists(),
                  message="the worker's ready heartbeat")
-        ok, _ = learning.iteration_start(good, trigger="api")
-        failed, _ = learning.iteration_start(bad, trigger="api")
+        ok, _ = dispatch.iteration_start(good, trigger="api")
+        failed, _ = dispatch.iteration_start(bad, trigger="api")
         wait_for(lambda: status_of(ok.pk) == IterationStatus.SUCCEEDED, message="the iteration to succeed")
         wait_for(lambda: status_of(failed.pk) == IterationStatus.FAILED, message="the iteration to fail")
         with celery_process("beat", beat_log, "--schedule", str(tmp_path / "beat-schedule"), LAB_LOG_FORMAT="json"):

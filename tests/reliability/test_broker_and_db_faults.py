@@ -27,7 +27,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from agents.models import IterationStatus, IterationTrigger, LearningIteration, Refinement
-from agents.services import continuous, learning, reaper, scheduling
+from agents.services import continuous, dispatch, reaper, scheduling
 from agents.tasks import run_iteration_task
 from config.celery import app
 from tests.factories import make_agent
@@ -83,7 +83,7 @@ def test_broker_down_leaves_iterations_queued_with_an_error_and_they_run_once_it
         summary = continuous.continuous_tick()
         assert summary["queued"] == 1
 
-    errors = error_lines(caplog, "agents.services.learning")
+    errors = error_lines(caplog, "agents.services.dispatch")
     rows = {agent.pk: list(LearningIteration.objects.filter(agent=agent)) for agent in (by_api, by_schedule, by_loop)}
     assert all(len(found) == 1 for found in rows.values()), rows
     queued = [found[0] for found in rows.values()]
@@ -153,7 +153,7 @@ def test_sqlite_lock_retries_the_claim_and_the_final_write_while_api_reads_keep_
 
     with celery_process("worker", log, *WORKER_ARGS, "-c", "1", **worker_db_env()):
         # 1. Locked when the worker claims: nothing is written, the task retries shortly.
-        queued, _ = learning.iteration_queue(first, trigger="api")
+        queued, _ = dispatch.iteration_queue(first, trigger="api")
         claim_started = time.monotonic()
         locked = threading.Event()
         locker = threading.Thread(target=hold_write_lock, args=(3.0,), kwargs={"locked": locked})
@@ -170,7 +170,7 @@ def test_sqlite_lock_retries_the_claim_and_the_final_write_while_api_reads_keep_
         # write waits and retries; meanwhile the API still reads.
         llm.steps = [{"status": 200, "body": claude_message(CANDIDATES), "delay": 2}]
         arrivals = len(llm.arrivals)
-        iteration, _ = learning.iteration_start(second, trigger="api")
+        iteration, _ = dispatch.iteration_start(second, trigger="api")
         wait_for(lambda: len(llm.arrivals) > arrivals, timeout=60, message="the second iteration's LLM call")
         reads = []
 
@@ -230,12 +230,12 @@ def test_postgres_connection_drop_mid_iteration_is_survived(fresh_broker, script
     try:
         with celery_process("worker", log, *WORKER_ARGS, "-c", "1"):
             # 1. Dropped while idle: the next task reconnects (CONN_HEALTH_CHECKS).
-            done, _ = learning.iteration_start(first, trigger="api")
+            done, _ = dispatch.iteration_start(first, trigger="api")
             wait_for(lambda: status_of(done.pk) == IterationStatus.SUCCEEDED, timeout=60, message="a first iteration")
             assert terminate_everyone() >= 1
             connection.close()  # this test's own connection was among them
             # 2. Dropped while the iteration waits on the LLM: its final write reconnects.
-            iteration, _ = learning.iteration_start(second, trigger="api")
+            iteration, _ = dispatch.iteration_start(second, trigger="api")
             wait_for(lambda: len(llm.arrivals) >= 2, timeout=60, message="the second iteration's LLM call")
             dropped = time.monotonic()
             killed = terminate_everyone()
@@ -288,7 +288,7 @@ def test_two_beats_still_make_one_iteration_per_agent_and_slot(fresh_broker, tmp
         done = re.compile(r"scheduled_iteration_task\[[0-9a-f-]+\] succeeded")
         wait_for(lambda: len(done.findall(worker_log.read_text())) == sends, timeout=30,
                  message="every fire to be processed")
-        wait_for(lambda: not LearningIteration.objects.filter(agent=agent, status__in=learning.ACTIVE_STATUSES)
+        wait_for(lambda: not LearningIteration.objects.filter(agent=agent, status__in=dispatch.ACTIVE_STATUSES)
                  .exists(), timeout=60, message="the scheduled iterations to run")
     # (A beat that starts just after a boundary may also catch up the minute the schedule was
     # enabled in: that slot is sent by one beat only.)

@@ -30,7 +30,7 @@ from contextlib import ExitStack
 import pytest
 
 from agents.models import IterationStatus, LearningIteration, Refinement, Trade
-from agents.services import continuous, learning, reaper
+from agents.services import continuous, dispatch, reaper
 from alerts.models import AgentAlert, AlertType
 from tests.factories import make_agent
 from tests.processes import celery_process, wait_for
@@ -80,7 +80,7 @@ def test_sigkill_mid_iteration_ends_it_exactly_once(victim, limits, fresh_broker
     first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
     with ExitStack() as workers:
         worker = workers.enter_context(celery_process("worker", first_log, *WORKER_ARGS, "-c", "1", **LIMITS))
-        iteration, _ = learning.iteration_start(agent, trigger="api")
+        iteration, _ = dispatch.iteration_start(agent, trigger="api")
         wait_for(lambda: llm.arrivals, timeout=60, message="the iteration to be waiting on the LLM")
         assert status_of(iteration.pk) == IterationStatus.RUNNING
         [task_id] = received_task_ids(first_log, TASK)
@@ -135,7 +135,7 @@ def test_sigkill_mid_iteration_ends_it_exactly_once(victim, limits, fresh_broker
 
         # The agent learns again, on the worker still standing.
         llm.steps = [{"status": 200, "body": claude_message(CANDIDATES)}]
-        again, created = learning.iteration_start(agent, trigger="api")
+        again, created = dispatch.iteration_start(agent, trigger="api")
         assert created
         wait_for(lambda: status_of(again.pk) == IterationStatus.SUCCEEDED, timeout=60, message="the next iteration")
     assert Refinement.objects.filter(iteration=again).count() == 2
@@ -151,13 +151,13 @@ def test_sigterm_finishes_the_running_iteration_and_starts_nothing_new(fresh_bro
     log = tmp_path / "worker.log"
     # Two pool processes: one is free, so only the shutdown can keep the second iteration from starting.
     with celery_process("worker", log, *WORKER_ARGS, "-c", "2") as worker:
-        first, _ = learning.iteration_start(busy, trigger="api")
+        first, _ = dispatch.iteration_start(busy, trigger="api")
         wait_for(lambda: llm.arrivals, timeout=60, message="the first iteration to be waiting on the LLM")
         signalled = time.monotonic()
         worker.send_signal(signal.SIGTERM)  # warm shutdown
         wait_for(lambda: "Warm shutdown" in log.read_text() or worker.poll() is not None, timeout=10,
                  message="the worker to begin its warm shutdown")
-        second, _ = learning.iteration_start(waiting, trigger="api")
+        second, _ = dispatch.iteration_start(waiting, trigger="api")
         worker.wait(timeout=60)
         shutdown_took = time.monotonic() - signalled
 
@@ -184,7 +184,7 @@ def test_an_iteration_fetched_as_the_worker_stops_is_handed_back(monkeypatch):
 
     from agents import tasks
 
-    iteration, _ = learning.iteration_queue(make_agent(), trigger="api")
+    iteration, _ = dispatch.iteration_queue(make_agent(), trigger="api")
     monkeypatch.setattr(tasks._WORKER_STOPPING, "value", 1)
     with pytest.raises(Reject) as rejected:
         tasks.run_iteration_task(iteration.pk)

@@ -176,7 +176,7 @@ def scheduled_fire(agent_id, now=None):
     Re-reads the agent (the source of truth): gone, auto-learn off or no schedule means no
     iteration, and its row is removed or disabled. Returns the iteration or None.
     """
-    from agents.services.learning import iteration_start
+    from agents.services.dispatch import iteration_start
 
     now = aware(now or djtz.now())
     try:
