@@ -35,8 +35,9 @@ Formulas (keys of :data:`METRIC_KEYS`):
   benchmark Sharpe SR* = 0: Phi((SR - SR*) * sqrt(T - 1) / sqrt(1 - g3 * SR + (g4 - 1) / 4 * SR^2))
   with SR = mean / sd the per-bar (not annualised) Sharpe, g3 = m3 / m2^1.5 the skewness and
   g4 = m4 / m2^2 the (non-excess, normal = 3) kurtosis, m_p = sum((r_i - mean)^p) / T, Phi the
-  standard normal CDF (via math.erf). 0 when T < 3 or sd = 0. It reads as the probability
-  that the true Sharpe ratio is above 0.
+  standard normal CDF. 0 when T < 3 or sd = 0. It reads as the probability that the true
+  Sharpe ratio is above 0. The formula is
+  :func:`agents.evaluation.statistics.probabilistic_sharpe`; the moments are computed here.
 
 Any value that would still be non-finite becomes 0.0, and magnitudes are capped at
 :data:`METRIC_CAP` (a tiny window can make CAGR astronomically large).
@@ -45,6 +46,8 @@ Any value that would still be non-finite becomes 0.0, and magnitudes are capped 
 import math
 
 import numpy as np
+
+from agents.evaluation.statistics import probabilistic_sharpe
 
 METRIC_KEYS = (
     "total_return",
@@ -207,16 +210,11 @@ def _sortino(t, mean, downside, bars_per_year):
 
 
 def _psr(t, mean, sd, m2, m3, m4, benchmark_sharpe=0.0):
+    # The moments come from _moments (one pass, shared with the other metrics); the formula
+    # itself lives once, in agents.evaluation.statistics.
     if t < 3 or sd == 0.0 or m2 <= 0.0:
         return 0.0
-    sr = mean / sd
-    skew = m3 / m2**1.5
-    kurt = m4 / (m2 * m2)
-    var = 1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr
-    diff = sr - benchmark_sharpe
-    if not var > 0.0:  # only in degenerate two-point distributions
-        return 1.0 if diff > 0 else 0.0
-    return finite(normal_cdf(diff * math.sqrt(t - 1) / math.sqrt(var)))
+    return finite(probabilistic_sharpe(mean / sd, t, m3 / m2**1.5, m4 / (m2 * m2), benchmark_sharpe))
 
 
 def sharpe_ratio(returns, bars_per_year=1.0):

@@ -1,0 +1,1 @@
+"""Honest evaluation: sealed test window, walk-forward folds, statistics and the rules engine."""
