@@ -12,6 +12,7 @@ __all__ = [
     "ActivityLog",
     "AgentStatus",
     "BarInterval",
+    "ExamReading",
     "Instrument",
     "LearningIteration",
     "PriceBar",
@@ -65,7 +66,12 @@ class TradingAgent(models.Model):
     objective = models.CharField(max_length=20, choices=Objective.choices, default=Objective.SHARPE)
     fee_bps = models.FloatField(default=1.0, help_text="Fee per side in basis points.")
     slippage_bps = models.FloatField(default=1.0, help_text="Slippage per side in basis points.")
-    train_fraction = models.FloatField(default=0.7, help_text="Share of bars in the train window (older part).")
+    test_fraction = models.FloatField(
+        default=0.2, help_text="Share of the newest bars kept as the sealed test window (the exam)."
+    )
+    n_folds = models.PositiveSmallIntegerField(
+        default=5, help_text="Walk-forward folds the selection data (all older bars) is cut into."
+    )
     candidates_per_iteration = models.PositiveSmallIntegerField(default=8)
     initial_capital = models.FloatField(default=100_000.0)
     random_seed = models.IntegerField(default=42, help_text="Seeds the optimiser so runs are reproducible.")
@@ -169,11 +175,24 @@ class LearningIteration(models.Model):
         StrategyVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="iterations"
     )
     windows = models.JSONField(default=dict, blank=True)
+    # Since the sealed-window protocol: train_metrics = selection metrics (all folds end to end,
+    # in-sample for the search), validation_metrics = the sealed test window's (out of sample).
     train_metrics = models.JSONField(default=dict, blank=True)
     validation_metrics = models.JSONField(default=dict, blank=True)
-    score = models.FloatField(null=True, blank=True)
-    best_candidate_score = models.FloatField(null=True, blank=True)
+    score = models.FloatField(
+        null=True, blank=True, help_text="Headline: the objective on the sealed test window (out of sample)."
+    )
+    best_candidate_score = models.FloatField(null=True, blank=True, help_text="Best candidate's selection score.")
     improvement = models.FloatField(null=True, blank=True)
+    fold_metrics = models.JSONField(default=list, blank=True, help_text="The evaluated version's metrics per fold.")
+    selection_score = models.FloatField(
+        null=True, blank=True, help_text="In-sample: the version's selection score across folds."
+    )
+    selection_sharpe = models.FloatField(null=True, blank=True, help_text="Per-bar Sharpe on the selection data.")
+    dsr = models.FloatField(null=True, blank=True, help_text="Deflated Sharpe ratio of the evaluated version.")
+    pbo = models.FloatField(null=True, blank=True, help_text="Probability of backtest overfitting of the search.")
+    n_trials = models.PositiveIntegerField(null=True, blank=True, help_text="Distinct parameter sets tried.")
+    evidence = models.JSONField(default=dict, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -228,9 +247,20 @@ class Refinement(models.Model):
     proposed_params = models.JSONField()
     rationale = models.TextField(blank=True)
     source = models.CharField(max_length=10)
+    # train_metrics = selection metrics; validation_metrics = sealed test metrics once a gate read them.
     train_metrics = models.JSONField(default=dict, blank=True)
     validation_metrics = models.JSONField(default=dict, blank=True)
-    score = models.FloatField(null=True, blank=True)
+    score = models.FloatField(null=True, blank=True, help_text="Selection score (in-sample, across folds).")
+    fold_metrics = models.JSONField(default=list, blank=True)
+    selection_sharpe = models.FloatField(null=True, blank=True, help_text="Per-bar Sharpe on the selection data.")
+    test_score = models.FloatField(
+        null=True, blank=True, help_text="Objective on the sealed test window, when a gate read it."
+    )
+    dsr = models.FloatField(null=True, blank=True, help_text="Deflated Sharpe ratio over the agent's trials.")
+    improvement_p = models.FloatField(
+        null=True, blank=True, help_text="p-value of the paired test that it beats the current version."
+    )
+    evidence = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=RefinementStatus.choices, default=RefinementStatus.PENDING)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -254,8 +284,45 @@ class Refinement(models.Model):
         return f"refinement {self.pk} ({self.status})"
 
 
+class ExamPurpose(models.TextChoices):
+    REPORT = "report", "Headline score of the evaluated version"
+    APPROVAL = "approval", "Auto-approval"
+    MANUAL_APPROVAL = "manual_approval", "Approval by a person"
+    GRADUATION = "graduation", "Graduation check"
+
+
+class ExamReading(models.Model):
+    """One reading of the sealed test window: who read it, for which parameter set, on which bars.
+
+    The gates count these (how often the exam has been used, and on how many distinct parameter
+    sets); nothing else reads the sealed window.
+    """
+
+    agent = models.ForeignKey(TradingAgent, on_delete=models.CASCADE, related_name="exam_readings")
+    purpose = models.CharField(max_length=20, choices=ExamPurpose.choices)
+    version = models.ForeignKey(StrategyVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    refinement = models.ForeignKey("Refinement", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    iteration = models.ForeignKey(
+        "LearningIteration", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    params_key = models.CharField(max_length=64, help_text="Hash of the parameter set examined.")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    bars = models.PositiveIntegerField()
+    score = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["agent", "window_start"], name="exam_agent_window_idx")]
+
+    def __str__(self):
+        return f"{self.purpose} reading of {self.params_key[:8]} on {self.window_start:%Y-%m-%d}.."
+
+
 class Trade(models.Model):
-    """A closed trade of the version evaluated by an iteration, on the validation window."""
+    """A closed trade of the version evaluated by an iteration, on the sealed test window
+    (on the old validation window for iterations before the protocol)."""
 
     iteration = models.ForeignKey(LearningIteration, on_delete=models.CASCADE, related_name="trades")
     version = models.ForeignKey(StrategyVersion, null=True, on_delete=models.SET_NULL, related_name="trades")

@@ -5,6 +5,7 @@ var/), and a bad value fails loudly at start-up instead of half-working.
 """
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 
@@ -317,16 +318,20 @@ LAB_WEBHOOK_BACKOFF_SECONDS = env.float("LAB_WEBHOOK_BACKOFF_SECONDS", default=2
 LAB_WEBHOOK_ALLOW_PRIVATE = _bool("LAB_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- Graduation and paper trading ----------------------------------------------------
-# Lab-wide default criteria (each agent may override them); documented in graduation/criteria.py.
+# Lab-wide overrides of the graduation rules' defaults (declared once, in graduation/criteria.py):
+# each LAB_GRAD_<NAME> variable set overrides the rule <name>, e.g. LAB_GRAD_MIN_DSR=0.9 or
+# LAB_GRAD_MIN_PROBABILISTIC_SHARPE=null. Values are JSON numbers, true/false or null; the rules
+# check them at start-up (an unknown name or a bad value stops it, naming each).
+def _grad_value(name, raw):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r}: must be a number, true, false or null") from None
+
+
 LAB_GRADUATION_CRITERIA = {
-    "min_iterations": env.int("LAB_GRAD_MIN_ITERATIONS", default=10),
-    "min_win_rate": env.float("LAB_GRAD_MIN_WIN_RATE", default=0.45),
-    "min_sharpe_ratio": env.float("LAB_GRAD_MIN_SHARPE", default=0.5),
-    "min_total_return": env.float("LAB_GRAD_MIN_TOTAL_RETURN", default=0.0),
-    "min_signals": env.int("LAB_GRAD_MIN_SIGNALS", default=5),
-    "consistency_window": env.int("LAB_GRAD_CONSISTENCY_WINDOW", default=3),
-    "max_drawdown": env.float("LAB_GRAD_MAX_DRAWDOWN", default=0.25),
-    "min_probabilistic_sharpe": None,
+    key.removeprefix("LAB_GRAD_").lower(): _grad_value(key, raw)
+    for key, raw in sorted(os.environ.items()) if key.startswith("LAB_GRAD_")
 }
 # Paper -> live evidence: at least this many bars traded on paper and this many closed trades.
 LAB_PAPER_MIN_BARS = _positive_int("LAB_PAPER_MIN_BARS", 60)

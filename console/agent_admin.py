@@ -61,8 +61,8 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
     fieldsets = [
         (None, {"fields": ["owner", "name", "description", "instrument", "strategy_template", "params", "status",
                            "current_version"]}),
-        ("Learning", {"fields": ["refiner", "objective", "candidates_per_iteration", "train_fraction", "fee_bps",
-                                 "slippage_bps", "initial_capital", "random_seed"]}),
+        ("Learning", {"fields": ["refiner", "objective", "candidates_per_iteration", "test_fraction", "n_folds",
+                                 "fee_bps", "slippage_bps", "initial_capital", "random_seed"]}),
         ("Autonomy", {"fields": ["auto_learn", "learning_cron", "learning_timezone", "schedule_description",
                                  "next_scheduled_iteration", "auto_approve", "thresholds", "continuous",
                                  "continuous_state", "continuous_stop_reason", "max_iterations_per_day",

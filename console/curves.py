@@ -1,7 +1,7 @@
 """The curves the agent page draws: backtest equity against buy-and-hold, the learning record,
 paper equity. Each returns the chart's SVG plus the few numbers shown beside it.
 
-Equity: the current version backtested on the validation window exactly as an iteration does
+Equity: the current version backtested on the sealed test window exactly as an iteration does
 (agents.services.evaluation: the target positions over the whole history, then the window alone,
 starting flat, with the agent's costs). Buy-and-hold buys at bar 1's open of the window and holds
 to the last close, without costs: the benchmark of ``buy_hold_return`` (agents.backtest.metrics).
@@ -13,8 +13,8 @@ import logging
 import numpy as np
 
 from agents.backtest.engine import run_backtest
+from agents.evaluation.protocol import EvaluationError, split_protocol
 from agents.market.cache import load_bars
-from agents.services.evaluation import EvaluationError, split_windows
 from agents.strategies.registry import get_template
 from console.charts import Series, line_chart
 
@@ -34,11 +34,11 @@ def validation_equity(agent):
         return {"svg": None, "note": "The agent has no version yet."}
     try:
         bars = load_bars(agent.instrument_id)
-        windows = split_windows(len(bars), agent.train_fraction)
+        protocol = split_protocol(len(bars), test_fraction=agent.test_fraction, n_folds=agent.n_folds)
         template = get_template(agent.strategy_template)
         params = template.validate(version.params)
         target = template.target_positions(bars, params)
-        window = windows.validation
+        window = protocol.test
         w_bars = bars.slice(window.start, window.stop)
         result = run_backtest(
             w_bars, target[window], fee_bps=agent.fee_bps, slippage_bps=agent.slippage_bps,
@@ -56,7 +56,7 @@ def validation_equity(agent):
     svg = line_chart(
         [Series(f"v{version.number}", dates, result.equity.tolist()),
          Series("buy and hold", dates, hold.tolist(), dashed=True)],
-        title=f"Equity of v{version.number} vs buy-and-hold on the validation window", y_format="money",
+        title=f"Equity of v{version.number} vs buy-and-hold on the sealed test window", y_format="money",
         y_label="equity",
     )
     return {

@@ -15,7 +15,7 @@ from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import get_template, template_choices
 
 SETTINGS_FIELDS = [
-    "name", "description", "refiner", "objective", "fee_bps", "slippage_bps", "train_fraction",
+    "name", "description", "refiner", "objective", "fee_bps", "slippage_bps", "test_fraction", "n_folds",
     "candidates_per_iteration", "initial_capital", "random_seed", "max_iterations_per_day",
     "min_iteration_gap_minutes", "convergence_threshold",
 ]

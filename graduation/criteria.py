@@ -1,139 +1,113 @@
-"""Graduation criteria: lab-wide defaults (settings.LAB_GRADUATION_CRITERIA), per-agent overrides.
+"""Graduation criteria: the rules of the learning -> paper and paper -> live gates.
 
-=============================  ==========  ===============================================================
-criterion                      default     rule and meaning
-=============================  ==========  ===============================================================
-``min_iterations``             10          integer >= 1: succeeded iterations in the agent's lifetime
-``min_win_rate``               0.45        number in [0, 1]: validation ``win_rate >=`` it
-``min_sharpe_ratio``           0.5         number in [-10, 10]: validation (or paper) ``sharpe >=`` it
-``min_total_return``           0.0         number >= -1: validation (or paper) ``total_return >=`` it
-``min_signals``                5           integer >= 0: validation ``num_trades >=`` it
-``consistency_window``         3           integer in [1, 50]: the last this-many succeeded iterations
-                                           must *each* pass the metric criteria
-``max_drawdown``               0.25        number in (0, 1]: validation (or paper) ``max_drawdown <=`` it;
-                                           also the automatic demotion line of a trading agent
-``min_probabilistic_sharpe``   null        number in [0, 1] or null (off): validation ``psr >=`` it
-=============================  ==========  ===============================================================
+Declared once (:data:`GRADUATION_RULES`, on :mod:`agents.evaluation.rules`); lab-wide overrides
+of their defaults come from ``LAB_GRAD_<NAME>`` variables (settings.LAB_GRADUATION_CRITERIA),
+per-agent overrides from the agent's ``graduation_criteria`` JSON.
 
-An agent's ``graduation_criteria`` JSON holds its overrides only; the criteria in force are the
-defaults overlaid with them (:func:`effective_criteria`). Booleans are not numbers, NaN and
-infinities are refused, unknown names are refused, every violation is reported at once, and
-nothing changes on bad input. Bad lab defaults stop the start-up (:func:`check_defaults`).
+Learning -> paper trading (evidence: the latest succeeded iteration that evaluated the current
+version, after the last demotion):
+
+==============================  =======  ==================================================================
+criterion                       default  evidence and rule
+==============================  =======  ==================================================================
+``min_iterations``              10       succeeded iterations in the agent's lifetime: learning effort,
+                                         not evidence of skill; an integer in [1, 100000]
+``min_fold_pass``               3        folds (of K, capped at K) in which each fold rule must pass
+``min_win_rate``                0.4      per fold and on the sealed test window: ``win_rate >=``
+``min_sharpe_ratio``            0.5      per fold and on the sealed test window: ``sharpe >=``
+``min_total_return``            0.0      per fold and on the sealed test window: ``total_return >=``
+``min_signals``                 5        per fold and on the sealed test window: ``num_trades >=``
+``max_drawdown``                0.25     per fold and on the sealed test window: ``max_drawdown <=``;
+                                         also the automatic demotion line of a trading agent
+``min_probabilistic_sharpe``    null     sealed test window: ``psr >=`` it; null (off) or in [0, 1]
+``min_dsr``                     0.95     deflated Sharpe ratio of the version over all the agent's trials
+``max_pbo``                     0.3      probability of backtest overfitting of the agent's search
+``track_record_confidence``     0.95     the sealed test window must be at least as long as the minimum
+                                         track record length of its Sharpe ratio at this confidence
+                                         (Bailey & López de Prado 2012); null (off) or in [0.5, 0.999]
+==============================  =======  ==================================================================
+
+Paper trading -> live trading (evidence: the open paper account): ``paper_bars`` >=
+LAB_PAPER_MIN_BARS, ``paper_trades`` >= LAB_PAPER_MIN_TRADES, ``max_drawdown`` and
+``min_total_return`` on the paper record, ``min_paper_psr`` (default 0.95: the probabilistic
+Sharpe ratio of the paper returns against 0), and the paper record at least as long as its
+minimum track record length at ``track_record_confidence``.
+
+Booleans are not numbers, NaN and infinities are refused, unknown names are refused, every
+violation is reported at once, and nothing changes on bad input. Bad lab defaults stop the
+start-up (:func:`check_defaults`).
 """
-
-import logging
-import math
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
+from agents.evaluation import rules as R
 from agents.models import TradingAgent
 from agents.services.activity import log_activity
-from agents.services.errors import ValidationFailed
 
-logger = logging.getLogger(__name__)
-
-CRITERIA = (
-    "min_iterations",
-    "min_win_rate",
-    "min_sharpe_ratio",
-    "min_total_return",
-    "min_signals",
-    "consistency_window",
-    "max_drawdown",
-    "min_probabilistic_sharpe",
+MIN_ITERATIONS = R.Rule("min_iterations", "iterations", ">=", "int", 1, 100_000, default=10,
+                        words="an integer between 1 and 100000",
+                        meaning="succeeded iterations (learning effort, not evidence of skill)")
+MIN_PSR = R.Rule("min_probabilistic_sharpe", "psr", ">=", "float", 0.0, 1.0, nullable=True, evidence="test",
+                 words="a number between 0 and 1, or null (off)",
+                 meaning="probabilistic Sharpe ratio on the sealed test window")
+MAX_PBO = R.Rule("max_pbo", "pbo", "<=", "float", 0.0, 1.0, default=0.3, words="a number between 0 and 1",
+                 meaning="probability of backtest overfitting of the agent's search (CSCV)")
+TRACK_RECORD = R.Rule("track_record_confidence", None, "flag", "float", 0.5, 0.999, nullable=True, default=0.95,
+                      words="a number between 0.5 and 0.999, or null (off)",
+                      meaning="confidence of the minimum track record length the evidence must reach")
+MIN_PAPER_PSR = R.Rule("min_paper_psr", "psr", ">=", "float", 0.0, 1.0, default=0.95, evidence="paper",
+                       words="a number between 0 and 1", meaning="probabilistic Sharpe ratio of the paper record")
+FOLD_RULES = (
+    *(R.specialise(rule, evidence="folds+test") for rule in (R.MIN_WIN_RATE, R.MIN_SHARPE, R.MIN_TOTAL_RETURN,
+                                                              R.MIN_SIGNALS)),
+    R.specialise(R.MAX_DRAWDOWN, evidence="folds+test", default=0.25),
 )
-NULLABLE = {"min_probabilistic_sharpe"}
-MAX_SIGNALS = 1_000_000
-MAX_ITERATIONS = 100_000
-# (kind, low, low inclusive, high, high inclusive, how to say it)
-_RULES = {
-    "min_iterations": ("int", 1, True, MAX_ITERATIONS, True, f"an integer between 1 and {MAX_ITERATIONS}"),
-    "min_win_rate": ("float", 0.0, True, 1.0, True, "a number between 0 and 1"),
-    "min_sharpe_ratio": ("float", -10.0, True, 10.0, True, "a number between -10 and 10"),
-    "min_total_return": ("float", -1.0, True, math.inf, False, "a number >= -1 (a fraction: -0.1 = -10%)"),
-    "min_signals": ("int", 0, True, MAX_SIGNALS, True, f"an integer between 0 and {MAX_SIGNALS}"),
-    "consistency_window": ("int", 1, True, 50, True, "an integer between 1 and 50"),
-    "max_drawdown": ("float", 0.0, False, 1.0, True, "a number greater than 0 and at most 1 (0.25 = 25%)"),
-    "min_probabilistic_sharpe": ("float", 0.0, True, 1.0, True, "a number between 0 and 1, or null (off)"),
-}
+GRADUATION_RULES = (
+    MIN_ITERATIONS, R.specialise(R.MIN_FOLD_PASS, default=3), *FOLD_RULES, MIN_PSR,
+    R.specialise(R.MIN_DSR, default=0.95), MAX_PBO, TRACK_RECORD, MIN_PAPER_PSR,
+)
+LEARNING_RULES = tuple(r for r in GRADUATION_RULES if r is not MIN_PAPER_PSR)
+CRITERIA = tuple(r.name for r in GRADUATION_RULES)
+RULES = R.rules_by_name(GRADUATION_RULES)
 
 
 def check(name, value):
     """(clean value, None) or (None, the rule broken)."""
-    kind, low, low_ok, high, high_ok, words = _RULES[name]
-    if value is None:
-        return (None, None) if name in NULLABLE else (None, f"must be {words}")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None, f"must be {words}"
-    try:
-        number = float(value)
-    except OverflowError:
-        return None, f"must be {words}"
-    if not math.isfinite(number):
-        return None, f"must be {words}"
-    if kind == "int":
-        if not number.is_integer():
-            return None, f"must be {words}"
-        number = int(number)
-    if number < low or (number == low and not low_ok) or number > high or (number == high and not high_ok):
-        return None, f"must be {words}"
-    return number, None
+    return RULES[name].check(value)
 
 
 def defaults():
-    return {name: settings.LAB_GRADUATION_CRITERIA.get(name) for name in CRITERIA}
+    """The rules' declared defaults overlaid with the lab-wide LAB_GRAD_* overrides."""
+    return R.in_force(GRADUATION_RULES, settings.LAB_GRADUATION_CRITERIA, owner="LAB_GRADUATION_CRITERIA")
 
 
 def check_defaults():
-    """Raise ImproperlyConfigured naming every bad lab default (called at start-up)."""
+    """Raise ImproperlyConfigured naming every bad lab-wide override (called at start-up)."""
     configured = settings.LAB_GRADUATION_CRITERIA
-    problems = [f"{name}: unknown criterion" for name in configured if name not in CRITERIA]
-    for name in CRITERIA:
-        if name not in configured and name not in NULLABLE:
-            problems.append(f"{name}: missing")
+    problems = []
+    for name, value in configured.items():
+        if name not in RULES:
+            problems.append(f"{name}: unknown criterion (known: {', '.join(CRITERIA)})")
             continue
-        _clean, problem = check(name, configured.get(name))
+        _clean, problem = check(name, value)
         if problem:
-            problems.append(f"{name}={configured.get(name)!r}: {problem}")
+            problems.append(f"{name}={value!r}: {problem}")
     if problems:
         raise ImproperlyConfigured("LAB_GRADUATION_CRITERIA (LAB_GRAD_* variables): " + "; ".join(problems))
 
 
 def validate_overrides(data):
     """The cleaned overrides object, or ValidationFailed naming every bad key."""
-    if not isinstance(data, dict):
-        raise ValidationFailed({"criteria": "must be an object mapping criterion names to values"})
-    errors, clean = {}, {}
-    for name, value in data.items():
-        if name not in _RULES:
-            errors[str(name)] = f"unknown criterion (known: {', '.join(CRITERIA)})"
-            continue
-        checked, problem = check(name, value)
-        if problem:
-            errors[name] = problem
-        else:
-            clean[name] = checked
-    if errors:
-        raise ValidationFailed(errors)
-    return clean
+    return R.validate(GRADUATION_RULES, data, defaults={}, label="criteria")
 
 
 def effective_criteria(agent):
     """Defaults overlaid with the agent's overrides. Never raises: a stored value that breaks a rule
     (edited by hand) is ignored in favour of the default."""
-    result = defaults()
-    stored = agent.graduation_criteria if isinstance(agent.graduation_criteria, dict) else {}
-    for name, value in stored.items():
-        if name not in _RULES:
-            continue
-        checked, problem = check(name, value)
-        if problem:
-            logger.warning("agent %s: ignoring stored graduation criterion %s=%r (%s)", agent.pk, name, value, problem)
-        else:
-            result[name] = checked
-    return result
+    return R.in_force(GRADUATION_RULES, agent.graduation_criteria, defaults=defaults(),
+                      owner=f"agent {agent.pk} graduation")
 
 
 def criteria_settings(agent):

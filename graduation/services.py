@@ -24,11 +24,12 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from agents.models import AgentStatus, StrategyVersion, TradingAgent
+from agents.evaluation.exam import exam_record_stored
+from agents.models import AgentStatus, ExamPurpose, StrategyVersion, TradingAgent
 from agents.services.activity import actor_label_for, log_activity
 from agents.services.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import episodes
-from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility
+from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility, evidence_iteration
 from graduation.models import LIVE_PERMISSION, EventKind, GraduationEvent, PaperAccount
 from graduation.paper import accounts
 from graduation.paper.metrics import account_metrics
@@ -85,6 +86,9 @@ def graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, no
             raise Conflict({"eligibility": f"not eligible for {target}: {describe_failures(result)}"})
         if agent.current_version_id != snapshot_version:
             snapshot = accounts.opening_snapshot(agent, agent.current_version)
+        if target == AgentStatus.PAPER_TRADING:
+            evidence, _since = evidence_iteration(agent)
+            exam_record_stored(iteration=evidence, purpose=ExamPurpose.GRADUATION)
         from_status = agent.status
         now = now or timezone.now()
         if target == AgentStatus.LIVE_TRADING:

@@ -11,25 +11,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agents.api.parsers import LabJSONParser
-from agents.services import approval
+from agents.api.rule_fields import rules_serializer
+from agents.services import approval, approval_gate
 
-
-class ApprovalThresholdsSerializer(serializers.Serializer):
-    """The seed's ApprovalThresholds plus max_drawdown; judged on validation metrics."""
-
-    min_win_rate = serializers.FloatField(min_value=0, max_value=1, help_text="win_rate >= this; 0..1.")
-    min_sharpe_ratio = serializers.FloatField(min_value=-10, max_value=10, help_text="sharpe >= this; -10..10.")
-    min_signals = serializers.IntegerField(
-        min_value=0, max_value=approval.MAX_SIGNALS, help_text="num_trades >= this; a non-negative integer."
-    )
-    min_total_return = serializers.FloatField(min_value=-1, help_text="total_return >= this (0.05 = 5%); >= -1.")
-    require_improvement = serializers.BooleanField(
-        help_text="The candidate's validation score must beat the current version's, strictly."
-    )
-    max_drawdown = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=1,
-        help_text="max_drawdown <= this, a fraction in (0, 1]; null (default) for no limit.",
-    )
+ApprovalThresholdsSerializer = rules_serializer(
+    "ApprovalThresholds", approval_gate.APPROVAL_RULES, required=approval_gate.REQUIRED_KEYS,
+    doc="The approval gate's rules (agents.services.approval_gate): fold rules on the selection folds, "
+        "min_dsr and max_improvement_p on the selection evidence, max_test_shortfall on the sealed window.",
+)
 
 
 class ApprovalSettingsSerializer(serializers.Serializer):

@@ -49,7 +49,7 @@ class AgentSerializer(serializers.ModelSerializer):
         model = TradingAgent
         fields = [
             "id", "name", "description", "owner", "instrument", "strategy_template", "status",
-            "current_version", "refiner", "objective", "fee_bps", "slippage_bps", "train_fraction",
+            "current_version", "refiner", "objective", "fee_bps", "slippage_bps", "test_fraction", "n_folds",
             "candidates_per_iteration", "initial_capital", "random_seed",
             "auto_learn_enabled", "learning_schedule", "schedule_timezone", "next_scheduled_iteration",
             "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
@@ -79,7 +79,10 @@ class AgentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
     fee_bps = StrictFloatField(required=False)
     slippage_bps = StrictFloatField(required=False)
-    train_fraction = StrictFloatField(required=False)
+    test_fraction = StrictFloatField(
+        required=False, help_text="Share of the newest bars kept as the sealed test window."
+    )
+    n_folds = serializers.IntegerField(required=False, help_text="Walk-forward folds of the selection data.")
     candidates_per_iteration = serializers.IntegerField(required=False)
     initial_capital = StrictFloatField(required=False)
     random_seed = serializers.IntegerField(required=False)
@@ -95,7 +98,10 @@ class AgentUpdateSerializer(serializers.Serializer):
     objective = serializers.ChoiceField(choices=Objective.choices, required=False)
     fee_bps = StrictFloatField(required=False)
     slippage_bps = StrictFloatField(required=False)
-    train_fraction = StrictFloatField(required=False)
+    test_fraction = StrictFloatField(
+        required=False, help_text="Share of the newest bars kept as the sealed test window."
+    )
+    n_folds = serializers.IntegerField(required=False, help_text="Walk-forward folds of the selection data.")
     candidates_per_iteration = serializers.IntegerField(required=False)
     initial_capital = StrictFloatField(required=False)
     random_seed = serializers.IntegerField(required=False)

@@ -17,8 +17,8 @@ from agents.strategies.base import ParamValidationError, StrategyTemplate
 
 @dataclass(frozen=True)
 class TriedParams:
-    """A parameter set this agent already evaluated; score is the objective on validation
-    (higher is better), None when the evaluation failed."""
+    """A parameter set this agent already evaluated; score is its selection score (the objective
+    aggregated across the selection folds, higher is better), None when the evaluation failed."""
 
     params: dict
     score: float | None
@@ -26,13 +26,16 @@ class TriedParams:
 
 @dataclass(frozen=True)
 class RefinerContext:
+    """What a refiner may see: the selection data only. Nothing from the sealed test window
+    (its metrics, trades or any score computed on it) is ever put here."""
+
     template: StrategyTemplate
     current_params: dict
-    train_metrics: dict
-    validation_metrics: dict
+    fold_metrics: list  # the current version's metrics on each selection fold, oldest first
+    selection_score: float  # their aggregate (agents.evaluation.backtests.selection_score)
     objective: str
     history: list[TriedParams]  # oldest first
-    recent_trades: list[dict]  # side, entry_time, exit_time, return_pct
+    recent_trades: list[dict]  # of the last selection fold: side, entry_time, exit_time, return_pct
     n_candidates: int
     seed: int  # seed + iteration number: same context, same Optuna proposals
     instrument: str = ""

@@ -53,13 +53,15 @@ MAX_RATIONALE_CHARS = 2000
 SYSTEM_PROMPT = """\
 You are a quantitative researcher tuning the parameters of a systematic trading strategy.
 You are given the strategy, its parameter schema with hard bounds, the current parameters
-with their metrics on a training window and on a later validation window, every parameter
-set already tried with its validation score, and recent trades.
+with their metrics on each of several consecutive walk-forward folds of the data, their
+selection score (the mean of the fold objectives minus one standard error of that mean),
+every parameter set already tried with its selection score, and recent trades.
 
-Propose new parameter sets likely to raise the objective on the validation window, which is
-out of sample. Prefer robust changes over fitting noise: a train score far above the
-validation score suggests overfitting. Use the history: move towards what scored well,
-away from what failed, and do not repeat a set already tried or the current one.
+Propose new parameter sets likely to raise the selection score. Newer data, which you never
+see, decides whether a change is kept, so prefer robust changes over fitting noise: a set
+that shines in one fold and fails in the others is fitting noise. Use the history: move
+towards what scored well, away from what failed, and do not repeat a set already tried or
+the current one.
 
 Rules for every candidate:
 - give a value for every parameter in the schema and no other key;
@@ -221,13 +223,13 @@ def build_prompt(ctx: RefinerContext) -> str:
         f"Instrument: {ctx.instrument or 'unspecified'}",
         f"Parameters (hard bounds, inclusive):\n{_dump(parameters)}",
         "Cross-parameter rules:\n" + ("\n".join(f"- {r}" for r in rules) if rules else "- none"),
-        f"Objective to maximise on the validation window: {ctx.objective}",
+        f"Objective, per fold: {ctx.objective}; the selection score aggregates it across folds",
         f"Current parameters:\n{_dump(ctx.current_params)}",
-        f"Current metrics on the train window:\n{_dump(ctx.train_metrics)}",
-        f"Current metrics on the validation window:\n{_dump(ctx.validation_metrics)}",
+        f"Current metrics on each fold, oldest first:\n{_dump(ctx.fold_metrics)}",
+        f"Current selection score: {ctx.selection_score:.6g}",
         (
             f"Parameter sets already evaluated: {len(ctx.history)} "
-            f"({sum(s is None for s in scored)} failed; best validation {ctx.objective}: "
+            f"({sum(s is None for s in scored)} failed; best selection score: "
             f"{'n/a' if best is None else f'{best:.6g}'}). Shown below: the {HISTORY_BEST} best "
             f"(top: true) and the {HISTORY_RECENT} most recent, oldest first:\n{_dump(_history_rows(ctx.history))}"
         ),

@@ -158,9 +158,9 @@ class OptunaRefiner:
             clean = clean_or_none(ctx.template, params)
             if clean is not None:
                 keys.add(params_key(clean))
-        # The current version's validation score counts even if the caller left it out.
+        # The current version's selection score counts even if the caller left it out.
         if current is not None and params_key(current) not in keys:
-            entries.append((current, ctx.validation_metrics.get(ctx.objective)))
+            entries.append((current, ctx.selection_score))
 
         trials, best = [], None
         for params, raw_score in entries:

@@ -24,7 +24,8 @@ from agents.strategies.registry import UnknownTemplateError, get_template
 NUMERIC_RULES = {
     "fee_bps": (0.0, 1000.0),
     "slippage_bps": (0.0, 1000.0),
-    "train_fraction": (0.3, 0.95),
+    "test_fraction": (0.05, 0.5),
+    "n_folds": (2, 20),
     "candidates_per_iteration": (1, 32),
     "initial_capital": (1.0, 1e12),
     "max_iterations_per_day": (1, 1000),
@@ -32,7 +33,8 @@ NUMERIC_RULES = {
     "convergence_threshold": (0.0, 1.0),
     "random_seed": (0, 2**31 - 1),
 }
-INTEGER_FIELDS = {"candidates_per_iteration", "max_iterations_per_day", "min_iteration_gap_minutes", "random_seed"}
+INTEGER_FIELDS = {
+    "n_folds", "candidates_per_iteration", "max_iterations_per_day", "min_iteration_gap_minutes", "random_seed"}
 EDITABLE_FIELDS = {"name", "description", "refiner", "objective", *NUMERIC_RULES}
 
 

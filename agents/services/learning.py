@@ -1,10 +1,11 @@
 """One learning iteration: the pipeline every entry point (task, API, admin, command) calls.
 
-queue -> claim (both in agents.services.dispatch) -> backtest the current version -> refiner
-proposes -> validate + backtest each candidate -> (auto-approval) -> finish in one short
-transaction -> announce after commit.
+queue -> claim (both in agents.services.dispatch) -> evaluate (agents.services.iteration_evaluation:
+folds, refiner, candidates, statistics, gate, sealed readings) -> finish in one short transaction
+(rows, exam readings, auto-approval) -> announce after commit.
 
-Score: the agent's objective on the validation window for the current version.
+Score (the headline): the agent's objective on the sealed test window for the evaluated version,
+which the search never saw. The selection score (in-sample for the search) is stored beside it.
 Improvement: relative change of the score against the previous succeeded iteration,
     (score_t - score_{t-1}) / |score_{t-1}|, or the plain difference when |score_{t-1}| < 1e-3
     (a relative change against ~0 is meaningless).
@@ -19,7 +20,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from agents import signals
-from agents.market.cache import load_bars
+from agents.evaluation.exam import exam_record
 from agents.models import (
     IterationStatus,
     LearningIteration,
@@ -27,19 +28,13 @@ from agents.models import (
     Trade,
     TradingAgent,
 )
-from agents.refiners.base import (
-    RefinerAuthError,
-    RefinerContext,
-    RefinerError,
-    TriedParams,
-)
+from agents.refiners.base import RefinerAuthError, RefinerError
 from agents.refiners.factory import get_refiner
 from agents.refiners.optuna_refiner import OptunaRefiner
-from agents.services import llm_budget
+from agents.services import approval, llm_budget
 from agents.services.activity import log_activity
 from agents.services.dispatch import iteration_claim, iteration_queue
-from agents.services.evaluation import evaluate_params, split_windows
-from agents.strategies.registry import get_template
+from agents.services.iteration_evaluation import evaluate_iteration
 from config.observability import metrics
 from config.observability.logging import bind_log_context, log_context
 
@@ -121,64 +116,9 @@ def iteration_run_now(agent, *, trigger, requested_by=None):
     return iteration, created
 
 
-def _history(agent):
-    """Every parameter set this agent evaluated, with its validation score (two queries)."""
-    tried = [
-        TriedParams(params=params, score=score)
-        for params, score in Refinement.objects.filter(agent=agent).order_by("id").values_list(
-            "proposed_params", "score"
-        )
-    ]
-    tried += [
-        TriedParams(params=params, score=score)
-        for params, score in LearningIteration.objects.filter(
-            agent=agent, status=IterationStatus.SUCCEEDED, version__isnull=False
-        )
-        .order_by("id")
-        .values_list("version__params", "score")
-    ]
-    return tried
-
-
 def _execute(iteration):
     """The slow part, outside any transaction: backtests and the refiner's network call."""
-    agent = iteration.agent
-    version = agent.current_version
-    if version is None:
-        raise RefinerError("the agent has no current strategy version")
-    template = get_template(agent.strategy_template)
-    bars = load_bars(agent.instrument_id)
-    windows = split_windows(len(bars), agent.train_fraction)
-    bars_per_year = agent.instrument.bars_per_year
-    params = template.validate(version.params)
-    current = evaluate_params(agent, template.key, params, bars, windows, bars_per_year)
-
-    history = _history(agent)
-    history.append(TriedParams(params=params, score=current.score))
-    context = RefinerContext(
-        template=template,
-        current_params=params,
-        train_metrics=current.train_metrics,
-        validation_metrics=current.validation_metrics,
-        objective=agent.objective,
-        history=history,
-        recent_trades=[_trade_summary(t) for t in current.validation_trades[-10:]],
-        n_candidates=agent.candidates_per_iteration,
-        seed=agent.random_seed + iteration.number,
-        instrument=agent.instrument.symbol,
-    )
-    proposal = _propose(agent, context)
-
-    candidates = [
-        (candidate, evaluate_params(agent, template.key, candidate.params, bars, windows, bars_per_year))
-        for candidate in proposal.candidates
-    ]
-    return {
-        "windows": windows.describe(bars),
-        "current": current,
-        "proposal": proposal,
-        "candidates": candidates,
-    }
+    return evaluate_iteration(iteration, _propose)
 
 
 def _propose(agent, context):
@@ -213,15 +153,6 @@ def _propose(agent, context):
         return proposal
 
 
-def _trade_summary(trade):
-    return {
-        "side": trade.side,
-        "entry_time": str(trade.entry_time)[:19],
-        "exit_time": str(trade.exit_time)[:19],
-        "return_pct": round(float(trade.return_pct), 6),
-    }
-
-
 def _previous_score(iteration):
     return (
         LearningIteration.objects.filter(
@@ -233,53 +164,60 @@ def _previous_score(iteration):
     )
 
 
+def _refinement_row(iteration, candidate, ev, rows, evidence, sealed):
+    return Refinement(
+        iteration=iteration, agent_id=iteration.agent_id, proposed_params=candidate.params,
+        rationale=candidate.rationale, source=candidate.source, train_metrics=ev.metrics,
+        validation_metrics=sealed.metrics if sealed is not None else {}, score=ev.score,
+        fold_metrics=ev.fold_metrics, selection_sharpe=ev.stats.sr,
+        test_score=sealed.score if sealed is not None else None, dsr=evidence["dsr"],
+        improvement_p=evidence["improvement_p"], evidence=evidence, criteria_results=rows,
+    )
+
+
 def _finish_success(iteration, outcome, started):
-    current = outcome["current"]
-    proposal = outcome["proposal"]
-    candidates = outcome["candidates"]
+    current, sealed, proposal = outcome.current, outcome.current_sealed, outcome.proposal
+    stats = outcome.statistics
     previous = _previous_score(iteration)
-    best = max((ev.score for _c, ev in candidates), default=None)
+    best = max((ev.score for _c, ev, *_rest in outcome.candidates), default=None)
+    version_id = iteration.agent.current_version_id
     with transaction.atomic():
         refinements = Refinement.objects.bulk_create(
-            [
-                Refinement(
-                    iteration=iteration,
-                    agent_id=iteration.agent_id,
-                    proposed_params=candidate.params,
-                    rationale=candidate.rationale,
-                    source=candidate.source,
-                    train_metrics=ev.train_metrics,
-                    validation_metrics=ev.validation_metrics,
-                    score=ev.score,
-                )
-                for candidate, ev in candidates
-            ]
+            [_refinement_row(iteration, *judged) for judged in outcome.candidates]
         )
+        for reading in outcome.readings:
+            index = reading.candidate_index
+            exam_record(
+                agent_id=iteration.agent_id, purpose=reading.purpose, params=reading.params,
+                window=outcome.window, score=reading.score, iteration_id=iteration.pk,
+                version_id=version_id if index is None else None,
+                refinement_id=refinements[index].pk if index is not None else None,
+            )
         Trade.objects.bulk_create(
             [
                 Trade(
-                    iteration=iteration,
-                    version_id=iteration.agent.current_version_id,
-                    side=t.side,
-                    entry_time=_aware(t.entry_time),
-                    exit_time=_aware(t.exit_time),
-                    entry_price=t.entry_price,
-                    exit_price=t.exit_price,
-                    return_pct=t.return_pct,
-                    pnl=t.pnl,
-                    bars_held=t.bars_held,
+                    iteration=iteration, version_id=version_id, side=t.side, entry_time=_aware(t.entry_time),
+                    exit_time=_aware(t.exit_time), entry_price=t.entry_price, exit_price=t.exit_price,
+                    return_pct=t.return_pct, pnl=t.pnl, bars_held=t.bars_held,
                 )
-                for t in current.validation_trades
+                for t in sealed.trades
             ]
         )
         iteration.status = IterationStatus.SUCCEEDED
-        iteration.version_id = iteration.agent.current_version_id
-        iteration.windows = outcome["windows"]
-        iteration.train_metrics = current.train_metrics
-        iteration.validation_metrics = current.validation_metrics
-        iteration.score = current.score
+        iteration.version_id = version_id
+        iteration.windows = outcome.windows
+        iteration.train_metrics = current.metrics
+        iteration.validation_metrics = sealed.metrics
+        iteration.fold_metrics = current.fold_metrics
+        iteration.selection_score = current.score
+        iteration.selection_sharpe = current.stats.sr
+        iteration.score = sealed.score
+        iteration.dsr = stats["dsr"]
+        iteration.pbo = stats["pbo"]
+        iteration.n_trials = stats["n_trials"]
+        iteration.evidence = stats
         iteration.best_candidate_score = best
-        iteration.improvement = improvement_between(current.score, previous)
+        iteration.improvement = improvement_between(sealed.score, previous)
         iteration.refiner_used = proposal.refiner
         iteration.fallback_reason = proposal.fallback_reason
         iteration.llm_model = proposal.model
@@ -289,14 +227,21 @@ def _finish_success(iteration, outcome, started):
         iteration.duration_ms = int((time.monotonic() - started) * 1000)
         iteration.save()
         rejected = [{"params": r.params, "reason": r.reason} for r in proposal.rejected]
+        objective = iteration.agent.objective
         log_activity(
             iteration.agent,
             "iteration_succeeded",
-            f"Iteration #{iteration.number}: {iteration.agent.objective} {current.score:.4f} on validation, "
-            f"{len(refinements)} candidates (best {best if best is None else round(best, 4)}) by {proposal.refiner}.",
+            f"Iteration #{iteration.number}: {objective} {sealed.score:.4f} on the sealed test window "
+            f"(out of sample; DSR {_fmt(stats['dsr'])}, PBO {_fmt(stats['pbo'])}); selection score "
+            f"{current.score:.4f} (in-sample); {len(refinements)} candidates (best selection score "
+            f"{_fmt(best)}) by {proposal.refiner}.",
             details={
                 "iteration": iteration.number,
-                "score": current.score,
+                "score": sealed.score,
+                "selection_score": current.score,
+                "dsr": stats["dsr"],
+                "pbo": stats["pbo"],
+                "n_trials": stats["n_trials"],
                 "improvement": iteration.improvement,
                 "rejected_proposals": rejected,
                 "fallback_reason": proposal.fallback_reason,
@@ -305,16 +250,13 @@ def _finish_success(iteration, outcome, started):
         if proposal.fallback_reason:
             log_activity(iteration.agent, "refiner_fallback", proposal.fallback_reason,
                          details={"iteration": iteration.number, "refiner": iteration.agent.refiner})
-        _after_success_hooks(iteration)
+        approval.auto_approve_iteration(iteration)
         _announce(iteration)
         metrics.iteration_finished(iteration.status, iteration.trigger, time.monotonic() - started)
 
 
-def _after_success_hooks(iteration):
-    """Runs inside the finishing transaction; later features (auto-approval) plug in here."""
-    from agents.services import approval
-
-    approval.auto_approve_iteration(iteration)
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def _finish_failure(iteration, exc, started):

@@ -2,9 +2,10 @@
 
 from rest_framework import serializers
 
+from agents.api.rule_fields import RuleResultSerializer, rules_serializer
 from agents.api.strict import RejectUnknownFieldsMixin
 from agents.models import AgentStatus
-from graduation.criteria import MAX_ITERATIONS, MAX_SIGNALS
+from graduation.criteria import GRADUATION_RULES
 from graduation.models import EventKind, GraduationEvent, PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
 from graduation.services import MAX_REASON
 
@@ -25,23 +26,11 @@ def window_kind_field(**kwargs):
                                  **kwargs)
 
 
-class CriteriaSerializer(serializers.Serializer):
-    """Graduation criteria (graduation/criteria.py). In a PUT each is optional: the ones given override
-    the lab defaults, the others follow them; unknown names are refused."""
-
-    min_iterations = serializers.IntegerField(min_value=1, max_value=MAX_ITERATIONS, required=False,
-                                              help_text="Succeeded iterations in the agent's lifetime.")
-    min_win_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
-    min_sharpe_ratio = serializers.FloatField(min_value=-10, max_value=10, required=False)
-    min_total_return = serializers.FloatField(min_value=-1, required=False)
-    min_signals = serializers.IntegerField(min_value=0, max_value=MAX_SIGNALS, required=False,
-                                           help_text="Validation trades (num_trades).")
-    consistency_window = serializers.IntegerField(min_value=1, max_value=50, required=False,
-                                                  help_text="The last N succeeded iterations must each pass.")
-    max_drawdown = serializers.FloatField(min_value=0, max_value=1, required=False,
-                                          help_text="In (0, 1]; also the automatic demotion line while trading.")
-    min_probabilistic_sharpe = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True,
-                                                      help_text="Validation psr >= this; null: off.")
+CriteriaSerializer = rules_serializer(
+    "Criteria", GRADUATION_RULES,
+    doc="Graduation criteria (graduation/criteria.py). In a PUT each is optional: the ones given override "
+        "the lab defaults, the others follow them; unknown names are refused.",
+)
 
 
 class CriteriaSettingsSerializer(serializers.Serializer):
@@ -50,14 +39,10 @@ class CriteriaSettingsSerializer(serializers.Serializer):
     defaults = CriteriaSerializer(help_text="The lab's defaults (settings).")
 
 
-class CriterionResultSerializer(serializers.Serializer):
-    criterion = serializers.CharField()
-    required = serializers.JSONField(help_text="The value required (a number, or a description).")
-    actual = serializers.JSONField(allow_null=True, help_text="Measured value; for a window, the worst in it.")
-    passed = serializers.BooleanField()
-    metric = serializers.CharField(required=False)
-    failing_iterations = serializers.ListField(child=serializers.IntegerField(), required=False)
-    note = serializers.CharField(required=False)
+class CriterionResultSerializer(RuleResultSerializer):
+    min_track_record_bars = serializers.IntegerField(required=False, allow_null=True)
+    confidence = serializers.FloatField(required=False)
+    trades = serializers.IntegerField(required=False)
 
 
 class EligibilityWindowSerializer(serializers.Serializer):
@@ -67,6 +52,9 @@ class EligibilityWindowSerializer(serializers.Serializer):
     locals()["from"] = serializers.DateTimeField(allow_null=True)
     to = serializers.DateTimeField(allow_null=True)
     since_demotion = serializers.DateTimeField(allow_null=True, required=False)
+    iteration = serializers.IntegerField(required=False, help_text="The iteration whose evidence was judged.")
+    n_trials = serializers.IntegerField(required=False, allow_null=True)
+    windows = serializers.JSONField(required=False, help_text="Fold and sealed test window spans of that iteration.")
     account = serializers.IntegerField(required=False)
     bars = serializers.IntegerField(required=False)
     metrics = serializers.DictField(child=serializers.FloatField(), required=False, help_text="Paper metrics.")

@@ -139,7 +139,7 @@ class CriteriaView(_AgentView):
         request=CriteriaSerializer, responses=CriteriaSettingsSerializer,
         summary="Replace the agent's overrides ({} returns to the lab defaults)",
         examples=[OpenApiExample("Stricter", value={"min_iterations": 20, "min_sharpe_ratio": 1.0,
-                                                    "consistency_window": 5}, request_only=True)],
+                                                    "min_fold_pass": 4}, request_only=True)],
     )
     def put(self, request, agent_id):
         """Names every bad criterion at once (booleans are not numbers, unknown names refused) and

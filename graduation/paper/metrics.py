@@ -9,6 +9,7 @@ from the second point's open to the last close, as in the backtest.
 import numpy as np
 
 from agents.backtest.metrics import compute_metrics, empty_metrics
+from agents.evaluation.statistics import sharpe_stats
 from agents.market.cache import load_bars
 from graduation.models import PaperEquityPoint, PaperTrade
 from graduation.paper.accounts import state_of, to_datetime64
@@ -68,3 +69,13 @@ def account_metrics(account):
     if window is None:
         metrics["buy_hold_return"] = 0.0  # the bars changed under the account; no honest benchmark
     return metrics
+
+
+def account_sharpe_stats(account):
+    """Per-bar Sharpe statistics of the account's equity returns (agents.evaluation.statistics)."""
+    _stamps, equity, _positions, _targets = curve(account)
+    if len(equity) < 2:
+        return sharpe_stats([])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.where(equity[:-1] > 0, equity[1:] / equity[:-1] - 1.0, 0.0)
+    return sharpe_stats(returns)

@@ -18,7 +18,7 @@ def form_data(instrument, **extra):
     data = {
         "owner": "", "name": "console agent", "description": "", "instrument": instrument.pk,
         "strategy_template": "sma_crossover", "params": '{"fast": 10}', "refiner": "optuna",
-        "objective": "sharpe", "fee_bps": 1, "slippage_bps": 1, "train_fraction": 0.7,
+        "objective": "sharpe", "fee_bps": 1, "slippage_bps": 1, "test_fraction": 0.2, "n_folds": 5,
         "candidates_per_iteration": 4, "initial_capital": 100000, "random_seed": 1,
         "max_iterations_per_day": 10, "min_iteration_gap_minutes": 60, "convergence_threshold": 0.01,
         "learning_cron": "", "learning_timezone": "UTC", "thresholds": "null",

@@ -66,7 +66,8 @@ def test_create_agent_and_read_it_back(client, instrument):
         ({"instrument": "NOPE"}, "instrument"),
         ({"strategy_template": "astrology"}, "strategy_template"),
         ({"fee_bps": -1}, "fee_bps"),
-        ({"train_fraction": 0.99}, "train_fraction"),
+        ({"test_fraction": 0.99}, "test_fraction"),
+        ({"n_folds": 1}, "n_folds"),
         ({"name": ""}, "name"),
     ],
 )

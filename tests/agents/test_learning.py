@@ -1,4 +1,5 @@
 import pytest
+from agents.services.evaluation import EvaluationError
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
@@ -12,7 +13,6 @@ from agents.models import (
     Trade,
 )
 from agents.services import dispatch, learning
-from agents.services.evaluation import EvaluationError
 from tests.factories import InstrumentFactory, make_agent, random_walk_bars
 
 pytestmark = pytest.mark.django_db

@@ -49,8 +49,9 @@ def make_ctx(n=3):
     return RefinerContext(
         template=make_template(),
         current_params=dict(CURRENT),
-        train_metrics={"sharpe": 1.31, "total_return": 0.42, "num_trades": 57},
-        validation_metrics={"sharpe": 0.27, "total_return": 0.03, "max_drawdown": -0.18},
+        fold_metrics=[{"sharpe": 1.31, "total_return": 0.42, "num_trades": 57},
+                      {"sharpe": 0.27, "total_return": 0.03, "max_drawdown": -0.18}],
+        selection_score=0.27,
         objective="sharpe",
         history=[
             TriedParams({**CURRENT, "fast": 8, "slow": 40}, 0.61),
@@ -201,7 +202,7 @@ def test_request_carries_schema_bounds_current_params_metrics_history_and_trades
     assert "fast: must be less than slow" in prompt
     assert json.dumps(CURRENT) in prompt
     assert '"sharpe": 1.31' in prompt and '"max_drawdown": -0.18' in prompt
-    assert "maximise on the validation window: sharpe" in prompt
+    assert "Objective, per fold: sharpe" in prompt and "Current selection score: 0.27" in prompt
     assert '"score": 0.61' in prompt and '"failed": true' in prompt
     assert '"win_rate": 0.5' in prompt and "2024-03-09T00:00:00Z" in prompt
     assert "exactly 3 new" in prompt

@@ -39,8 +39,8 @@ def make_ctx(template, *, history=(), n=5, seed=7, current=None, validation=None
     return RefinerContext(
         template=template,
         current_params=dict(current if current is not None else template.defaults()),
-        train_metrics={"sharpe": 0.8, "total_return": 0.12},
-        validation_metrics=dict(validation if validation is not None else {"sharpe": 0.4}),
+        fold_metrics=[{"sharpe": 0.8, "total_return": 0.12}, {"sharpe": 0.2, "total_return": 0.01}],
+        selection_score=(validation if validation is not None else {"sharpe": 0.4}).get("sharpe"),
         objective="sharpe",
         history=list(history),
         recent_trades=[],
@@ -120,7 +120,7 @@ def test_rationale_names_the_sample_the_trial_count_and_the_best_score():
         TriedParams({"fast": 8, "slow": 60}, None),
     ]
     result = OptunaRefiner().propose(make_ctx(template, history=history, n=2))
-    # 2 history entries + the current params scored by validation_metrics.
+    # 2 history entries + the current params scored by their selection score.
     assert result.candidates[0].rationale.startswith(
         "TPE sample #1 after 3 evaluated trials (best so far: sharpe=1.25)"
     )

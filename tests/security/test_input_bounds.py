@@ -204,7 +204,7 @@ def test_form_style_strings_are_coerced_but_booleans_are_not_numbers(lab):
     resp = client.patch(url, {"fee_bps": "12"}, format="json")
     assert resp.status_code == 200 and resp.json()["fee_bps"] == 12.0
     before = state(lab)
-    for field in ("fee_bps", "slippage_bps", "train_fraction", "initial_capital", "convergence_threshold",
+    for field in ("fee_bps", "slippage_bps", "test_fraction", "initial_capital", "convergence_threshold",
                   "candidates_per_iteration", "random_seed"):
         resp = client.patch(url, {field: True}, format="json")
         assert resp.status_code == 400 and field in resp.json(), (field, resp.content[:300])
@@ -262,7 +262,7 @@ FIELD_CASES = [
     ("agent-create", "instrument", ['"NOPE"', "5", "null"]),
     ("agent-create", "strategy_template", ['"astrology"', "[]", "null"]),
     ("agent-create", "fee_bps", ["-1", "1000.5", '"x"', "true", "false"]),
-    ("agent-create", "train_fraction", ["0.1", "0.99"]),
+    ("agent-create", "test_fraction", ["0.01", "0.99"]),
     ("agent-create", "candidates_per_iteration", ["0", "33", "2.5"]),
     ("agent-create", "random_seed", ["-1", "2147483648"]),
     ("agent-create", "max_iterations_per_day", ["0", "1001"]),
@@ -274,7 +274,7 @@ FIELD_CASES = [
     ("agent-params", "params.fast", ["1000", "0", '"ten"', "true", "10.5"]),
     ("agent-params", "params.long_only", ['"yes"', "1"]),
     ("agent-params", "params.stop_loss", ["0.9", "-0.1"]),
-    ("agent-edit", "train_fraction", ["0.2", '"half"']),
+    ("agent-edit", "test_fraction", ["0.6", '"half"']),
     ("agent-edit", "name", ['""', '"' + "y" * 121 + '"']),
     ("agent-edit", "objective", ['"luck"']),
     ("channel-create", "rate_limit_per_minute", ["0", "601", "2.5", '"five"', "true"]),

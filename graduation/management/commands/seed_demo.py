@@ -7,29 +7,11 @@ from django.db import transaction
 from agents.models import Instrument, TradingAgent
 from agents.services import approval, continuous, scheduling
 from agents.services.agents import agent_create
-from graduation import criteria
 from graduation import services as graduation_services
 
-# The demo shows graduation within minutes; real agents keep the lab's stricter defaults.
-DEMO_GRADUATION_CRITERIA = {
-    "min_iterations": 3,
-    "consistency_window": 2,
-    "min_win_rate": 0.3,
-    "min_sharpe_ratio": 0.0,
-    "min_total_return": -0.05,
-    "min_signals": 1,
-    "max_drawdown": 0.5,
-}
-
-# Loose enough that the demo visibly applies refinements on its short validation windows.
-DEMO_THRESHOLDS = {
-    "min_win_rate": 0.3,
-    "min_sharpe_ratio": 0.0,
-    "min_signals": 1,
-    "min_total_return": -0.05,
-    "require_improvement": True,
-}
-
+# The demo runs on the lab's own default thresholds and graduation criteria: nothing is lowered
+# so that something graduates. An agent that does not earn paper trading shows on the console
+# what it lacks; paper trading, when earned, is the forward test on the replayed bars.
 # Lives in the top app because it composes all three: agents, their autonomy, graduation.
 # One demo agent per bundled instrument, each with a different template and way of learning.
 DEMO_AGENTS = [
@@ -86,7 +68,6 @@ class Command(BaseCommand):
     def _configure(self, agent, demo, owner):
         how = []
         if demo.get("auto_approve"):
-            approval.thresholds_set(agent, DEMO_THRESHOLDS, actor=owner)
             approval.auto_approve_enable(agent, actor=owner)
             how.append("auto-approve")
         if demo.get("cron"):
@@ -96,7 +77,6 @@ class Command(BaseCommand):
             continuous.continuous_start(agent, actor=owner)
             how.append("continuous")
         if demo.get("auto_graduate"):
-            criteria.criteria_set(agent, DEMO_GRADUATION_CRITERIA, actor=owner)
             graduation_services.switches_set(agent, {"auto_graduate": True}, actor=owner)
             how.append("auto-graduate")
         return ", ".join(how) or "manual"

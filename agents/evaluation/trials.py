@@ -1,0 +1,130 @@
+"""The agent's search as a whole: every parameter set it tried, and what that does to a score.
+
+A *trial* is a distinct parameter set the agent evaluated on its selection data (refinement
+candidates and evaluated versions; a set tried twice counts once). From them:
+
+- the **deflated Sharpe ratio** of a parameter set (Bailey & López de Prado 2014): its per-bar
+  selection Sharpe, skewness and kurtosis over T selection bars, tested against the Sharpe that
+  the best of N unskilled trials would reach by luck, with N the number of distinct trials and V
+  the variance of their per-bar selection Sharpe ratios
+  (:func:`agents.evaluation.statistics.deflated_sharpe`). Trials from before the protocol have
+  no selection Sharpe: they count in N but not in V.
+- the **probability of backtest overfitting** of the search (Bailey, Borwein, López de Prado &
+  Zhu 2015), by combinatorially symmetric cross-validation over the per-bar selection returns of
+  up to :data:`PBO_MAX_TRIALS` trials (this iteration's and the most recent others: a bounded
+  cost whatever the history), in :data:`PBO_BLOCKS` blocks.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.evaluation.statistics import deflated_sharpe, pbo_cscv
+from agents.models import IterationStatus, LearningIteration, Refinement
+from agents.refiners.base import clean_or_none, params_key
+
+PBO_MAX_TRIALS = 48
+PBO_BLOCKS = 10
+_RETURNS_CACHE_SIZE = 1024
+_returns_cache = OrderedDict()
+
+
+@dataclass(frozen=True)
+class Trial:
+    params: dict
+    score: float | None  # selection score (validation score for rows from before the protocol)
+    selection_sharpe: float | None  # per bar; None before the protocol
+
+
+def agent_trials(agent):
+    """Every parameter set this agent evaluated, oldest first (two queries)."""
+    trials = [
+        Trial(params, score, sharpe)
+        for params, score, sharpe in Refinement.objects.filter(agent=agent).order_by("id").values_list(
+            "proposed_params", "score", "selection_sharpe")
+    ]
+    trials += [
+        Trial(params, selection if selection is not None else score, sharpe)
+        for params, score, selection, sharpe in LearningIteration.objects.filter(
+            agent=agent, status=IterationStatus.SUCCEEDED, version__isnull=False
+        ).order_by("id").values_list("version__params", "score", "selection_score", "selection_sharpe")
+    ]
+    return trials
+
+
+def distinct(template, trials):
+    """{params_key: Trial}, the latest evaluation of each distinct (still valid) parameter set."""
+    out = {}
+    for trial in trials:
+        clean = clean_or_none(template, trial.params)
+        if clean is None:
+            continue
+        key = params_key(clean)
+        previous = out.pop(key, None)
+        sharpe = trial.selection_sharpe if trial.selection_sharpe is not None else (
+            previous.selection_sharpe if previous else None)
+        out[key] = Trial(clean, trial.score, sharpe)
+    return out
+
+
+@dataclass(frozen=True)
+class Population:
+    n_trials: int
+    variance: float  # of per-bar selection Sharpe ratios; 0.0 with fewer than 2 known
+    n_with_sharpe: int
+
+
+def population(trials_by_key):
+    sharpes = np.array([t.selection_sharpe for t in trials_by_key.values() if t.selection_sharpe is not None])
+    variance = float(sharpes.var(ddof=1)) if len(sharpes) >= 2 else 0.0
+    return Population(n_trials=len(trials_by_key), variance=variance, n_with_sharpe=len(sharpes))
+
+
+def dsr_of(stats, pop):
+    return deflated_sharpe(stats.sr, stats.t, stats.skew, stats.kurt, max(pop.n_trials, 1), pop.variance)
+
+
+def _cache_key(agent, bars, protocol, params):
+    return (agent.instrument_id, len(bars), str(bars.timestamps[-1]), protocol.folds[0].start,
+            protocol.folds[-1].stop, len(protocol.folds), agent.fee_bps, agent.slippage_bps,
+            params_key(params))
+
+
+def remember_returns(agent, bars, protocol, evaluation):
+    _put(_cache_key(agent, bars, protocol, evaluation.params), evaluation.returns)
+
+
+def _put(key, returns):
+    _returns_cache[key] = returns
+    _returns_cache.move_to_end(key)
+    while len(_returns_cache) > _RETURNS_CACHE_SIZE:
+        _returns_cache.popitem(last=False)
+
+
+def selection_returns(agent, template, params, bars, protocol, bars_per_year, evaluate):
+    """The stitched selection returns of ``params`` (cached per instrument data, folds and costs)."""
+    key = _cache_key(agent, bars, protocol, params)
+    cached = _returns_cache.get(key)
+    if cached is None:
+        cached = evaluate(agent, template, params, bars, protocol, bars_per_year).returns
+        _put(key, cached)
+    else:
+        _returns_cache.move_to_end(key)
+    return cached
+
+
+def search_pbo(agent, template, bars, protocol, bars_per_year, evaluated, trials_by_key, evaluate):
+    """(PBO result or None, trials used). ``evaluated``: this iteration's SelectionEvaluations."""
+    chosen = {params_key(e.params): e.returns for e in evaluated}
+    for key, trial in reversed(list(trials_by_key.items())):
+        if len(chosen) >= PBO_MAX_TRIALS:
+            break
+        if key not in chosen:
+            chosen[key] = selection_returns(agent, template, trial.params, bars, protocol, bars_per_year, evaluate)
+    if len(chosen) < 2:
+        return None, len(chosen)
+    matrix = np.column_stack(list(chosen.values()))
+    if matrix.shape[0] < PBO_BLOCKS * 2:
+        return None, len(chosen)
+    return pbo_cscv(matrix, n_blocks=PBO_BLOCKS), len(chosen)

@@ -1,0 +1,175 @@
+"""The slow part of a learning iteration, outside any transaction: backtests, the refiner's call,
+the statistics and the gate's judgement. It writes nothing; learning.py stores what it returns.
+
+Order, so that the exam stays an exam:
+
+1. the current version is backtested on every selection fold;
+2. the refiner proposes from those fold scores and the agent's history (selection scores only);
+3. every candidate is backtested on every fold and judged on the selection rules (deflated
+   Sharpe over all the agent's trials, the paired test against the current version, the fold
+   rules);
+4. the sealed test window is read for the current version (its headline score) and, when the
+   agent may change by itself, for the best-ranked candidate that passes every selection rule,
+   then the next one, until one passes the sealed rule too. Each reading goes into the outcome
+   and is recorded by the finishing transaction.
+"""
+
+from dataclasses import dataclass, field
+
+from agents.evaluation.backtests import evaluate_sealed, evaluate_selection
+from agents.evaluation.exam import exam_usage, window_of
+from agents.evaluation.protocol import split_protocol
+from agents.evaluation.rules import failed
+from agents.evaluation.statistics import min_track_record_length, sharpe_stats
+from agents.evaluation.trials import (
+    Trial,
+    agent_trials,
+    distinct,
+    dsr_of,
+    population,
+    remember_returns,
+    search_pbo,
+)
+from agents.market.cache import load_bars
+from agents.models import ExamPurpose
+from agents.refiners.base import RefinerContext, RefinerError, TriedParams
+from agents.services import approval, approval_gate
+from agents.strategies.registry import get_template
+
+
+@dataclass
+class Setting:
+    """What every evaluation of one agent shares: its template, bars, protocol and costs."""
+
+    agent: object
+    template: object
+    bars: object
+    protocol: object
+    bars_per_year: float
+
+    def selection(self, params):
+        return evaluate_selection(self.agent, self.template, params, self.bars, self.protocol, self.bars_per_year)
+
+    def sealed(self, params, target=None):
+        return evaluate_sealed(self.agent, self.template, params, self.bars, self.protocol, self.bars_per_year,
+                               target=target)
+
+    @property
+    def window(self):
+        return window_of(self.bars, self.protocol)
+
+
+def setting_for(agent):
+    bars = load_bars(agent.instrument_id)
+    protocol = split_protocol(len(bars), test_fraction=agent.test_fraction, n_folds=agent.n_folds)
+    return Setting(agent, get_template(agent.strategy_template), bars, protocol, agent.instrument.bars_per_year)
+
+
+@dataclass
+class Reading:
+    purpose: str
+    params: dict
+    score: float
+    candidate_index: int | None = None  # None: the current version
+
+
+@dataclass
+class Outcome:
+    windows: dict
+    current: object  # SelectionEvaluation
+    current_sealed: object  # SealedEvaluation
+    proposal: object
+    candidates: list  # [(Candidate, SelectionEvaluation, rows, evidence, SealedEvaluation | None)]
+    statistics: dict
+    readings: list = field(default_factory=list)
+    window: tuple = ()
+
+
+def _trade_summary(trade):
+    return {"side": trade.side, "entry_time": str(trade.entry_time)[:19], "exit_time": str(trade.exit_time)[:19],
+            "return_pct": round(float(trade.return_pct), 6)}
+
+
+def evaluate_iteration(iteration, propose):
+    """Everything an iteration computes; ``propose(agent, context)`` asks the refiner."""
+    agent = iteration.agent
+    version = agent.current_version
+    if version is None:
+        raise RefinerError("the agent has no current strategy version")
+    setting = setting_for(agent)
+    params = setting.template.validate(version.params)
+    current = setting.selection(params)
+    remember_returns(agent, setting.bars, setting.protocol, current)
+    trials = agent_trials(agent)
+    context = RefinerContext(
+        template=setting.template, current_params=params, fold_metrics=current.fold_metrics,
+        selection_score=current.score, objective=agent.objective,
+        history=[TriedParams(t.params, t.score) for t in trials] + [TriedParams(params, current.score)],
+        recent_trades=[_trade_summary(t) for t in current.recent_trades], n_candidates=agent.candidates_per_iteration,
+        seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol,
+    )
+    proposal = propose(agent, context)
+    evaluated = [(c, setting.selection(c.params)) for c in proposal.candidates]
+    for _c, ev in evaluated:
+        remember_returns(agent, setting.bars, setting.protocol, ev)
+
+    from_history = [*trials, *(_trial(ev) for ev in [current] + [ev for _c, ev in evaluated])]
+    by_key = distinct(setting.template, from_history)
+    pop = population(by_key)
+    pbo, pbo_trials = search_pbo(agent, setting.template, setting.bars, setting.protocol, setting.bars_per_year,
+                                 [current] + [ev for _c, ev in evaluated], by_key, evaluate_selection)
+    values = approval.effective_thresholds(agent)
+    judged = []
+    for candidate, ev in evaluated:
+        evidence = approval_gate.selection_evidence(ev, current, pop)
+        rows = approval_gate.judge_selection(values, ev, evidence, len(setting.protocol.folds))
+        judged.append([candidate, ev, rows, evidence, None])
+
+    current_sealed = setting.sealed(params, target=current.target)
+    readings = [Reading(ExamPurpose.REPORT, params, current_sealed.score)]
+    if agent.auto_approve_enabled and approval.automatic_application_refused(agent) is None:
+        _examine(setting, judged, current_sealed, values, readings)
+
+    stats = current.stats
+    statistics = {
+        "dsr": dsr_of(stats, pop), "pbo": pbo.pbo if pbo is not None else None,
+        "pbo_trials": pbo_trials, "pbo_combinations": pbo.n_combinations if pbo is not None else None,
+        "n_trials": pop.n_trials, "trials_sharpe_variance": pop.variance,
+        "selection_sharpe": stats.sr, "selection_bars": stats.t, "skew": stats.skew, "kurtosis": stats.kurt,
+        "test_bars": setting.protocol.test.stop - setting.protocol.test.start,
+        "test_trades": len(current_sealed.trades),
+        "fold_scores": current.fold_scores,
+    }
+    test_stats = sharpe_stats(current_sealed.returns)
+    statistics.update(test_sharpe=test_stats.sr, test_skew=test_stats.skew, test_kurtosis=test_stats.kurt,
+                      min_track_record_bars=_finite(min_track_record_length(test_stats.sr, test_stats.skew,
+                                                                            test_stats.kurt)))
+    return Outcome(
+        windows=setting.protocol.describe(setting.bars), current=current, current_sealed=current_sealed,
+        proposal=proposal, candidates=judged, statistics=statistics, readings=readings, window=setting.window,
+    )
+
+
+def _examine(setting, judged, current_sealed, values, readings):
+    """Read the exam for the best-ranked candidates passing the selection rules, until one passes."""
+    before = exam_usage(setting.agent.pk, setting.window[0])
+    ranked = sorted((i for i, j in enumerate(judged) if not failed(j[2])), key=lambda i: -judged[i][1].score)
+    for looked, index in enumerate(ranked, start=1):
+        _candidate, ev, rows, _evidence, _ = judged[index]
+        sealed = setting.sealed(ev.params, target=ev.target)
+        judged[index][4] = sealed
+        readings.append(Reading(ExamPurpose.APPROVAL, ev.params, sealed.score, candidate_index=index))
+        # Counted with this iteration's own readings (the report reading and these looks).
+        usage = {"readings": before["readings"] + len(readings), "distinct_params": before["distinct_params"] + looked}
+        row = approval_gate.judge_sealed(values, sealed.score, current_sealed.score, usage)
+        rows.append(row)
+        if row["passed"]:
+            return
+
+
+def _trial(evaluation):
+    return Trial(evaluation.params, evaluation.score, evaluation.stats.sr)
+
+
+def _finite(value):
+    return None if value == float("inf") else float(value)
