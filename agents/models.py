@@ -177,8 +177,12 @@ class LearningIteration(models.Model):
     windows = models.JSONField(default=dict, blank=True)
     # Since the sealed-window protocol: train_metrics = selection metrics (all folds end to end,
     # in-sample for the search), validation_metrics = the sealed test window's (out of sample).
-    train_metrics = models.JSONField(default=dict, blank=True)
-    validation_metrics = models.JSONField(default=dict, blank=True)
+    train_metrics = models.JSONField(
+        default=dict, blank=True, help_text="In-sample: selection metrics (the folds end to end)."
+    )
+    validation_metrics = models.JSONField(
+        default=dict, blank=True, help_text="Out of sample: the sealed test window's metrics."
+    )
     score = models.FloatField(
         null=True, blank=True, help_text="Headline: the objective on the sealed test window (out of sample)."
     )
@@ -248,8 +252,12 @@ class Refinement(models.Model):
     rationale = models.TextField(blank=True)
     source = models.CharField(max_length=10)
     # train_metrics = selection metrics; validation_metrics = sealed test metrics once a gate read them.
-    train_metrics = models.JSONField(default=dict, blank=True)
-    validation_metrics = models.JSONField(default=dict, blank=True)
+    train_metrics = models.JSONField(
+        default=dict, blank=True, help_text="In-sample: selection metrics (the folds end to end)."
+    )
+    validation_metrics = models.JSONField(
+        default=dict, blank=True, help_text="Out of sample: the sealed test window's metrics, once a gate read them."
+    )
     score = models.FloatField(null=True, blank=True, help_text="Selection score (in-sample, across folds).")
     fold_metrics = models.JSONField(default=list, blank=True)
     selection_sharpe = models.FloatField(null=True, blank=True, help_text="Per-bar Sharpe on the selection data.")

@@ -9,24 +9,28 @@ Notation
     S          the agent's *succeeded* iterations ordered by number; t is the one just
                finished and t-1, t-2, ... the succeeded ones before it (failed iterations
                are skipped: they have no metrics).
-    s_i        score of i = the agent's objective on the validation window (higher is better).
-    wr_i, n_i  validation_metrics["win_rate"] and validation_metrics["num_trades"] of i.
-    W          LAB_ALERT_RECENT_WINDOW.
+    s_i        score of i = the agent's objective on the sealed test window (out of sample).
+    wr_i, n_i  validation_metrics["win_rate"] and ["num_trades"] of i (the sealed test window).
+    W          LAB_ALERT_RECENT_WINDOW;  N_min  LAB_ALERT_MIN_TRADES;  alpha  LAB_ALERT_SIGNIFICANCE.
 
-PERFORMANCE_DEGRADATION: WARNING, CRITICAL when the agent is paper_trading or live_trading
-    (a) win-rate drop, fingerprint "win_rate_drop":
-            (wr_{t-2} - wr_t) / wr_{t-2} > LAB_ALERT_WIN_RATE_DROP
-        i.e. relative drop between the first and the last of the last 3 succeeded iterations.
-        Only when both t-2 and t made at least one trade (win_rate is 0 by convention without
-        trades, which is no evidence of anything) and wr_{t-2} > 0.
+PERFORMANCE_DEGRADATION: WARNING, CRITICAL when the agent is paper_trading or live_trading.
+    No degradation rule fires on fewer than N_min trades (default 20) on either side: two or
+    three trades are no evidence, and a CRITICAL alert demotes a trading agent.
+    (a) win-rate drop, fingerprint "win_rate_drop": both
+            (wr_{t-2} - wr_t) / wr_{t-2} > LAB_ALERT_WIN_RATE_DROP          (large enough to matter)
+            p = proportion_drop_test(wins_{t-2}, n_{t-2}, wins_t, n_t) <= alpha   (larger than noise)
+        with wins_i = round(wr_i * n_i), n_{t-2} >= N_min, n_t >= N_min and wr_{t-2} > 0; the
+        pooled two-proportion z-test (agents.evaluation.statistics).
     (b) objective below its recent average, fingerprint "objective_drop":
             m = mean(s_{t-W}, ..., s_{t-1})                (needs all W previous iterations)
             scale = max(|m|, LAB_ALERT_OBJECTIVE_FLOOR)
-            fires when  m - s_t > LAB_ALERT_OBJECTIVE_MARGIN * scale
-        For m well above 0 that is s_t < m * (1 - margin); for m below 0 it is s_t more
-        negative than m * (1 + margin) (|m| makes "relative" point the right way); near 0 the
-        floor (default 0.1, in objective units) keeps a relative test against ~0 from firing
-        on noise.
+            fires when  m - s_t > LAB_ALERT_OBJECTIVE_MARGIN * scale  and n_t >= N_min
+        and, for the Sharpe objective, when even the upper confidence bound of s_t is below m:
+            s_t + z_{1-alpha} * SE_t < m,   SE_t = sharpe_standard_error(per-bar SR, T, skew,
+            kurtosis) * sqrt(bars per year)   (the test window's statistics, stored by the iteration)
+        For m well above 0 the margin reads s_t < m * (1 - margin); for m below 0, s_t more
+        negative than m * (1 + margin); near 0 the floor keeps a relative test from firing on
+        noise.
 
 ERROR
     iteration failed, fingerprint "iteration_failed":
@@ -59,10 +63,12 @@ its agent, the last max(W, 2) succeeded iterations before it (values only), one 
 
 import logging
 import math
+from statistics import NormalDist
 
 from django.conf import settings
 from django.db.models import Count, Max
 
+from agents.evaluation.statistics import proportion_drop_test, sharpe_standard_error
 from agents.models import AgentStatus, IterationStatus, LearningIteration, TradingAgent
 from alerts.models import AgentAlert, AlertType, Severity
 from alerts.services import raise_alert
@@ -96,13 +102,26 @@ def degradation_severity(agent):
 
 
 # --- the rules as pure functions (documented above; tested directly) ----------------------
-def win_rate_drop(wr_then, n_then, wr_now, n_now, threshold):
-    """The relative drop (wr_then - wr_now) / wr_then when it exceeds threshold, else None."""
+def win_rate_drop(wr_then, n_then, wr_now, n_now, threshold, *, min_trades=1, alpha=1.0):
+    """(relative drop, p-value) when the drop exceeds threshold and is significant at alpha, else None."""
     wr_then, wr_now, n_then, n_now = map(_number, (wr_then, wr_now, n_then, n_now))
-    if None in (wr_then, wr_now, n_then, n_now) or n_then < 1 or n_now < 1 or wr_then <= 0:
+    if None in (wr_then, wr_now, n_then, n_now) or min(n_then, n_now) < max(min_trades, 1) or wr_then <= 0:
         return None
     drop = (wr_then - wr_now) / wr_then
-    return drop if drop > threshold else None
+    if drop <= threshold:
+        return None
+    p = proportion_drop_test(round(wr_then * n_then), int(n_then), round(wr_now * n_now), int(n_now))
+    return (drop, p) if p <= alpha else None
+
+
+def sharpe_upper_bound(iteration, z):
+    """Upper confidence bound of the iteration's annualised sealed-window Sharpe, or None."""
+    stats = iteration.evidence or {}
+    sr, t = _number(stats.get("test_sharpe")), _number(stats.get("test_bars"))
+    if sr is None or t is None:
+        return None
+    se = sharpe_standard_error(sr, int(t), stats.get("test_skew", 0.0) or 0.0, stats.get("test_kurtosis", 3.0) or 3.0)
+    return _number(iteration.score) + z * se * math.sqrt(iteration.agent.instrument.bars_per_year)
 
 
 def objective_drop(score, recent_scores, margin, floor):
@@ -233,19 +252,25 @@ def _degradation(iteration, previous, totals):
     if len(previous) >= 2:
         then = previous[1]
         then_metrics = then["validation_metrics"] or {}
-        drop = win_rate_drop(
+        found = win_rate_drop(
             then_metrics.get("win_rate"), then_metrics.get("num_trades"),
             metrics.get("win_rate"), metrics.get("num_trades"), settings.LAB_ALERT_WIN_RATE_DROP,
+            min_trades=settings.LAB_ALERT_MIN_TRADES, alpha=settings.LAB_ALERT_SIGNIFICANCE,
         )
-        if drop is not None:
+        if found is not None:
+            drop, p_value = found
             raised.append(raise_alert(
                 agent, AlertType.PERFORMANCE_DEGRADATION, severity,
                 f"Win rate fell from {_pct(then_metrics['win_rate'])} (iteration #{then['number']}) to "
-                f"{_pct(metrics['win_rate'])} (#{iteration.number}): {_pct(drop)} relative, "
-                f"more than {_pct(settings.LAB_ALERT_WIN_RATE_DROP)}.",
+                f"{_pct(metrics['win_rate'])} (#{iteration.number}) on the sealed test window: {_pct(drop)} "
+                f"relative, more than {_pct(settings.LAB_ALERT_WIN_RATE_DROP)}, over "
+                f"{int(then_metrics['num_trades'])} and {int(metrics['num_trades'])} trades (p = {p_value:.3g}).",
                 fingerprint="win_rate_drop",
                 details={
-                    "rule": "(wr[t-2] - wr[t]) / wr[t-2] > threshold",
+                    "rule": "(wr[t-2] - wr[t]) / wr[t-2] > threshold and two-proportion p <= alpha",
+                    "p_value": p_value, "alpha": settings.LAB_ALERT_SIGNIFICANCE,
+                    "min_trades": settings.LAB_ALERT_MIN_TRADES,
+                    "trades_before": then_metrics.get("num_trades"), "trades": metrics.get("num_trades"),
                     "iteration": iteration.number, "from_iteration": then["number"],
                     "win_rate_before": then_metrics["win_rate"], "win_rate": metrics["win_rate"],
                     "relative_drop": drop, "threshold": settings.LAB_ALERT_WIN_RATE_DROP,
@@ -253,11 +278,17 @@ def _degradation(iteration, previous, totals):
                 },
             ))
     window = settings.LAB_ALERT_RECENT_WINDOW
-    if len(previous) >= window:
+    trades = _number(metrics.get("num_trades")) or 0
+    if len(previous) >= window and trades >= settings.LAB_ALERT_MIN_TRADES:
         recent = previous[:window]
         found = objective_drop(
             iteration.score, [row["score"] for row in recent], settings.LAB_ALERT_OBJECTIVE_MARGIN, objective_floor()
         )
+        upper = None
+        if found is not None and agent.objective == "sharpe":
+            upper = sharpe_upper_bound(iteration, NormalDist().inv_cdf(1 - settings.LAB_ALERT_SIGNIFICANCE))
+            if upper is None or upper >= found[0]:
+                found = None  # within the noise of a Sharpe estimated on this many bars
         if found is not None:
             mean, shortfall = found
             raised.append(raise_alert(
@@ -271,6 +302,7 @@ def _degradation(iteration, previous, totals):
                     "iteration": iteration.number, "objective": agent.objective, "score": iteration.score,
                     "recent_average": mean, "recent_iterations": [row["number"] for row in recent],
                     "relative_shortfall": shortfall, "margin": settings.LAB_ALERT_OBJECTIVE_MARGIN,
+                    "upper_confidence_bound": upper, "alpha": settings.LAB_ALERT_SIGNIFICANCE, "trades": trades,
                     "floor": objective_floor(), "agent_status": agent.status, "metrics": metrics,
                 },
             ))
@@ -298,7 +330,7 @@ def _milestones(iteration, previous, totals):
     if best_before is not None and score is not None and score > best_before:
         raised.append(raise_alert(
             agent, AlertType.MILESTONE, Severity.INFO,
-            f"New best validation {agent.objective}: {score:.4f} at iteration #{iteration.number} "
+            f"New best sealed-test {agent.objective}: {score:.4f} at iteration #{iteration.number} "
             f"(previous best {best_before:.4f}).",
             fingerprint="best_objective",
             details={"iteration": iteration.number, "objective": agent.objective, "score": score,

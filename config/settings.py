@@ -304,6 +304,10 @@ LAB_ALERT_OBJECTIVE_MARGIN = _float_in("LAB_ALERT_OBJECTIVE_MARGIN", 0.25, 0.0, 
 LAB_ALERT_OBJECTIVE_FLOOR = _float_in("LAB_ALERT_OBJECTIVE_FLOOR", 0.1, 1e-6, 100.0)
 # ... where "recent" is this many succeeded iterations before the latest.
 LAB_ALERT_RECENT_WINDOW = _positive_int("LAB_ALERT_RECENT_WINDOW", 5)
+# No degradation alert (and so no demotion) rests on fewer trades than this, on either side ...
+LAB_ALERT_MIN_TRADES = _positive_int("LAB_ALERT_MIN_TRADES", 20)
+# ... nor on a drop that a one-sided test at this level cannot tell from noise.
+LAB_ALERT_SIGNIFICANCE = _float_in("LAB_ALERT_SIGNIFICANCE", 0.01, 1e-6, 0.5)
 # ERROR alerts become CRITICAL after this many consecutive failures.
 LAB_ALERT_ERROR_CRITICAL_AFTER = _positive_int("LAB_ALERT_ERROR_CRITICAL_AFTER", 3)
 LAB_ALERT_MILESTONES = tuple(env.list("LAB_ALERT_MILESTONES", cast=int, default=[10, 50, 100, 500]))

@@ -9,8 +9,8 @@ from django.contrib import messages
 from django.utils import timezone
 
 from agents.models import IterationStatus, IterationTrigger
-from agents.services import approval, continuous, decisions, dispatch, learning, scheduling
-from agents.services.approval import DEFAULT_THRESHOLDS
+from agents.services import approval, continuous, decisions, dispatch, learning, manual_approval, scheduling
+from agents.services.approval_gate import DEFAULT_THRESHOLDS, describe_rows
 
 
 def _when(moment):
@@ -37,7 +37,7 @@ def run_inline(request, agent):
         return messages.ERROR, f"Iteration #{iteration.number} failed: {iteration.error}"
     best = "-" if iteration.best_candidate_score is None else f"{iteration.best_candidate_score:.4f}"
     return messages.SUCCESS, (
-        f"Iteration #{iteration.number} succeeded: {agent.objective} {iteration.score:.4f} on validation, "
+        f"Iteration #{iteration.number} succeeded: {agent.objective} {iteration.score:.4f} on the sealed test window, "
         f"best candidate {best} ({iteration.refiner_used})."
     )
 
@@ -162,8 +162,12 @@ STASHED_FORMS = {"schedule": ("cron", "timezone"), "thresholds": tuple(DEFAULT_T
 
 def refinement_decision(request, agent, refinement, decision):
     if decision == "approve":
-        decisions.refinement_approve(refinement, actor=request.user)
-        return messages.SUCCESS, f"Refinement {refinement.pk} approved; apply it to make it the current version."
+        refinement = manual_approval.refinement_approve_with_evidence(refinement, actor=request.user)
+        failed = [r for r in refinement.criteria_results if not r.get("passed")]
+        note = (f" It fails {len(failed)} rule(s) of the approval gate: {describe_rows(failed)}." if failed
+                else " It passes every rule of the approval gate.")
+        return (messages.WARNING if failed else messages.SUCCESS,
+                f"Refinement {refinement.pk} approved; apply it to make it the current version.{note}")
     if decision == "reject":
         decisions.refinement_reject(refinement, actor=request.user, reason=request.POST.get("reason", ""))
         return messages.SUCCESS, f"Refinement {refinement.pk} rejected."

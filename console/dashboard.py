@@ -14,6 +14,7 @@ from django.utils import timezone
 from agents.models import AgentStatus, ContinuousState, IterationStatus
 from agents.services.continuous import day_bounds
 from console import scope
+from console.readiness import learning_readiness
 
 logger = logging.getLogger(__name__)
 
@@ -167,4 +168,5 @@ def dashboard(user, now=None):
         "activity_url": changelist("agents_activitylog"),
         "health": report,
         "health_rows": health_rows(report),
+        "readiness": learning_readiness(user),
     }

@@ -1,5 +1,6 @@
 """What the agent page shows, read through the services; the template only lays it out."""
 
+from agents.evaluation.rules import describe
 from agents.models import LearningIteration, Refinement, RefinementStatus, StrategyVersion
 from agents.services import approval, continuous, scheduling
 from agents.services.performance import agent_performance
@@ -29,7 +30,11 @@ THRESHOLD_HELP = {
     "min_sharpe_ratio": "-10 to 10",
     "min_signals": "trades, a whole number",
     "min_total_return": ">= -1 (0.05 = 5%)",
-    "require_improvement": "beat the current version's score",
+    "require_improvement": "beat the current version's selection score",
+    "min_dsr": "0 to 1: deflated Sharpe over all trials",
+    "max_improvement_p": "(0, 1]: p-value of beating the current version",
+    "max_test_shortfall": "objective units on the sealed test window",
+    "min_fold_pass": "folds, a whole number",
     "max_drawdown": "0 to 1, blank = no limit",
 }
 
@@ -79,27 +84,45 @@ def param_text(value):
 
 
 def criteria_rows(rows):
-    """Criteria results (approval.judge, graduation.eligibility) with their values as text."""
-    return [{**row, "required_text": show(row.get("required")), "actual_text": show(row.get("actual"))}
-            for row in rows]
+    """Gate rows (agents.evaluation.rules: approval, graduation) with their values and evidence as text."""
+    return [{**row, "required_text": show(row.get("required")), "actual_text": show(row.get("actual")),
+             "evidence_text": _evidence_text(row), "line": describe(row)} for row in rows]
+
+
+def _evidence_text(row):
+    if row.get("folds") is not None:
+        text = f"{row['folds_passed']}/{row['folds']} folds (needs {row['folds_needed']})"
+        if "test_value" in row:
+            text += f"; sealed test {show(row['test_value'])}"
+        return text
+    return {"test": "sealed test window", "paper": "paper record", "value": "statistic"}.get(row.get("evidence"), "")
 
 
 def evidence(refinement, thresholds):
-    """Candidate vs the version it was measured against, metric by metric, and the criteria."""
+    """Candidate vs the version it was measured against: selection metrics (in-sample, labelled so),
+    the sealed test score when a gate read it, the statistics, and the gate's rows."""
     iteration = refinement.iteration
-    current_metrics = iteration.validation_metrics or {}
-    candidate_metrics = refinement.validation_metrics or {}
-    rows = [{"label": "score", "candidate": show(refinement.score), "current": show(iteration.score),
-             "better": _better(refinement.score, iteration.score, True)}]
+    current_metrics = iteration.train_metrics or {}
+    candidate_metrics = refinement.train_metrics or {}
+    current_selection = iteration.selection_score if iteration.selection_score is not None else iteration.score
+    rows = [
+        {"label": "selection score (in-sample)", "candidate": show(refinement.score),
+         "current": show(current_selection),
+         "better": _better(refinement.score, current_selection, True)},
+        {"label": "sealed test score (out of sample)",
+         "candidate": show(refinement.test_score) if refinement.test_score is not None else "not read",
+         "current": show(iteration.score), "better": _better(refinement.test_score, iteration.score, True)},
+        {"label": "deflated Sharpe ratio", "candidate": show(refinement.dsr), "current": show(iteration.dsr),
+         "better": None},
+        {"label": "p (beats the current version)", "candidate": show(refinement.improvement_p), "current": "",
+         "better": None},
+    ]
     for key, label, fmt, higher in EVIDENCE_METRICS:
         candidate, current = _number(candidate_metrics.get(key)), _number(current_metrics.get(key))
-        rows.append({"label": label, "candidate": show(candidate, fmt), "current": show(current, fmt),
+        rows.append({"label": f"{label} (in-sample)", "candidate": show(candidate, fmt), "current": show(current, fmt),
                      "better": _better(candidate, current, higher)})
-    criteria, judged = refinement.criteria_results, True
-    if not criteria:
-        # Not judged yet (auto-approval off): what the thresholds in force would say.
-        criteria = approval.judge(candidate_metrics, refinement.score, thresholds, iteration.score)
-        judged = False
+    # Judged by the gate while the iteration ran (rows before the protocol have none).
+    criteria, judged = refinement.criteria_results or [], bool(refinement.criteria_results)
     base = (iteration.version.params if iteration.version else None) or {}
     changes = [
         {"name": name, "before": param_text(base.get(name)), "after": param_text(value),

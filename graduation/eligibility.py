@@ -15,7 +15,7 @@ learning -> paper_trading: the evidence is the latest succeeded iteration that e
 paper_trading -> live_trading: the open paper account. ``paper_bars`` and ``paper_trades``
     (settings), ``max_drawdown`` and ``min_total_return`` on the paper record, ``min_paper_psr``
     (probabilistic Sharpe ratio of the paper returns against 0) and the minimum track record
-    length of the paper Sharpe at ``track_record_confidence``.
+    length of the paper Sharpe at ``paper_track_record_confidence``.
 
 live_trading has no next step: verdict ``final``.
 """
@@ -104,6 +104,7 @@ def _learning(agent, values):
     stats = iteration.evidence or {}
     evidence = R.Evidence(
         folds=iteration.fold_metrics or [], test=iteration.validation_metrics or {},
+        selection=iteration.train_metrics or {},
         values={"iterations": succeeded, "dsr": iteration.dsr, "pbo": iteration.pbo},
         min_fold_pass=values["min_fold_pass"],
     )
@@ -142,8 +143,8 @@ def _paper(agent, values):
     rows += R.judge(PAPER_RULES, values, R.Evidence(values=metrics))
     for row in rows[2:]:
         row["metric"] = f"paper {row['criterion']}"
-    if values.get("track_record_confidence") is not None:
-        rows.append(track_record_row(values["track_record_confidence"], stats.sr, stats.skew, stats.kurt,
+    if values.get("paper_track_record_confidence") is not None:
+        rows.append(track_record_row(values["paper_track_record_confidence"], stats.sr, stats.skew, stats.kurt,
                                      stats.t, account.closed_trades, where="paper"))
     window = {
         "kind": "paper", "iterations": [], "account": account.pk, "bars": account.bars_processed,

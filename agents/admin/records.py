@@ -13,7 +13,7 @@ from agents.models import (
     StrategyVersion,
     Trade,
 )
-from agents.services import decisions
+from agents.services import decisions, manual_approval
 
 
 @admin.register(Instrument)
@@ -105,7 +105,7 @@ class RefinementAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Approve selected refinements")
     def approve(self, request, queryset):
-        self._decide(request, queryset, decisions.refinement_approve, "approved")
+        self._decide(request, queryset, manual_approval.refinement_approve_with_evidence, "approved")
 
     @admin.action(description="Reject selected refinements")
     def reject(self, request, queryset):

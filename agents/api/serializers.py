@@ -1,6 +1,10 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents.api.rule_fields import RuleResultSerializer
 from agents.api.strict import RejectUnknownFieldsMixin, StrictFloatField
+from agents.evaluation.headline import headline_of
+from agents.evaluation.rules import describe
 from agents.models import (
     ActivityLog,
     Instrument,
@@ -23,14 +27,28 @@ class InstrumentSerializer(serializers.ModelSerializer):
         fields = ["id", "symbol", "name", "bar_interval", "bars_per_year", "bar_count", "first_bar", "last_bar"]
 
 
+class HeadlineSerializer(serializers.Serializer):
+    score = serializers.FloatField(
+        allow_null=True, help_text="The objective on the sealed test window (out of sample); null: never examined."
+    )
+    source = serializers.CharField(allow_null=True, help_text="Which reading of the sealed window it comes from.")
+    iteration = serializers.IntegerField(allow_null=True, help_text="The iteration that measured it, if any.")
+
+
 class VersionSerializer(serializers.ModelSerializer):
     parent_number = serializers.IntegerField(source="parent.number", read_only=True, default=None, allow_null=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None, allow_null=True)
+    headline = serializers.SerializerMethodField(help_text="The version's out-of-sample score.")
 
     class Meta:
         model = StrategyVersion
-        fields = ["id", "number", "params", "origin", "parent_number", "metrics", "note", "created_by", "created_at"]
+        fields = ["id", "number", "params", "origin", "parent_number", "headline", "metrics", "note", "created_by",
+                  "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(HeadlineSerializer)
+    def get_headline(self, version):
+        return headline_of(version, version)
 
 
 class CurrentVersionSerializer(serializers.ModelSerializer):
@@ -44,20 +62,27 @@ class AgentSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     instrument = serializers.CharField(source="instrument.symbol", read_only=True)
     current_version = CurrentVersionSerializer(read_only=True)
+    headline = serializers.SerializerMethodField(
+        help_text="The current version's out-of-sample score (sealed test window); DSR and PBO on its iterations."
+    )
+
+    @extend_schema_field(HeadlineSerializer)
+    def get_headline(self, agent):
+        return headline_of(agent, agent.current_version)
 
     class Meta:
         model = TradingAgent
         fields = [
             "id", "name", "description", "owner", "instrument", "strategy_template", "status",
-            "current_version", "refiner", "objective", "fee_bps", "slippage_bps", "test_fraction", "n_folds",
-            "candidates_per_iteration", "initial_capital", "random_seed",
+            "current_version", "headline", "refiner", "objective", "fee_bps", "slippage_bps", "test_fraction",
+            "n_folds", "candidates_per_iteration", "initial_capital", "random_seed",
             "auto_learn_enabled", "learning_schedule", "schedule_timezone", "next_scheduled_iteration",
             "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
             "continuous_stop_reason", "max_iterations_per_day", "min_iteration_gap_minutes",
             "convergence_threshold", "created_at", "updated_at",
         ]
         read_only_fields = [
-            "id", "owner", "instrument", "strategy_template", "status", "current_version",
+            "id", "owner", "instrument", "strategy_template", "status", "current_version", "headline",
             "auto_learn_enabled", "learning_schedule", "schedule_timezone", "next_scheduled_iteration",
             "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
             "continuous_stop_reason", "created_at", "updated_at",
@@ -128,8 +153,9 @@ class IterationSerializer(serializers.ModelSerializer):
     class Meta:
         model = LearningIteration
         fields = [
-            "id", "number", "trigger", "status", "version_number", "windows", "train_metrics",
-            "validation_metrics", "score", "best_candidate_score", "improvement", "queued_at", "started_at",
+            "id", "number", "trigger", "status", "version_number", "windows", "score", "dsr", "pbo", "n_trials",
+            "validation_metrics", "selection_score", "selection_sharpe", "fold_metrics", "train_metrics", "evidence",
+            "best_candidate_score", "improvement", "queued_at", "started_at",
             "finished_at", "duration_ms", "error", "refiner_used", "fallback_reason", "llm_model",
             "llm_input_tokens", "llm_output_tokens", "requested_by",
         ]
@@ -145,11 +171,19 @@ class RefinementSerializer(serializers.ModelSerializer):
     class Meta:
         model = Refinement
         fields = [
-            "id", "iteration_number", "proposed_params", "rationale", "source", "train_metrics",
-            "validation_metrics", "score", "status", "decided_by", "decided_automatically", "decision_reason",
-            "criteria_results", "decided_at", "produced_version_number", "created_at",
+            "id", "iteration_number", "proposed_params", "rationale", "source", "test_score", "dsr",
+            "improvement_p", "validation_metrics", "score", "fold_metrics", "selection_sharpe", "train_metrics",
+            "evidence", "status", "decided_by", "decided_automatically", "decision_reason", "criteria_results",
+            "failed_rules", "decided_at", "produced_version_number", "created_at",
         ]
         read_only_fields = fields
+
+    criteria_results = RuleResultSerializer(many=True, read_only=True, help_text="The approval gate's rows.")
+    failed_rules = serializers.SerializerMethodField(help_text="The approval rules this candidate fails, plainly.")
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_failed_rules(self, refinement):
+        return [describe(row) for row in refinement.criteria_results or [] if not row.get("passed")]
 
 
 class DecisionSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

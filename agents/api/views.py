@@ -28,6 +28,7 @@ from agents.api.serializers import (
     StrategySerializer,
     VersionSerializer,
 )
+from agents.evaluation.headline import annotate_headline
 from agents.models import (
     ActivityLog,
     Instrument,
@@ -38,12 +39,13 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import agents as agent_service
-from agents.services import decisions, dispatch, learning, performance
+from agents.services import decisions, dispatch, learning, manual_approval, performance
 from agents.strategies.registry import all_templates
 
 
 def visible_agents(user):
-    qs = TradingAgent.objects.select_related("owner", "instrument", "current_version")
+    qs = annotate_headline(TradingAgent.objects.select_related("owner", "instrument", "current_version"),
+                           "current_version")
     return qs if user.is_staff else qs.filter(owner=user)
 
 
@@ -152,7 +154,8 @@ class LearningAgentViewSet(
         refinement = get_object_or_404(Refinement.objects.select_related("agent"), agent=agent, pk=refinement_id)
         payload = DecisionSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        service = decisions.refinement_approve if decision == "approve" else decisions.refinement_reject
+        service = (manual_approval.refinement_approve_with_evidence if decision == "approve"
+                   else decisions.refinement_reject)
         refinement = service(refinement, actor=request.user, reason=payload.validated_data["reason"])
         return Response(RefinementSerializer(refinement).data)
 
@@ -170,7 +173,8 @@ class LearningAgentViewSet(
     @action(detail=True, methods=["get"], url_path="versions")
     def versions(self, request, pk=None):
         agent = self.get_object()
-        qs = StrategyVersion.objects.filter(agent=agent).select_related("parent", "created_by").order_by("-number")
+        qs = annotate_headline(StrategyVersion.objects.filter(agent=agent), "pk").select_related(
+            "parent", "created_by").order_by("-number")
         return self._paginate(qs, VersionSerializer)
 
     @extend_schema(request=DecisionSerializer, responses={201: VersionSerializer})

@@ -15,6 +15,10 @@ Evidence a rule reads (``Rule.evidence``):
   pass (``min_fold_pass`` is capped at K). ``actual`` is the value the ``min_fold_pass``-th best
   fold reaches: the rule passes exactly when that value passes.
 - ``folds+test``: as ``folds``, and the sealed test window's metric must pass too.
+- ``selection``: the metric of the selection data as a whole (the folds end to end), for rules
+  about the amount of evidence, such as the number of trades: split over K folds such a rule
+  would be K times stricter than its words.
+- ``selection+test``: as ``selection``, and the sealed test window's metric must pass too.
 - ``test``: the sealed test window's metric only.
 - ``value``: a scalar the gate computed (a deflated Sharpe ratio, a p-value, a count...).
 
@@ -46,7 +50,7 @@ class Rule:
     low_open: bool = False  # low excluded
     words: str = ""  # the bounds, as said in an error
     default: object = None
-    evidence: str = "value"  # folds | folds+test | test | value | flag
+    evidence: str = "value"  # folds | folds+test | selection | selection+test | test | value | paper
     nullable: bool = False  # null turns the rule off
     meaning: str = ""
 
@@ -156,6 +160,7 @@ def in_force(rules, stored, *, defaults=None, owner=""):
 class Evidence:
     folds: list = field(default_factory=list)  # per-fold metrics dicts, oldest first
     test: dict | None = None  # the sealed window's metrics, None when not read
+    selection: dict | None = None  # the selection data's metrics (folds end to end)
     values: dict = field(default_factory=dict)  # scalars: dsr, p-values, counts...
     min_fold_pass: int = 1
 
@@ -201,6 +206,15 @@ def judge_rule(rule, required, evidence):
             passed = passed and compares(test_value, rule.op, required)
         row.update(actual=actual, passed=passed)
         return row
+    if rule.evidence in ("selection", "selection+test"):
+        actual = _metric(evidence.selection, rule) if evidence.selection is not None else None
+        passed = compares(actual, rule.op, required)
+        if rule.evidence == "selection+test":
+            test_value = _metric(evidence.test, rule) if evidence.test is not None else None
+            row["test_value"] = test_value
+            passed = passed and compares(test_value, rule.op, required)
+        row.update(actual=actual, passed=passed)
+        return row
     source = evidence.test if rule.evidence == "test" else evidence.values
     actual = _metric(source, rule) if source is not None else None
     row.update(actual=actual, passed=compares(actual, rule.op, required))
@@ -226,7 +240,7 @@ def fmt(value):
         return "n/a"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, int):
+    if isinstance(value, int | str):
         return str(value)
     if isinstance(value, float) and math.isinf(value):
         return "inf"
@@ -244,6 +258,11 @@ def describe(row):
         if "test_value" in row:
             where += f", sealed test {fmt(row['test_value'])}"
         return f"{row['criterion']}{where}; required {fmt(required)}"
+    if row.get("evidence") in ("selection", "selection+test"):
+        where = f"{row['criterion']} {fmt(actual)} on the selection data"
+        if "test_value" in row:
+            where += f", {fmt(row['test_value'])} on the sealed test"
+        return f"{where}; required {op} {fmt(required)}"
     if actual is None:
         return f"{row['criterion']}: no evidence (needs {fmt(required)})"
     verdict = "" if row["passed"] else "fails "

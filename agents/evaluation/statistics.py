@@ -326,3 +326,32 @@ def sharpe_difference_test(returns_a, returns_b) -> SharpeDiffResult:
     z = (sr_a - sr_b) / math.sqrt(spread / t)
     # Phi(-z) rather than 1 - Phi(z): keeps small p-values instead of rounding them to 0.
     return SharpeDiffResult(z, _NORMAL.cdf(-z), sr_a, sr_b, rho, t)
+
+
+# --- a fall in a rate ---------------------------------------------------------------------------
+
+
+def proportion_drop_test(wins_before, n_before, wins_now, n_now) -> float:
+    """One-sided p-value that the rate fell: the pooled two-proportion z-test.
+
+        p1 = wins_before / n_before,  p2 = wins_now / n_now,  p = (wins_before + wins_now) / (n_before + n_now)
+        z  = (p1 - p2) / sqrt(p (1 - p) (1 / n_before + 1 / n_now))
+        p-value = 1 - Phi(z)                      (H1: the rate now is below the rate before)
+
+    No evidence (1.0) when either sample is empty or the pooled rate is 0 or 1.
+    """
+    if n_before <= 0 or n_now <= 0:
+        return 1.0
+    pooled = (wins_before + wins_now) / (n_before + n_now)
+    if not 0.0 < pooled < 1.0:
+        return 1.0
+    z = (wins_before / n_before - wins_now / n_now) / math.sqrt(pooled * (1 - pooled) * (1 / n_before + 1 / n_now))
+    return _NORMAL.cdf(-z)
+
+
+def sharpe_standard_error(sr, t, skew, kurt) -> float:
+    """Standard error of a per-period Sharpe estimate (Lo 2002; Mertens 2002 for non-normal returns):
+    sqrt((1 - g3 SR + (g4 - 1) / 4 SR^2) / (T - 1)); inf when T < 2."""
+    if t < 2:
+        return math.inf
+    return math.sqrt(max(1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr, 0.0) / (t - 1))

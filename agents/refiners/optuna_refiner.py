@@ -53,7 +53,11 @@ def search_space(template):
         elif spec.type == "int":
             low, high = math.ceil(spec.min), math.floor(spec.max)
             if high > low:
-                distributions[spec.name] = IntDistribution(low, high)
+                # The templates' integers are bar counts (windows, spans, periods): scale
+                # parameters, where 2 -> 4 matters as much as 100 -> 200. A log scale gives each
+                # octave the same share of the samples; a uniform one would spend most of them
+                # on long windows and almost never try the short ones.
+                distributions[spec.name] = IntDistribution(low, high, log=low >= 1 and high >= 10 * low)
             else:
                 fixed.append(spec.name)
         else:

@@ -15,7 +15,8 @@ rule                       default   evidence and rule
                                      pass; an integer in [1, 20]
 ``min_win_rate``           0.4       per fold: ``win_rate >= min_win_rate``; in [0, 1]
 ``min_sharpe_ratio``       0.5       per fold: ``sharpe >= min_sharpe_ratio``; in [-10, 10]
-``min_signals``            5         per fold: ``num_trades >= min_signals``; an integer in [0, 1000000]
+``min_signals``            5         selection data as a whole: ``num_trades >= min_signals``; an integer
+                                     in [0, 1000000]
 ``min_total_return``       0.0       per fold: ``total_return >= min_total_return``; a number >= -1
 ``max_drawdown``           null      per fold: ``max_drawdown <= max_drawdown``; in (0, 1], or null (off)
 ``require_improvement``    true      the candidate's selection score must be strictly greater than the
@@ -46,8 +47,9 @@ MIN_FOLD_PASS = R.specialise(R.MIN_FOLD_PASS, default=3)
 REQUIRE_IMPROVEMENT = R.Rule("require_improvement", None, "flag", "bool", default=True,
                              meaning="selection score strictly above the current version's")
 FOLD_RULES = (
-    *(R.specialise(rule, evidence="folds") for rule in (R.MIN_WIN_RATE, R.MIN_SHARPE, R.MIN_SIGNALS,
-                                                         R.MIN_TOTAL_RETURN)),
+    *(R.specialise(rule, evidence="folds") for rule in (R.MIN_WIN_RATE, R.MIN_SHARPE)),
+    R.specialise(R.MIN_SIGNALS, evidence="selection"),
+    R.specialise(R.MIN_TOTAL_RETURN, evidence="folds"),
     R.specialise(R.MAX_DRAWDOWN, evidence="folds", nullable=True, default=None),
 )
 APPROVAL_RULES = (MIN_DSR, MAX_IMPROVEMENT_P, MAX_TEST_SHORTFALL, MIN_FOLD_PASS, *FOLD_RULES, REQUIRE_IMPROVEMENT)
@@ -79,8 +81,8 @@ def selection_evidence(candidate, current, pop):
 def judge_selection(values, candidate, evidence, n_folds):
     """Rows of every rule but the sealed one, on the candidate's folds and selection evidence."""
     need = min(values["min_fold_pass"], n_folds)
-    rows = R.judge(SELECTION_RULES, values, R.Evidence(folds=candidate.fold_metrics, values=evidence,
-                                                      min_fold_pass=need))
+    rows = R.judge(SELECTION_RULES, values, R.Evidence(folds=candidate.fold_metrics, selection=candidate.metrics,
+                                                      values=evidence, min_fold_pass=need))
     if values.get("require_improvement"):
         score, current = evidence["selection_score"], evidence["current_selection_score"]
         rows.append({

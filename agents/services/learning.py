@@ -250,9 +250,14 @@ def _finish_success(iteration, outcome, started):
         if proposal.fallback_reason:
             log_activity(iteration.agent, "refiner_fallback", proposal.fallback_reason,
                          details={"iteration": iteration.number, "refiner": iteration.agent.refiner})
-        approval.auto_approve_iteration(iteration)
+        _after_success_hooks(iteration)
         _announce(iteration)
         metrics.iteration_finished(iteration.status, iteration.trigger, time.monotonic() - started)
+
+
+def _after_success_hooks(iteration):
+    """Runs inside the finishing transaction: auto-approval decides on the stored gate rows."""
+    approval.auto_approve_iteration(iteration)
 
 
 def _fmt(value):

@@ -1,8 +1,8 @@
 import pytest
-from agents.services.evaluation import EvaluationError
 from django.db import IntegrityError, transaction
 from django.test import override_settings
 
+from agents.evaluation.protocol import EvaluationError
 from agents.models import (
     ActivityLog,
     IterationStatus,
@@ -12,7 +12,7 @@ from agents.models import (
     RefinementStatus,
     Trade,
 )
-from agents.services import dispatch, learning
+from agents.services import dispatch, iteration_evaluation, learning
 from tests.factories import InstrumentFactory, make_agent, random_walk_bars
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +90,7 @@ def test_failure_while_finishing_leaves_no_partial_rows(monkeypatch):
 def test_failure_in_a_candidate_backtest_fails_the_iteration(monkeypatch):
     agent = make_agent()
     calls = {"n": 0}
-    real = learning.evaluate_params
+    real = iteration_evaluation.evaluate_selection
 
     def flaky(*args, **kwargs):
         calls["n"] += 1
@@ -98,7 +98,7 @@ def test_failure_in_a_candidate_backtest_fails_the_iteration(monkeypatch):
             raise EvaluationError("bad bar data")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(learning, "evaluate_params", flaky)
+    monkeypatch.setattr(iteration_evaluation, "evaluate_selection", flaky)
     iteration = run_one(agent)
     assert iteration.status == IterationStatus.FAILED
     assert "bad bar data" in iteration.error

@@ -318,3 +318,38 @@ def test_sharpe_difference_degenerate_cases_give_no_evidence():
         st.sharpe_difference_test(r, r[:4])
     with pytest.raises(ValueError, match="returns_a"):
         st.sharpe_difference_test([math.inf] * 5, r)
+
+
+# --- proportion_drop_test and sharpe_standard_error (references: scipy) ------------------------
+
+
+@pytest.mark.parametrize("a, n1, b, n2", [(30, 50, 18, 50), (12, 40, 20, 45), (70, 100, 69, 100)])
+def test_proportion_drop_test_matches_the_pearson_chi_square(a, n1, b, n2):
+    """z^2 of the pooled two-proportion test is Pearson's chi-square without continuity correction."""
+    chi2 = sps.chi2_contingency([[a, n1 - a], [b, n2 - b]], correction=False)[0]
+    z = math.copysign(math.sqrt(chi2), a / n1 - b / n2)
+    assert st.proportion_drop_test(a, n1, b, n2) == pytest.approx(sps.norm.sf(z), rel=1e-9)
+
+
+def test_proportion_drop_test_has_no_evidence_without_data():
+    assert st.proportion_drop_test(0, 0, 3, 5) == 1.0
+    assert st.proportion_drop_test(5, 5, 4, 4) == 1.0
+
+
+def test_proportion_drop_false_positive_rate_is_about_nominal():
+    rng = np.random.default_rng(11)
+    n = 60
+    wins = rng.binomial(n, 0.45, size=(4000, 2))
+    p = np.array([st.proportion_drop_test(w1, n, w2, n) for w1, w2 in wins])
+    assert 0.03 <= float(np.mean(p <= 0.05)) <= 0.07
+
+
+def test_sharpe_standard_error_matches_the_spread_of_sharpe_estimates():
+    rng = np.random.default_rng(5)
+    t, true_sr = 500, 0.1
+    estimates = []
+    for _ in range(3000):
+        r = rng.normal(true_sr, 1.0, t)
+        estimates.append(r.mean() / r.std(ddof=1))
+    se = st.sharpe_standard_error(true_sr, t, 0.0, 3.0)
+    assert se == pytest.approx(float(np.std(estimates)), rel=0.05)

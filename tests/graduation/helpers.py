@@ -11,19 +11,32 @@ from agents.models import IterationStatus, LearningIteration
 from graduation import services
 from tests.factories import make_agent
 
-# Validation metrics that pass the lab's default criteria comfortably.
+# Metrics (per fold and on the sealed test window) that pass the lab's default criteria comfortably.
 GOOD = {"win_rate": 0.6, "sharpe": 1.2, "total_return": 0.1, "num_trades": 12.0, "max_drawdown": 0.1, "psr": 0.9}
+# The statistics of a version that passes: deflated Sharpe, PBO, and a sealed window long enough
+# for its minimum track record (per-bar Sharpe 0.1 over 200 bars).
+GOOD_EVIDENCE = {"dsr": 0.99, "pbo": 0.1}
+GOOD_STATS = {"test_sharpe": 0.1, "test_skew": 0.0, "test_kurtosis": 3.0, "test_bars": 200, "test_trades": 12}
 # Small criteria so a few iterations make an agent eligible.
-QUICK = {"min_iterations": 3, "consistency_window": 3}
+QUICK = {"min_iterations": 3}
 
 
-def add_iteration(agent, metrics=None, *, status=IterationStatus.SUCCEEDED, finished_at=None, **overrides):
+def add_iteration(agent, metrics=None, *, status=IterationStatus.SUCCEEDED, finished_at=None, evidence=None,
+                  stats=None, **overrides):
+    """A finished iteration of the current version with the given metrics on every fold and on the
+    sealed test window (a succeeded one carries the protocol's evidence)."""
     number = (LearningIteration.objects.filter(agent=agent).order_by("-number").values_list("number", flat=True)
               .first() or 0) + 1
+    ok = status == IterationStatus.SUCCEEDED
+    measured = {**GOOD, **(metrics or {}), **overrides} if ok else {}
     return LearningIteration.objects.create(
         agent=agent, number=number, status=status, version=agent.current_version,
-        validation_metrics={**GOOD, **(metrics or {}), **overrides} if status == IterationStatus.SUCCEEDED else {},
-        score=1.0, finished_at=finished_at or timezone.now(),
+        validation_metrics=measured, fold_metrics=[measured] * 5 if ok else [],
+        train_metrics={**measured, "num_trades": measured.get("num_trades", 0) * 5} if ok else {},
+        score=1.0, selection_score=1.0 if ok else None, n_trials=number * 4,
+        evidence={**GOOD_STATS, **(stats or {})} if ok else {},
+        windows={"test": {"start": "2011-01-01T00:00:00", "end": "2011-10-01T00:00:00", "bars": 200}} if ok else {},
+        finished_at=finished_at or timezone.now(), **({**GOOD_EVIDENCE, **(evidence or {})} if ok else {}),
     )
 
 
