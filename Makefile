@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/backtest.py
 	$(BIN)/python bench/iteration.py
 	$(BIN)/python bench/scheduling.py
+
+# How honest learning is (issue 12): minutes, so apart from `make bench`.
+bench-quality: $(DEV_STAMP)
+	$(BIN)/python bench/learning_quality.py
 
 clean:
 	rm -rf $(VENV) var

@@ -41,7 +41,7 @@ class AgentPlan:
     symbol: str = ""  # bundled series only
 
 
-def plan_agents(sets, templates, *, walks, planted, seed, phi):
+def plan_agents(sets, templates, *, walks, planted, seed, phi, phi_strong=0.3):
     """The agents of a run, in a stable order; seeds derive from `seed` only."""
     plans = []
     if "bundled" in sets:
@@ -53,12 +53,16 @@ def plan_agents(sets, templates, *, walks, planted, seed, phi):
             # Offsets keep the null, planted and agent seeds apart for any base seed.
             plans.append(AgentPlan("null", f"walk{i:02d}", templates[i % len(templates)],
                                    seed + 10_000 + i, seed + len(plans)))
-    if "planted" in sets:
+    # Two strengths of planted edge: the modest one (phi) and a strong one (phi_strong), so the
+    # report reads as a power curve rather than one pass/fail at a strength chosen after the fact.
+    for name, strength, offset in (("planted", phi, 20_000), ("strong", phi_strong, 30_000)):
+        if name not in sets:
+            continue
         for i in range(planted):
             template = templates[i % len(templates)]
-            signed = -abs(phi) if template in MEAN_REVERSION else abs(phi)
-            plans.append(AgentPlan("planted", f"ar{i:02d}{signed:+.2f}", template,
-                                   seed + 20_000 + i, seed + len(plans), phi=signed))
+            signed = -abs(strength) if template in MEAN_REVERSION else abs(strength)
+            plans.append(AgentPlan(name, f"ar{i:02d}{signed:+.2f}", template,
+                                   seed + offset + i, seed + len(plans), phi=signed))
     return plans
 
 

@@ -5,7 +5,8 @@ bench's hold-out (see bench/_quality_series.py for the series and the planted ed
 
 - bundled: SPX, IXIC, GOOG, EURUSD, one agent per strategy template on each;
 - null: zero-drift random walks, where no strategy has an edge (anything "learned" is noise);
-- planted: AR(1) series with an edge each template can exploit (the lab should find it).
+- planted: AR(1) series with a modest edge each template can exploit (|phi| 0.15);
+- strong: the same with a strong edge (|phi| 0.3): the two together read as a power curve.
 
 Each agent is made by `agent_create` with the lab's defaults (Optuna, default params, default
 approval thresholds and graduation criteria) plus auto-approval switched on, runs N manual
@@ -17,7 +18,8 @@ Each worker process has its own var dir and SQLite database, so the figures neve
 another engineer's data or on PostgreSQL being up. The bench prints; it never asserts.
 
 Run from the project root: .venv/bin/python bench/learning_quality.py [--iterations 20] [--walks 30]
-    [--planted 20] [--seed 7] [--sets bundled,null,planted] [--jobs 2] [--json rows.json]
+    [--planted 20] [--phi 0.15] [--phi-strong 0.3] [--seed 7] [--sets bundled,null,planted,strong]
+    [--jobs 2] [--json rows.json]
 """
 
 import argparse
@@ -25,6 +27,7 @@ import io
 import json
 import multiprocessing
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -49,7 +52,7 @@ from _quality_series import (  # noqa: E402
     synthetic_csv,
 )
 
-SETS = ("bundled", "null", "planted")
+SETS = ("bundled", "null", "planted", "strong")
 TEMPLATES = ("sma_crossover", "ema_macd", "donchian_breakout", "rsi_reversion", "bollinger_reversion")
 _child = {}  # per worker process: user, headline function, series already imported
 
@@ -183,6 +186,16 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
+def _median_se(values, resamples=2000):
+    """Bootstrap standard error of the median (fixed seed): how far the median itself is from noise."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    rng = random.Random(12345)
+    medians = [statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples)]
+    return statistics.stdev(medians)
+
+
 def _f(value, fmt="{:+.2f}"):
     return "n/a" if value is None else fmt.format(value)
 
@@ -202,6 +215,7 @@ def summarise(rows):
         "median_change": _median([r["holdout_change"] for r in ok]),
         "median_change_changed": _median([r["holdout_change"] for r in changed]),
         "median_bias": _median([r["bias"] for r in ok]),
+        "median_bias_se": _median_se([r["bias"] for r in ok]),
         "median_bias_initial": _median([r["bias_initial"] for r in ok]),
         "skipped_headline": sum(r["headline"] is None for r in ok),
         "mean_hold_initial": statistics.fmean([r["holdout_initial"] for r in ok]) if ok else None,
@@ -269,13 +283,14 @@ def print_targets(by_set):
                        worse, lambda v: v <= 0.20, "%"))
         checks.append(("bundled data: median hold-out change", "≥ 0", bundled["median_change"],
                        lambda v: v >= 0, "x"))
-    if planted:
-        checks.append(("planted edge: agents eligible", "≥ 50%", share(planted, "eligible"),
-                       lambda v: v >= 0.5, "%"))
-        checks.append(("planted edge: median hold-out change", "> 0", planted["median_change"],
-                       lambda v: v > 0, "x"))
+    for label, s in (("planted edge", planted), ("strong planted edge", by_set.get("strong"))):
+        if not s:
+            continue
+        checks.append((f"{label}: agents eligible", "≥ 50%", share(s, "eligible"), lambda v: v >= 0.5, "%"))
+        checks.append((f"{label}: median hold-out change", "> 0", s["median_change"], lambda v: v > 0, "x"))
     for name, s in by_set.items():
-        checks.append((f"median headline-score bias ({name})", "within ±0.25 Sharpe", s["median_bias"],
+        se = "" if s["median_bias_se"] is None else f", se {s['median_bias_se']:.2f}"
+        checks.append((f"median headline-score bias ({name}{se})", "within ±0.25 Sharpe", s["median_bias"],
                        lambda v: abs(v) <= 0.25, "x"))
     print("\nTargets (issue 12)")
     print(f"| {'measure':66} | {'target':19} | {'measured':>9} | result |")
@@ -306,8 +321,10 @@ def main(argv=None):
     parser.add_argument("--walks", type=int, default=30, help="zero-drift random walks, one agent each (30)")
     parser.add_argument("--planted", type=int, default=20, help="planted-edge series, one agent each (20)")
     parser.add_argument("--phi", type=float, default=0.15, help="|AR(1) coefficient| of the planted edge (0.15)")
+    parser.add_argument("--phi-strong", type=float, default=0.3,
+                        help="|AR(1) coefficient| of the strong planted edge, set 'strong' (0.3)")
     parser.add_argument("--seed", type=int, default=7, help="base seed of the synthetic series and agents (7)")
-    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of bundled,null,planted")
+    parser.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of the sets")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes, each with its own SQLite DB (2)")
     parser.add_argument("--json", type=Path, help="write the raw per-agent rows to this file")
     parser.add_argument("--log-level", default="ERROR", help="the lab's log level in the workers (ERROR)")
@@ -316,7 +333,8 @@ def main(argv=None):
     unknown = sorted(set(sets) - set(SETS))
     if unknown:
         parser.error(f"--sets: unknown set(s) {', '.join(unknown)}; known: {', '.join(SETS)}")
-    plans = plan_agents(sets, TEMPLATES, walks=args.walks, planted=args.planted, seed=args.seed, phi=args.phi)
+    plans = plan_agents(sets, TEMPLATES, walks=args.walks, planted=args.planted, seed=args.seed, phi=args.phi,
+                        phi_strong=args.phi_strong)
     try:
         commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
                                 capture_output=True, text=True, check=False).stdout.strip() or "?"
@@ -324,8 +342,8 @@ def main(argv=None):
         commit = "?"
     print(f"learning quality bench: code {commit} at {ROOT}")
     print(f"sets {','.join(sets)}: {len(plans)} agents x {args.iterations} iterations; walks {args.walks}, "
-          f"planted {args.planted} (|phi| {args.phi}), seed {args.seed}, jobs {args.jobs}; the lab gets the "
-          f"oldest {LAB_FRACTION:.0%} of each series")
+          f"planted {args.planted} (|phi| {args.phi}; strong {args.phi_strong}), seed {args.seed}, "
+          f"jobs {args.jobs}; the lab gets the oldest {LAB_FRACTION:.0%} of each series")
     root = tempfile.mkdtemp(prefix="lab-bench-quality-")
     started = time.perf_counter()
     rows = []

@@ -6,6 +6,7 @@ from django.contrib import admin
 from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
 from agents.models import (
     ActivityLog,
+    ExamReading,
     Instrument,
     LearningIteration,
     PriceBar,
@@ -59,8 +60,8 @@ class StrategyVersionAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
 @admin.register(LearningIteration)
 class LearningIterationAdmin(OwnedAdminMixin, admin.ModelAdmin):
-    list_display = ["agent", "number", "trigger", "status", "score_display", "improvement_display",
-                    "refiner_used", "duration_ms", "queued_at"]
+    list_display = ["agent", "number", "trigger", "status", "score_display", "dsr_display", "pbo_display",
+                    "selection_display", "improvement_display", "refiner_used", "duration_ms", "queued_at"]
     list_filter = ["status", "trigger", "refiner_used"]
     search_fields = ["agent__name"]
     list_select_related = ["agent", "version"]
@@ -70,9 +71,21 @@ class LearningIterationAdmin(OwnedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.display(description="score", ordering="score")
+    @admin.display(description="sealed test (headline)", ordering="score")
     def score_display(self, obj):
         return fmt(obj.score)
+
+    @admin.display(description="DSR", ordering="dsr")
+    def dsr_display(self, obj):
+        return fmt(obj.dsr)
+
+    @admin.display(description="PBO", ordering="pbo")
+    def pbo_display(self, obj):
+        return fmt(obj.pbo)
+
+    @admin.display(description="selection (in-sample)", ordering="selection_score")
+    def selection_display(self, obj):
+        return fmt(obj.selection_score)
 
     @admin.display(description="improvement", ordering="improvement")
     def improvement_display(self, obj):
@@ -81,8 +94,8 @@ class LearningIterationAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
 @admin.register(Refinement)
 class RefinementAdmin(OwnedAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "agent", "iteration", "status", "score_display", "source", "decided_automatically",
-                    "created_at"]
+    list_display = ["id", "agent", "iteration", "status", "score_display", "test_display", "dsr_display",
+                    "source", "decided_automatically", "created_at"]
     list_filter = ["status", "source", "decided_automatically"]
     search_fields = ["agent__name"]
     list_select_related = ["agent", "iteration"]
@@ -92,9 +105,17 @@ class RefinementAdmin(OwnedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.display(description="score", ordering="score")
+    @admin.display(description="selection score (in-sample)", ordering="score")
     def score_display(self, obj):
         return fmt(obj.score)
+
+    @admin.display(description="sealed test", ordering="test_score")
+    def test_display(self, obj):
+        return "not read" if obj.test_score is None else fmt(obj.test_score)
+
+    @admin.display(description="DSR", ordering="dsr")
+    def dsr_display(self, obj):
+        return fmt(obj.dsr)
 
     def _decide(self, request, queryset, service, verb):
         def decide(refinement):
@@ -121,6 +142,24 @@ class TradeAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         return qs if request.user.is_superuser else qs.filter(iteration__agent__owner=request.user)
+
+
+@admin.register(ExamReading)
+class ExamReadingAdmin(OwnedAdminMixin, admin.ModelAdmin):
+    """Every reading of a sealed test window: the gates' count of how often the exam was used."""
+
+    list_display = ["created_at", "agent", "purpose", "version", "refinement", "window_start", "window_end", "bars",
+                    "score"]
+    list_filter = ["purpose"]
+    search_fields = ["agent__name"]
+    list_select_related = ["agent", "version"]
+    readonly_fields = [f.name for f in ExamReading._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ActivityLog)

@@ -12,7 +12,11 @@ candidates and evaluated versions; a set tried twice counts once). From them:
 - the **probability of backtest overfitting** of the search (Bailey, Borwein, López de Prado &
   Zhu 2015), by combinatorially symmetric cross-validation over the per-bar selection returns of
   up to :data:`PBO_MAX_TRIALS` trials (this iteration's and the most recent others: a bounded
-  cost whatever the history), in :data:`PBO_BLOCKS` blocks.
+  cost whatever the history), in :data:`PBO_BLOCKS` blocks. CSCV ranks the in-sample best among
+  N *alternative* strategies out of sample; parameter sets whose selection returns correlate above
+  :data:`PBO_DUPLICATE_CORRELATION` with a better one are the same strategy under another name
+  (fast 3 vs 4), and counted apart they would split its rank at random and push PBO towards 0.5
+  whatever the edge. So each such group enters once, by its best member (the highest Sharpe).
 """
 
 from collections import OrderedDict
@@ -26,6 +30,7 @@ from agents.refiners.base import clean_or_none, params_key
 
 PBO_MAX_TRIALS = 48
 PBO_BLOCKS = 10
+PBO_DUPLICATE_CORRELATION = 0.9
 _RETURNS_CACHE_SIZE = 1024
 _returns_cache = OrderedDict()
 
@@ -124,7 +129,22 @@ def search_pbo(agent, template, bars, protocol, bars_per_year, evaluated, trials
             chosen[key] = selection_returns(agent, template, trial.params, bars, protocol, bars_per_year, evaluate)
     if len(chosen) < 2:
         return None, len(chosen)
-    matrix = np.column_stack(list(chosen.values()))
-    if matrix.shape[0] < PBO_BLOCKS * 2:
-        return None, len(chosen)
-    return pbo_cscv(matrix, n_blocks=PBO_BLOCKS), len(chosen)
+    matrix = distinct_strategies(np.column_stack(list(chosen.values())))
+    if matrix.shape[1] < 2 or matrix.shape[0] < PBO_BLOCKS * 2:
+        return None, matrix.shape[1]
+    return pbo_cscv(matrix, n_blocks=PBO_BLOCKS), matrix.shape[1]
+
+
+def distinct_strategies(matrix, threshold=PBO_DUPLICATE_CORRELATION):
+    """The columns of ``matrix`` (T x N returns) with near-duplicates removed: best Sharpe first,
+    a column is kept unless its correlation with a kept one exceeds ``threshold``."""
+    mean, sd = matrix.mean(axis=0), matrix.std(axis=0, ddof=1)
+    live = sd > 0
+    sharpe = np.where(live, mean / np.where(live, sd, 1.0), 0.0)
+    z = np.where(live, (matrix - mean) / np.where(live, sd, 1.0), 0.0)
+    corr = z.T @ z / max(len(matrix) - 1, 1)
+    kept = []
+    for j in np.argsort(-sharpe, kind="stable"):
+        if not kept or not live[j] or np.max(corr[j, kept]) <= threshold:
+            kept.append(j)
+    return matrix[:, sorted(kept)]
