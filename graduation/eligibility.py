@@ -167,5 +167,7 @@ def describe_failures(result):
         if row.get("folds") is not None:
             extra = f" (in {row['folds_passed']} of {row['folds']} folds, needs {row['folds_needed']}"
             extra += f"; sealed test {R.fmt(row.get('test_value'))})" if "test_value" in row else ")"
+        elif "test_value" in row:  # selection+test: the selection figure alone may pass
+            extra = f" (on the selection data; sealed test {R.fmt(row.get('test_value'))})"
         parts.append(f"{row['criterion']}: {shown} vs required {row['required']}{extra}")
     return "; ".join(parts)

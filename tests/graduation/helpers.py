@@ -19,6 +19,10 @@ GOOD_EVIDENCE = {"dsr": 0.99, "pbo": 0.1}
 GOOD_STATS = {"test_sharpe": 0.1, "test_skew": 0.0, "test_kurtosis": 3.0, "test_bars": 200, "test_trades": 12}
 # Small criteria so a few iterations make an agent eligible.
 QUICK = {"min_iterations": 3}
+# A paper record on a random walk passes these: for tests of the mechanics of moving to live, not of
+# the paper evidence (PSR and the minimum track record are tested in test_eligibility).
+PAPER_LENIENT = {"max_drawdown": 1.0, "min_total_return": -1.0, "min_paper_psr": 0.0,
+                 "paper_track_record_confidence": None}
 
 
 def add_iteration(agent, metrics=None, *, status=IterationStatus.SUCCEEDED, finished_at=None, evidence=None,

@@ -8,12 +8,9 @@ from agents.models import AgentStatus
 from graduation.models import GraduationEvent
 from graduation.paper.runner import paper_tick
 from tests.factories import UserFactory, make_agent
-from tests.graduation.helpers import add_iteration, append_bars, eligible_agent, paper_agent
+from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent, paper_agent
 
 pytestmark = pytest.mark.django_db
-
-LENIENT = {"max_drawdown": 1.0, "min_sharpe_ratio": -10.0, "min_total_return": -1.0}
-
 
 def client_for(user):
     client = APIClient()
@@ -29,7 +26,7 @@ def url(agent, path):
 def live_ready(settings):
     settings.LAB_PAPER_MIN_BARS = 20
     settings.LAB_PAPER_MIN_TRADES = 1
-    agent = paper_agent(LENIENT, params={"fast": 3, "slow": 8})
+    agent = paper_agent(PAPER_LENIENT, params={"fast": 3, "slow": 8})
     append_bars(agent.instrument, 40, seed=9)
     paper_tick()
     return agent
@@ -42,8 +39,12 @@ def test_eligibility(slash):
     assert resp.status_code == 200, resp.content
     body = resp.json()
     assert body["verdict"] == "eligible" and body["target_status"] == "paper_trading"
-    assert body["window"]["iterations"] == [1, 2, 3] and "from" in body["window"]
-    assert {"criterion", "required", "actual", "passed"} <= set(body["criteria"][0])
+    assert body["window"]["iterations"] == [3] and body["window"]["iteration"] == 3 and "from" in body["window"]
+    assert {"criterion", "required", "actual", "passed", "evidence"} <= set(body["criteria"][0])
+    by_name = {row["criterion"]: row for row in body["criteria"]}
+    assert {"min_dsr", "max_pbo", "min_track_record"} <= set(by_name) and "min_fold_pass" not in by_name
+    assert by_name["min_sharpe_ratio"]["folds_passed"] == 5 and by_name["min_sharpe_ratio"]["test_value"] == 1.2
+    assert by_name["min_dsr"]["actual"] == 0.99 and by_name["max_pbo"]["actual"] == 0.1
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
@@ -72,7 +73,18 @@ def test_graduate_refused_when_ineligible_lists_the_criteria():
     add_iteration(agent, {"num_trades": 1})
     resp = client_for(agent.owner).post(url(agent, "graduate"), {}, format="json")
     assert resp.status_code == 409
-    assert "min_signals: 1 vs required 5" in resp.json()["eligibility"][0]
+    assert "min_signals: 5 vs required 5 (on the selection data; sealed test 1)" in resp.json()["eligibility"][0]
+
+
+def test_graduate_refused_on_the_deflated_sharpe_and_pbo():
+    agent = eligible_agent(iterations=2)
+    add_iteration(agent, evidence={"dsr": 0.5, "pbo": 0.8})
+    resp = client_for(agent.owner).post(url(agent, "graduate"), {}, format="json")
+    assert resp.status_code == 409
+    message = resp.json()["eligibility"][0]
+    assert "min_dsr: 0.5 vs required 0.95" in message and "max_pbo: 0.8 vs required 0.5" in message
+    agent.refresh_from_db()
+    assert agent.status == AgentStatus.LEARNING
 
 
 def test_live_without_the_permission_is_403_naming_it(live_ready):
@@ -133,13 +145,15 @@ def test_criteria_get_and_put(slash):
     body = client.get(url(agent, "graduation/criteria") + slash).json()
     assert body["overrides"] == {} and body["criteria"] == body["defaults"]
     resp = client.put(url(agent, "graduation/criteria") + slash,
-                      {"min_win_rate": 2, "consistency_window": "3", "nope": 1}, format="json")
-    assert resp.status_code == 400 and set(resp.json()) == {"min_win_rate", "consistency_window", "nope"}
-    resp = client.put(url(agent, "graduation/criteria") + slash, {"min_iterations": 2, "consistency_window": 2},
-                      format="json")
+                      {"min_win_rate": 2, "min_fold_pass": "3", "consistency_window": 3, "nope": 1}, format="json")
+    assert resp.status_code == 400
+    assert set(resp.json()) == {"min_win_rate", "min_fold_pass", "consistency_window", "nope"}
+    resp = client.put(url(agent, "graduation/criteria") + slash,
+                      {"min_iterations": 2, "min_fold_pass": 4, "max_pbo": 0.3}, format="json")
     assert resp.status_code == 200
-    assert resp.json()["criteria"]["min_iterations"] == 2 and resp.json()["overrides"] == {
-        "min_iterations": 2, "consistency_window": 2}
+    assert resp.json()["criteria"]["min_iterations"] == 2 and resp.json()["criteria"]["max_pbo"] == 0.3
+    assert resp.json()["overrides"] == {"min_iterations": 2, "min_fold_pass": 4, "max_pbo": 0.3}
+    assert resp.json()["defaults"]["min_dsr"] == 0.95
 
 
 def test_settings_switches():

@@ -7,12 +7,12 @@ import time_machine
 from django.contrib.auth.models import Permission
 
 from agents.models import AgentStatus, Refinement
-from agents.services import decisions
+from agents.services import decisions, manual_approval
 from graduation import services
 from graduation.models import EventKind
 from graduation.paper.runner import paper_tick
 from tests.factories import UserFactory
-from tests.graduation.helpers import add_iteration, append_bars, eligible_agent
+from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +31,7 @@ def test_what_was_paper_or_live_at_time_t(settings, django_capture_on_commit_cal
     approver = type(approver).objects.get(pk=approver.pk)
 
     with time_machine.travel(at(0), tick=False):
-        agent = eligible_agent({"max_drawdown": 1.0, "min_sharpe_ratio": -10.0, "min_total_return": -1.0},
-                               params={"fast": 3, "slow": 8})
+        agent = eligible_agent(PAPER_LENIENT, params={"fast": 3, "slow": 8})
         v1 = agent.current_version
     with time_machine.travel(at(1), tick=False):
         services.graduate(agent, actor=agent.owner, reason="learning record")
@@ -43,7 +42,7 @@ def test_what_was_paper_or_live_at_time_t(settings, django_capture_on_commit_cal
     with time_machine.travel(at(3), tick=False):
         refinement = Refinement.objects.create(iteration=add_iteration(agent), agent=agent, source="optuna",
                                                proposed_params={"fast": 4, "slow": 9}, score=2.0)
-        decisions.refinement_approve(refinement, actor=agent.owner)
+        manual_approval.refinement_approve_with_evidence(refinement, actor=agent.owner)
         with django_capture_on_commit_callbacks(execute=True):
             v2 = decisions.refinements_apply(agent, actor=agent.owner, refinement=refinement)
         agent.refresh_from_db()

@@ -175,9 +175,10 @@ def test_consistency_report_catches_a_tampered_ledger_and_the_command_reports_it
 
 
 def test_queries_per_account_do_not_grow_with_the_number_of_bars():
-    # Never eligible for live (Sharpe 10), so every tick takes the same path through the checks.
+    # Never eligible for live (a paper PSR of 1 is out of reach), so every tick takes the same path
+    # through the checks, the paper PSR and minimum track record included.
     agent = paper_agent(NO_LIMIT, params=FAST)
-    agent.graduation_criteria = {**agent.graduation_criteria, "min_sharpe_ratio": 10.0}
+    agent.graduation_criteria = {**agent.graduation_criteria, "min_paper_psr": 1.0}
     agent.save(update_fields=["graduation_criteria"])
 
     def tick_queries(n, seed):

@@ -4,7 +4,15 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from agents import signals
-from agents.models import ActivityLog, AgentStatus, Refinement, TradingAgent
+from agents.models import (
+    ActivityLog,
+    AgentStatus,
+    ExamPurpose,
+    ExamReading,
+    LearningIteration,
+    Refinement,
+    TradingAgent,
+)
 from agents.services import approval, decisions
 from agents.services.errors import Conflict, PermissionRefused, ValidationFailed
 from alerts.models import AgentAlert, AlertType, Severity
@@ -13,7 +21,7 @@ from graduation import services
 from graduation.models import EventKind, GraduationEvent, PaperAccount
 from graduation.paper.runner import paper_tick
 from tests.factories import UserFactory, make_agent
-from tests.graduation.helpers import add_iteration, append_bars, eligible_agent, paper_agent
+from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent, paper_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -37,8 +45,7 @@ def approver():
 def live_ready(settings):
     settings.LAB_PAPER_MIN_BARS = 20
     settings.LAB_PAPER_MIN_TRADES = 1
-    agent = paper_agent({"max_drawdown": 1.0, "min_sharpe_ratio": -10.0, "min_total_return": -1.0},
-                        params={"fast": 3, "slow": 8})
+    agent = paper_agent(PAPER_LENIENT, params={"fast": 3, "slow": 8})
     append_bars(agent.instrument, 40, seed=9)
     paper_tick()
     return agent
@@ -53,7 +60,12 @@ def test_a_person_graduates_an_eligible_agent_to_paper_trading():
     assert (event.kind, event.from_status, event.to_status, event.automatic) == (
         EventKind.GRADUATE, AgentStatus.LEARNING, AgentStatus.PAPER_TRADING, False)
     assert event.actor == agent.owner and event.reason == "ready" and event.version == agent.current_version
-    assert event.metrics_snapshot["verdict"] == "eligible" and event.metrics_snapshot["window"]["iterations"]
+    assert event.metrics_snapshot["verdict"] == "eligible" and event.metrics_snapshot["window"]["iterations"] == [3]
+    assert {"min_dsr", "max_pbo", "min_track_record"} <= {r["criterion"] for r in event.metrics_snapshot["criteria"]}
+    # Reading the sealed window's evidence for the decision is an exam reading.
+    reading = ExamReading.objects.get(agent=agent, purpose=ExamPurpose.GRADUATION)
+    assert reading.iteration_id == LearningIteration.objects.get(agent=agent, number=3).pk
+    assert (reading.version_id, reading.bars) == (agent.current_version_id, 200)
     account = PaperAccount.objects.get(agent=agent, closed_at__isnull=True)
     assert not account.live and account.initial_capital == agent.initial_capital
     log = ActivityLog.objects.get(agent=agent, event="graduated")
@@ -66,11 +78,13 @@ def test_an_ineligible_agent_is_refused_with_the_failed_criteria_and_nothing_cha
     with pytest.raises(Conflict) as exc:
         services.graduate(agent, actor=agent.owner)
     assert exc.value.status_code == 409
-    assert "min_win_rate: 0.2 vs required 0.45 (iterations #3)" in exc.value.errors["eligibility"]
+    assert "min_win_rate: 0.2 vs required 0.4 (in 0 of 5 folds, needs 3; sealed test 0.2)" in (
+        exc.value.errors["eligibility"])
     agent.refresh_from_db()
     assert agent.status == AgentStatus.LEARNING
     assert not GraduationEvent.objects.filter(agent=agent).exists()
     assert not PaperAccount.objects.filter(agent=agent).exists()
+    assert not ExamReading.objects.filter(agent=agent, purpose=ExamPurpose.GRADUATION).exists()
 
 
 def test_automatic_graduation_after_an_iteration_when_auto_graduate_is_on():
@@ -106,12 +120,12 @@ def test_graduation_ready_is_raised_once_per_eligibility_episode():
     assert ready_alerts(agent).count() == 1
 
     finish(add_iteration(agent, {"sharpe": -1.0}))  # #6 fails: the episode ends
-    finish(add_iteration(agent))  # #7: #6 still in the window
-    finish(add_iteration(agent))  # #8: still
+    finish(add_iteration(agent, evidence={"dsr": 0.5}))  # #7 fails on the deflated Sharpe: still ended
     assert ready_alerts(agent).count() == 1
-    finish(add_iteration(agent))  # #9: window 7..9 passes: a new episode
+    finish(add_iteration(agent))  # #8: the latest evaluation passes again: a new episode
+    finish(add_iteration(agent))  # #9: same episode
     assert list(ready_alerts(agent).order_by("id").values_list("fingerprint", flat=True)) == [
-        "graduation:learning:iteration:3", "graduation:learning:iteration:9"]
+        "graduation:learning:iteration:3", "graduation:learning:iteration:8"]
 
 
 def test_a_failing_receiver_never_breaks_the_iteration(monkeypatch):
@@ -223,11 +237,16 @@ def test_automatic_demotion_when_the_paper_drawdown_passes_max_drawdown():
 
 def test_automatic_demotion_on_a_critical_degradation_alert_from_the_monitor(settings):
     settings.LAB_ALERT_WIN_RATE_DROP = 0.1
-    agent = paper_agent()
-    finish(add_iteration(agent))  # the monitor sees no drop yet
+    many = {"num_trades": 100.0}  # a drop on 100 trades each side is evidence
+    agent = eligible_agent(iterations=0)
+    for _ in range(3):
+        add_iteration(agent, many)
+    services.graduate(agent, actor=agent.owner, reason="ready")
+    agent.refresh_from_db()
+    finish(add_iteration(agent, many))  # the monitor sees no drop yet
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING
-    finish(add_iteration(agent, {"win_rate": 0.2}))  # win rate 0.6 -> 0.2: CRITICAL while trading
+    finish(add_iteration(agent, {**many, "win_rate": 0.2}))  # win rate 0.6 -> 0.2: CRITICAL while trading
     alert = AgentAlert.objects.get(agent=agent, alert_type=AlertType.PERFORMANCE_DEGRADATION)
     assert alert.severity == Severity.CRITICAL
     agent.refresh_from_db()
@@ -235,6 +254,17 @@ def test_automatic_demotion_on_a_critical_degradation_alert_from_the_monitor(set
     event = GraduationEvent.objects.get(agent=agent, kind=EventKind.DEMOTE)
     assert event.automatic and event.metrics_snapshot["trigger"] == "performance_degradation"
     assert event.metrics_snapshot["alert"] == alert.pk
+
+
+def test_a_drop_on_a_few_trades_neither_alerts_nor_demotes(settings):
+    settings.LAB_ALERT_WIN_RATE_DROP = 0.1
+    agent = paper_agent()  # 12 trades per sealed window: below the monitor's minimum
+    finish(add_iteration(agent))
+    finish(add_iteration(agent, {"win_rate": 0.2}))  # 0.6 -> 0.2, on 12 trades
+    assert not AgentAlert.objects.filter(agent=agent, alert_type=AlertType.PERFORMANCE_DEGRADATION).exists()
+    agent.refresh_from_db()
+    assert agent.status == AgentStatus.PAPER_TRADING
+    assert not GraduationEvent.objects.filter(agent=agent, kind=EventKind.DEMOTE).exists()
 
 
 def test_a_degradation_alert_from_before_the_graduation_or_a_warning_does_not_demote():
