@@ -9,6 +9,17 @@ candidates and evaluated versions; a set tried twice counts once). From them:
   the variance of their per-bar selection Sharpe ratios
   (:func:`agents.evaluation.statistics.deflated_sharpe`). Trials from before the protocol have
   no selection Sharpe: they count in N but not in V.
+
+  V is capped at the variance that luck alone gives a Sharpe estimate on T bars when the true
+  Sharpe is 0, 1 / (T - 1) (Lo 2002; the skewness and kurtosis terms vanish at SR = 0):
+  ``V = min(var(SR_n), 1 / (T - 1))``. SR0 is the best Sharpe that N *unskilled* trials reach by
+  luck, so V stands for the dispersion of null estimates. On noise the trials' dispersion is that
+  (or less, when they are correlated: the paper's estimate, kept). When the trials differ in real
+  skill - a search on a series with an edge tries good and poor windows - their dispersion holds
+  those differences too, and using it as luck would raise the bar by the very edge it is meant to
+  test: a Sharpe-3 strategy after 160 trials read as barely significant. Dispersion beyond what
+  noise can produce is evidence of skill, not of luck, so it does not raise the bar. Both
+  variances are stored with the evidence.
 - the **probability of backtest overfitting** of the search (Bailey, Borwein, López de Prado &
   Zhu 2015), by combinatorially symmetric cross-validation over the per-bar selection returns of
   up to :data:`PBO_MAX_TRIALS` trials (this iteration's and the most recent others: a bounded
@@ -76,14 +87,18 @@ def distinct(template, trials):
 @dataclass(frozen=True)
 class Population:
     n_trials: int
-    variance: float  # of per-bar selection Sharpe ratios; 0.0 with fewer than 2 known
+    variance: float  # V used by the DSR: the cross-sectional variance capped at the null's
+    cross_variance: float  # of per-bar selection Sharpe ratios; 0.0 with fewer than 2 known
+    null_variance: float  # 1 / (T - 1)
     n_with_sharpe: int
 
 
-def population(trials_by_key):
+def population(trials_by_key, selection_bars):
     sharpes = np.array([t.selection_sharpe for t in trials_by_key.values() if t.selection_sharpe is not None])
-    variance = float(sharpes.var(ddof=1)) if len(sharpes) >= 2 else 0.0
-    return Population(n_trials=len(trials_by_key), variance=variance, n_with_sharpe=len(sharpes))
+    cross = float(sharpes.var(ddof=1)) if len(sharpes) >= 2 else 0.0
+    null = 1.0 / (selection_bars - 1) if selection_bars > 1 else 0.0
+    return Population(n_trials=len(trials_by_key), variance=min(cross, null), cross_variance=cross,
+                      null_variance=null, n_with_sharpe=len(sharpes))
 
 
 def dsr_of(stats, pop):

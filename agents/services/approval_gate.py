@@ -73,7 +73,8 @@ def selection_evidence(candidate, current, pop):
         "selection_score": candidate.score,
         "current_selection_score": current.score,
         "n_trials": pop.n_trials,
-        "trials_sharpe_variance": pop.variance,
+        "trials_sharpe_variance": pop.cross_variance,
+        "dsr_variance": pop.variance,
         "selection_bars": candidate.stats.t,
     }
 

@@ -115,7 +115,7 @@ def evaluate_iteration(iteration, propose):
 
     from_history = [*trials, *(_trial(ev) for ev in [current] + [ev for _c, ev in evaluated])]
     by_key = distinct(setting.template, from_history)
-    pop = population(by_key)
+    pop = population(by_key, current.stats.t)
     pbo, pbo_trials = search_pbo(agent, setting.template, setting.bars, setting.protocol, setting.bars_per_year,
                                  [current] + [ev for _c, ev in evaluated], by_key, evaluate_selection)
     values = approval.effective_thresholds(agent)
@@ -134,7 +134,8 @@ def evaluate_iteration(iteration, propose):
     statistics = {
         "dsr": dsr_of(stats, pop), "pbo": pbo.pbo if pbo is not None else None,
         "pbo_trials": pbo_trials, "pbo_combinations": pbo.n_combinations if pbo is not None else None,
-        "n_trials": pop.n_trials, "trials_sharpe_variance": pop.variance,
+        "n_trials": pop.n_trials, "trials_sharpe_variance": pop.cross_variance,
+        "null_sharpe_variance": pop.null_variance, "dsr_variance": pop.variance,
         "selection_sharpe": stats.sr, "selection_bars": stats.t, "skew": stats.skew, "kurtosis": stats.kurt,
         "test_bars": setting.protocol.test.stop - setting.protocol.test.start,
         "test_trades": len(current_sealed.trades),
