@@ -166,8 +166,8 @@ class Evidence:
 
 
 def number(value):
-    """A finite float, or None (booleans are not numbers)."""
-    if isinstance(value, bool) or value is None:
+    """A finite float, or None (booleans and strings are not numbers: a metric stored as "0.5" is bad data)."""
+    if isinstance(value, bool | str | bytes) or value is None:
         return None
     try:
         value = float(value)
