@@ -20,7 +20,7 @@ CHROMIUM = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shuti
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 PASSWORD = "pw-for-tests-1"
-# Validation metrics that pass the lab's default graduation criteria comfortably.
+# Metrics (per fold and on the sealed test window) that pass the lab's default graduation criteria.
 GOOD = {"win_rate": 0.6, "sharpe": 1.2, "total_return": 0.1, "num_trades": 12.0, "max_drawdown": 0.1, "psr": 0.9}
 
 
@@ -64,22 +64,33 @@ def instrument(db):
 
 
 def add_iteration(agent, metrics=None, **fields):
-    """A succeeded iteration with chosen validation metrics (no backtest)."""
+    """A finished iteration of the current version (no backtest); a succeeded one carries the
+    protocol's evidence: the metrics on every fold and on the sealed test window, and a deflated
+    Sharpe, PBO and sealed window that pass the lab's default criteria (tests.graduation.helpers)."""
     from agents.models import IterationStatus, LearningIteration
+    from tests.graduation.helpers import GOOD_EVIDENCE, GOOD_STATS
 
     number = (LearningIteration.objects.filter(agent=agent).order_by("-number")
               .values_list("number", flat=True).first() or 0) + 1
+    measured = {**GOOD, **(metrics or {})}
     values = {"status": IterationStatus.SUCCEEDED, "version": agent.current_version, "score": 1.0,
-              "validation_metrics": {**GOOD, **(metrics or {})}, "finished_at": timezone.now(), **fields}
-    return LearningIteration.objects.create(agent=agent, number=number, **values)
+              "finished_at": timezone.now()}
+    if fields.get("status", IterationStatus.SUCCEEDED) == IterationStatus.SUCCEEDED:
+        values.update(
+            validation_metrics=measured, fold_metrics=[measured] * 5, selection_score=1.0, n_trials=number * 4,
+            train_metrics={**measured, "num_trades": measured["num_trades"] * 5}, evidence=dict(GOOD_STATS),
+            windows={"test": {"start": "2011-01-01T00:00:00", "end": "2011-10-01T00:00:00", "bars": 200}},
+            **GOOD_EVIDENCE,
+        )
+    return LearningIteration.objects.create(agent=agent, number=number, **{**values, **fields})
 
 
 def eligible_agent(owner, instrument, name="Graduate me"):
-    """A learning agent eligible for paper trading (three good iterations, small criteria)."""
+    """A learning agent eligible for paper trading (three good iterations, min_iterations 3)."""
     from tests.factories import make_agent
 
     agent = make_agent(owner=owner, instrument=instrument, name=name)
-    agent.graduation_criteria = {"min_iterations": 3, "consistency_window": 3}
+    agent.graduation_criteria = {"min_iterations": 3}
     agent.save(update_fields=["graduation_criteria"])
     for _ in range(3):
         add_iteration(agent)

@@ -49,6 +49,10 @@ def test_an_operator_runs_the_lab_from_the_console(page, live_server, instrument
     expect(tile(page, "dash-statuses", "paper trading")).to_have_text("0")
     expect(tile(page, "dash-alerts", "unacknowledged")).to_have_text("1")
     expect(page.locator("#dash-newest-alerts")).to_contain_text("Validation Sharpe fell")
+    # What each learning agent lacks for paper trading, on the lab's own criteria.
+    expect(page.locator(f'#dash-readiness tr[data-agent="{graduate_me.pk}"]')).to_contain_text("eligible")
+    expect(page.locator(f'#dash-readiness tr[data-agent="{agent.pk}"]')).to_contain_text(
+        "min_iterations 0 (needs 10)")
     page.click('#dash-statuses a.lab-tile[data-label="learning"]')
     expect(page.locator("#result_list")).to_contain_text("Console trend")
     expect(page).to_have_url(re.compile(r"status__exact=learning"))

@@ -1,15 +1,26 @@
 """The agent page's control views, through Django's test client: each calls its service and
 comes back with the success or the service's own error message; CSRF, scoping and permissions."""
 
+import re
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from agents.models import ContinuousState, IterationStatus, Refinement, RefinementStatus, TradingAgent
-from agents.services import decisions, dispatch, learning
+from agents.models import (
+    ContinuousState,
+    ExamPurpose,
+    ExamReading,
+    IterationStatus,
+    Refinement,
+    RefinementStatus,
+    TradingAgent,
+)
+from agents.services import decisions, dispatch, learning, manual_approval
+from agents.services.approval_gate import SEALED_CRITERION, describe_rows
 from alerts.models import AgentAlert
 from graduation.models import GraduationEvent
-from tests.console.conftest import eligible_agent, raise_alert, staff_user
+from tests.console.conftest import add_iteration, eligible_agent, raise_alert, staff_user
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db
@@ -108,19 +119,30 @@ def test_auto_learn_switch_and_its_error_without_a_schedule(client_for, operator
 def test_thresholds_form_validates_through_the_service(client_for, operator, agent):
     client = client_for(operator)
     bad = {"min_win_rate": "1.5", "min_sharpe_ratio": "abc", "min_signals": "3", "min_total_return": "0",
-           "require_improvement": "on", "max_drawdown": ""}
+           "require_improvement": "on", "max_drawdown": "", "min_dsr": "0.9", "max_improvement_p": "0",
+           "max_test_shortfall": "0.3", "min_fold_pass": "21"}
     said, response = post(client, control(agent, "thresholds"), bad)
-    assert "min_win_rate: must be between 0 and 1" in said
-    assert "min_sharpe_ratio: must be a number between -10 and 10" in said
-    assert 'value="abc"' in response.content.decode()
+    assert sorted(said) == [
+        "max_improvement_p: must be a number greater than 0 and at most 1",
+        "min_fold_pass: must be an integer between 1 and 20",
+        "min_sharpe_ratio: must be a number between -10 and 10",
+        "min_win_rate: must be a number between 0 and 1",
+    ]
+    html = response.content.decode()
+    assert 'value="abc"' in html and 'value="21"' in html
+    for name in ("min_dsr", "max_improvement_p", "max_test_shortfall", "min_fold_pass"):  # the form has them all
+        assert f'name="{name}"' in html, name
     agent.refresh_from_db()
     assert agent.approval_thresholds == {}
-    good = {**bad, "min_win_rate": "0.5", "min_sharpe_ratio": "0.2", "max_drawdown": "0.3"}
+    good = {**bad, "min_win_rate": "0.5", "min_sharpe_ratio": "0.2", "max_drawdown": "0.3",
+            "max_improvement_p": "0.1", "min_fold_pass": "4"}
     said, _ = post(client, control(agent, "thresholds"), good)
     agent.refresh_from_db()
     assert said == ["Approval thresholds saved."]
     assert agent.approval_thresholds["min_win_rate"] == 0.5 and agent.approval_thresholds["max_drawdown"] == 0.3
     assert agent.approval_thresholds["min_signals"] == 3 and agent.approval_thresholds["require_improvement"] is True
+    assert agent.approval_thresholds["min_dsr"] == 0.9 and agent.approval_thresholds["max_improvement_p"] == 0.1
+    assert agent.approval_thresholds["min_fold_pass"] == 4 and agent.approval_thresholds["max_test_shortfall"] == 0.3
 
 
 def test_auto_approve_and_continuous_switches(client_for, operator, agent):
@@ -145,7 +167,22 @@ def test_refinement_approve_apply_reject_and_their_refusals(client_for, operator
     first, second = Refinement.objects.filter(agent=agent).order_by("id")[:2]
     url = "admin:agents_tradingagent_refinement"
     said, _ = post(client, reverse(url, args=[agent.pk, first.pk, "approve"]))
-    assert said == [f"Refinement {first.pk} approved; apply it to make it the current version."]
+    # A person may approve what the gate refuses; the approval reads the sealed window for it and
+    # says which rules it fails.
+    first.refresh_from_db()
+    assert first.status == RefinementStatus.APPROVED and first.decided_by == operator
+    assert first.test_score is not None and first.validation_metrics
+    rows = {r["criterion"]: r for r in first.criteria_results}
+    assert rows[SEALED_CRITERION]["evidence"] == "test"
+    assert {"min_dsr", "max_improvement_p", "min_win_rate", "min_signals"} <= set(rows)
+    failed = [r for r in first.criteria_results if not r["passed"]]
+    assert failed, "a candidate found on a random walk fails the gate"
+    assert said == [f"Refinement {first.pk} approved; apply it to make it the current version. It fails "
+                    f"{len(failed)} rule(s) of the approval gate: {describe_rows(failed)}."]
+    assert "approved by a person; it fails " in first.decision_reason
+    assert all(r["criterion"] in first.decision_reason for r in failed)
+    reading = ExamReading.objects.get(agent=agent, purpose=ExamPurpose.MANUAL_APPROVAL)
+    assert reading.refinement_id == first.pk and reading.score == first.test_score
     said, _ = post(client, reverse(url, args=[agent.pk, first.pk, "approve"]))
     assert said == ["status: only a pending refinement can be approved (this one is approved)"]
     said, _ = post(client, reverse(url, args=[agent.pk, first.pk, "apply"]))
@@ -165,10 +202,25 @@ def test_the_page_shows_a_refinements_evidence(client_for, operator, agent):
     html = client_for(operator).get(page(agent)).content.decode()
     refinement = Refinement.objects.filter(agent=agent).first()
     assert f'id="refinement-{refinement.pk}"' in html
-    assert "Preview against the thresholds in force" in html
-    for criterion in ("min_win_rate", "min_sharpe_ratio", "min_signals", "require_improvement"):
-        assert criterion in html
+    block = html.split(f'id="refinement-{refinement.pk}"', 1)[1].split("</details>", 1)[0]
+    # Selection figures are labelled in-sample; the sealed test score is not read until a gate reads it.
+    for label in ("selection score (in-sample)", "sealed test score (out of sample)", "deflated Sharpe ratio",
+                  "p (beats the current version)", "Sharpe (in-sample)", "trades (in-sample)"):
+        assert label in block, label
+    assert "not read" in block
+    assert "As judged by the approval gate while the iteration ran" in block
+    for criterion in ("min_dsr", "max_improvement_p", "min_win_rate", "min_sharpe_ratio", "min_signals"):
+        assert f"<td>{criterion}</td>" in block, criterion
+    assert re.search(r"\d/5 folds \(needs 3\)", block)
     assert "<svg" in html and "buy and hold" in html
+
+    # Approved by a person: the sealed test score appears beside the current version's.
+    manual_approval.refinement_approve_with_evidence(refinement, actor=operator)
+    refinement.refresh_from_db()
+    block = client_for(operator).get(page(agent)).content.decode().split(
+        f'id="refinement-{refinement.pk}"', 1)[1].split("</details>", 1)[0]
+    assert f"sealed test {refinement.test_score:.4f}" in block
+    assert f"<td>{SEALED_CRITERION}</td>" in block
 
 
 def test_rollback(client_for, operator, agent):
@@ -213,6 +265,27 @@ def test_graduate_and_demote(client_for, operator, instrument):
     said, _ = post(client, control(agent, "demote"), {"reason": "drawdown too deep"})
     agent.refresh_from_db()
     assert agent.status == "learning" and said == ["Demoted to learning: drawdown too deep"]
+
+
+def test_the_graduation_panel_shows_the_evidence_of_the_decision(client_for, operator, instrument):
+    agent = eligible_agent(operator, instrument)
+    client = client_for(operator)
+    html = client.get(page(agent)).content.decode()
+    table = html.split('id="eligibility-table"', 1)[1].split("</table>", 1)[0]
+    for criterion in ("min_win_rate", "min_sharpe_ratio", "min_signals", "min_dsr", "max_pbo", "min_track_record"):
+        assert f"<td>{criterion}" in table, criterion
+    assert "5/5 folds (needs 3); sealed test 1.20" in table
+    assert "Evidence: iteration #3 on v1; 12 parameter sets tried" in html
+    assert 'id="eligibility-lacks"' not in html
+
+    add_iteration(agent, dsr=0.3, pbo=0.9)  # the latest evaluation is the evidence
+    html = client.get(page(agent)).content.decode()
+    assert '<span class="lab-badge not_eligible" id="eligibility-verdict">not eligible</span>' in html
+    assert "Evidence: iteration #4 on v1" in html
+    assert '<p class="small" id="eligibility-lacks">Lacks: min_dsr, max_pbo.</p>' in html
+    said, _ = post(client, control(agent, "graduate"))
+    assert said == ["eligibility: not eligible for paper_trading: min_dsr: 0.3 vs required 0.95; "
+                    "max_pbo: 0.9 vs required 0.5"]
 
 
 def test_graduate_refused_when_not_eligible_names_the_failed_criteria(client_for, operator, agent):

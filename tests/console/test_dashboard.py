@@ -1,6 +1,7 @@
 """The admin index dashboard and the agent changelist: numbers, links, scoping, bounded queries."""
 
 import re
+from html import unescape
 
 import pytest
 from django.db import connection
@@ -9,6 +10,7 @@ from django.urls import reverse
 
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
 from agents.services import continuous, dispatch
+from console.readiness import learning_readiness
 from tests.console.conftest import add_iteration, eligible_agent, raise_alert
 from tests.factories import UserFactory, make_agent
 
@@ -84,7 +86,10 @@ def test_superuser_sees_the_whole_lab(client, lab):
     assert tiles(html, "dash-alerts")["unacknowledged"][0] == 3
 
 
-def test_dashboard_queries_do_not_grow_with_the_lab(client, operator, instrument):
+def test_dashboard_queries_do_not_grow_with_the_lab(client, operator, instrument, monkeypatch):
+    # The readiness table judges each of the first READINESS_AGENTS learning agents: bounded, not
+    # constant, so past that bound nothing grows.
+    monkeypatch.setattr("console.readiness.READINESS_AGENTS", 2)
     client.force_login(operator)
 
     def count():
@@ -102,6 +107,43 @@ def test_dashboard_queries_do_not_grow_with_the_lab(client, operator, instrument
         raise_alert(agent)
         add_iteration(agent)
     assert count() == small
+    assert len(learning_readiness(operator)) == 2
+
+
+def readiness_rows(html):
+    """{agent name: the 'lacks' cell} of the dashboard's readiness table."""
+    block = html.split('id="dash-readiness"', 1)[1].split("</table>", 1)[0]
+    found = re.findall(r'<tr data-agent="[^"]+">\s*<td><a href="[^"]+">([^<]+)</a></td>\s*<td class="num">(.*?)</td>'
+                       r'\s*<td class="small">(.*?)</td>', block, re.S)
+    return {name: (headline.strip(), unescape(lacks.strip())) for name, headline, lacks in found}
+
+
+def test_the_dashboard_says_what_each_learning_agent_lacks(client, operator, other_owner, instrument):
+    from graduation.services import graduate
+
+    eligible_agent(operator, instrument, name="ready")
+    overfit = eligible_agent(operator, instrument, name="overfit")
+    add_iteration(overfit, {"sharpe": 0.2}, dsr=0.4, pbo=0.8, score=0.123)
+    make_agent(owner=operator, instrument=instrument, name="fresh")
+    trading = eligible_agent(operator, instrument, name="trading")
+    graduate(trading, actor=operator, reason="ready")
+    make_agent(owner=other_owner, instrument=instrument, name="theirs")
+    client.force_login(operator)
+    html = client.get("/admin/").content.decode()
+    assert "what each lacks for paper trading" in html
+    found = readiness_rows(html)
+    assert set(found) == {"ready", "overfit", "fresh"}  # learning agents only, the owner's only
+    assert found["ready"] == ("1.000", '<span class="lab-badge pass">eligible</span>')
+    headline, lacks = found["overfit"]
+    assert headline == "0.123"  # the headline is the sealed-test objective of the latest evaluation
+    assert lacks == ("min_sharpe_ratio (0/5 folds, sealed test 0.2; needs 0.5); min_dsr 0.4 (needs 0.95); "
+                     "max_pbo 0.8 (needs 0.5)")
+    headline, lacks = found["fresh"]
+    assert "not examined" in headline  # no iteration has evaluated it: no headline is invented
+    assert lacks == ("min_iterations 0 (needs 10); "  # the lab's default: nothing lowered for show
+                     "evidence none (needs an iteration that evaluated the current version)")
+    rows = {r["agent"].name: r for r in learning_readiness(operator)}
+    assert rows["ready"]["eligible"] and not rows["overfit"]["eligible"] and not rows["fresh"]["eligible"]
 
 
 def test_changelist_columns_without_n_plus_one(client, operator, instrument):
