@@ -214,7 +214,8 @@ class StrategyViewSet(viewsets.GenericViewSet):
     @extend_schema(responses=StrategySerializer(many=True))
     def list(self, request):
         return Response(
-            [{"key": t.key, "name": t.name, "description": t.description, "params": t.schema()}
+            [{"key": t.key, "name": t.name, "description": t.description, "params": t.schema(),
+              "needs_intrabar_range": t.needs_intrabar_range}
              for t in all_templates()]
         )
 
