@@ -178,6 +178,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _bool("LAB_BEHIND_PROXY", False) else None
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LAB_MAX_BODY_BYTES", default=1_000_000)
+# Bar file uploads (POST /api/instruments/<symbol>/bars, the console's Import bars page) may be
+# larger than other bodies; files over LAB_IMPORT_INLINE_MAX_BYTES are imported by a worker.
+LAB_MAX_UPLOAD_BYTES = _positive_int("LAB_MAX_UPLOAD_BYTES", 50_000_000)
+LAB_IMPORT_INLINE_MAX_BYTES = _positive_int("LAB_IMPORT_INLINE_MAX_BYTES", 1_000_000)
 
 # --- REST framework -------------------------------------------------------------------
 # The throttles count in the cache: LAB_CACHE_URL=redis://host:6379/2 shares the counts between web

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from agents.api import filters
 from agents.api.approval_views import ApprovalActionsMixin
+from agents.api.bar_views import BarUploadMixin
 from agents.api.continuous_views import ContinuousActionsMixin
 from agents.api.schedule_views import ScheduleActionsMixin
 from agents.api.serializers import (
@@ -220,7 +221,7 @@ class StrategyViewSet(viewsets.GenericViewSet):
         )
 
 
-class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
+class InstrumentViewSet(BarUploadMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = InstrumentSerializer
     pagination_class = None
     queryset = Instrument.objects.annotate(

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 PRICE_FIELDS = ("open", "high", "low", "close")
+READ_PROGRESS_ROWS = 5000
 # Header names recognised without a mapping (compared trimmed and case-insensitively), in order of preference.
 HEADER_ALIASES = {
     "timestamp": ("timestamp", "datetime", "date", "time", "date_time", "observation_date"),
@@ -110,8 +111,11 @@ def _resolve_columns(header, line, options, report):
 
 
 # --- the rows -----------------------------------------------------------------------------------------
-def parse_bars(path_or_file, options: ImportOptions | None = None) -> ParseReport:
-    """Read and validate a whole bar file; never raises for the file's content (see the report)."""
+def parse_bars(path_or_file, options: ImportOptions | None = None, progress=None) -> ParseReport:
+    """Read and validate a whole bar file; never raises for the file's content (see the report).
+
+    `progress(rows_done, rows_total)` is called every READ_PROGRESS_ROWS rows and at the end.
+    """
     options = options or ImportOptions()
     report = ParseReport(close_only=options.close_only)
     for problem in options.problems():
@@ -141,7 +145,7 @@ def parse_bars(path_or_file, options: ImportOptions | None = None) -> ParseRepor
         return report
     value_columns = [i for name, i in index.items() if name != "timestamp"]
     report.decimal_comma = fmt.sniff_decimal_comma((row for _, row in rows), report.delimiter, value_columns)
-    _Rows(options, report, index).parse(rows)
+    _Rows(options, report, index).parse(rows, progress)
     if report.ok and not report.bars:
         if report.rows:
             report.errors.add(f"every one of the {report.rows} rows was skipped: nothing to import")
@@ -182,9 +186,12 @@ class _Rows:
         self.prev_factor = 1.0
         self.missing_lines, self.bad_price_lines = [], []
 
-    def parse(self, rows):
+    def parse(self, rows, progress=None):
+        total = len(rows)
         for line, row in rows:
             self.r.rows += 1
+            if progress is not None and self.r.rows % READ_PROGRESS_ROWS == 0:
+                progress(self.r.rows, total)
             if len(row) < self.width:
                 row = row + [""] * (self.width - len(row))
             self._row(line, row)
@@ -199,6 +206,8 @@ class _Rows:
                 "units, so they cannot trade through such a price and the lab does not import it. Remove those "
                 "rows, import a series that stays positive (another contract, or the spread as a separate "
                 "instrument), or drop them with --non-positive skip")
+        if progress is not None:
+            progress(total, total)
 
     def _timestamp(self, line, raw):
         label = self.labels["timestamp"]

@@ -137,8 +137,9 @@ def _check_range(instrument, has_range):
                           "flatten their ranges: import it under another symbol"])
 
 
-def _lock_or_create_instrument(symbol, name, interval, bars_per_year, has_range):
+def _lock_or_create_instrument(symbol, name, interval, bars_per_year, has_range, created_by=None):
     defaults = {
+        "created_by": created_by,
         "name": name,
         "bar_interval": interval or BarInterval.DAY,
         "bars_per_year": bars_per_year if bars_per_year is not None else DEFAULT_BARS_PER_YEAR[interval or "1d"],
@@ -176,6 +177,8 @@ def import_bars_csv(
     columns: Mapping[str, str] | None = None,
     options: ImportOptions | None = None,
     progress: Callable[[int, int], None] | None = None,
+    read_progress: Callable[[int, int], None] | None = None,
+    created_by=None,
 ) -> ImportResult:
     """Import a bar file (a path or an open file) into instrument `symbol`: all or nothing.
 
@@ -184,7 +187,8 @@ def import_bars_csv(
     means "whatever it has"); a given name or bars_per_year updates it. `options` says how to read
     the file (ImportOptions: close_only, missing, adjusted, non_positive, timezone, columns);
     `columns` alone is a shortcut for ImportOptions(columns=...). `progress(done, total)` is called
-    after each batch of rows. Raises CsvImportError, having written nothing, when the arguments or
+    after each batch of rows written, `read_progress(done, total)` while the file is read (outside
+    the transaction); `created_by` is recorded on an instrument this import creates. Raises CsvImportError, having written nothing, when the arguments or
     any line of the file are invalid.
     """
     options = options or ImportOptions(columns=columns)
@@ -192,18 +196,22 @@ def import_bars_csv(
     existing = Instrument.objects.filter(symbol=symbol).first()
     if existing is not None:
         _check_interval(existing, interval)  # before reading a possibly large file; re-checked under lock
-    report = parse_bars(path_or_file, options)
+    report = parse_bars(path_or_file, options, progress=read_progress)
     report.raise_if_errors()
     return import_parsed_bars(report.bars, symbol=symbol, name=name, interval=interval, bars_per_year=bars_per_year,
-                              close_only=options.close_only, progress=progress, notes=tuple(report.notes()))
+                              close_only=options.close_only, progress=progress, notes=tuple(report.notes()),
+                              created_by=created_by)
 
 
 def import_parsed_bars(bars, *, symbol, name="", interval=None, bars_per_year=None, close_only=False, progress=None,
-                       notes=()) -> ImportResult:
+                       notes=(), created_by=None) -> ImportResult:
     """Upsert validated bars (ParsedBar, oldest first) in one transaction: the writing half of an import."""
     total = len(bars)
+    if not total:
+        raise CsvImportError(["no bars to import"])
     with transaction.atomic():
-        instrument = _lock_or_create_instrument(symbol, name or "", interval, bars_per_year, not close_only)
+        instrument = _lock_or_create_instrument(symbol, name or "", interval, bars_per_year, not close_only,
+                                                created_by)
         stored = {
             row[0]: row[1:]
             for row in PriceBar.objects.filter(

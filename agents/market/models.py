@@ -38,6 +38,9 @@ class Instrument(models.Model):
     # False for close-only series (open = high = low = close): no intrabar range, so strategies that
     # read highs and lows are refused and stops are judged on closes (agents.strategies.registry).
     has_intrabar_range = models.BooleanField(default=True)
+    # Who created it by an upload: they may import into it; staff may import into any instrument.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -111,6 +114,7 @@ class BarImport(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")
     status = models.CharField(max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED)
+    phase = models.CharField(max_length=10, blank=True)  # reading | writing while running
     path = models.CharField(max_length=500)  # the upload, under LAB_VAR_DIR/imports; removed when done
     filename = models.CharField(max_length=200, blank=True)
     size = models.PositiveBigIntegerField(default=0)
