@@ -188,8 +188,8 @@ def import_bars_csv(
     the file (ImportOptions: close_only, missing, adjusted, non_positive, timezone, columns);
     `columns` alone is a shortcut for ImportOptions(columns=...). `progress(done, total)` is called
     after each batch of rows written, `read_progress(done, total)` while the file is read (outside
-    the transaction); `created_by` is recorded on an instrument this import creates. Raises CsvImportError, having written nothing, when the arguments or
-    any line of the file are invalid.
+    the transaction); `created_by` is recorded on an instrument this import creates. Raises
+    CsvImportError, having written nothing, when the arguments or any line of the file are invalid.
     """
     options = options or ImportOptions(columns=columns)
     symbol = _check_arguments(symbol, name, interval, bars_per_year)
