@@ -3,6 +3,7 @@ activity. Actions call the services."""
 
 from django.contrib import admin
 
+from agents.admin.bar_import import BarImportAdminMixin
 from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
 from agents.models import (
     ActivityLog,
@@ -18,10 +19,10 @@ from agents.services import decisions, manual_approval
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
-    list_display = ["symbol", "name", "bar_interval", "bars_per_year", "data_version"]
+class InstrumentAdmin(BarImportAdminMixin, admin.ModelAdmin):
+    list_display = ["symbol", "name", "bar_interval", "bars_per_year", "has_intrabar_range", "data_version"]
     search_fields = ["symbol", "name"]
-    readonly_fields = ["data_version"]
+    readonly_fields = ["data_version", "has_intrabar_range", "created_by"]
 
 
 @admin.register(PriceBar)
