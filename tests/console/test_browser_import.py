@@ -2,6 +2,7 @@
 x axis, whose labels must never overlap, over a short and a long paper period."""
 
 import datetime as dt
+import itertools
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_the_paper_equity_x_axis_labels_never_overlap(page, live_server, instrum
             }).sort((a, b) => a[0] - b[0]);
         }""")
         assert len(boxes) >= 2, boxes
-        for (_, right, a), (left, _, b) in zip(boxes, boxes[1:], strict=False):
+        for (_, right, a), (left, _, b) in itertools.pairwise(boxes):
             assert left > right, f"x labels {a!r} and {b!r} overlap at width {width}: {boxes}"
         svg_box = chart.bounding_box()
         assert boxes[0][0] >= svg_box["x"] - 0.5 and boxes[-1][1] <= svg_box["x"] + svg_box["width"] + 0.5

@@ -106,4 +106,4 @@ def test_x_tick_labels_never_overlap_and_stay_inside(hours, width):
     assert len(x_boxes) >= 2
     for (_, right), (left, _) in itertools.pairwise(sorted(x_boxes)):
         assert left >= right + charts.LABEL_GAP
-    assert all(0 <= a and b <= width for a, b in x_boxes)
+    assert all(a >= 0 and b <= width for a, b in x_boxes)
