@@ -84,6 +84,11 @@ class BarFeedConfig(models.Model):
     exchange = models.CharField(max_length=40, help_text="ccxt exchange id, e.g. binance, kraken, coinbase")
     market_symbol = models.CharField(max_length=40, help_text="the exchange's market, e.g. BTC/USDT")
     timeframe = models.CharField(max_length=8, help_text="ccxt timeframe; must match the instrument's bar interval")
+    # Blank: the exchange's own API. Otherwise the scheme and host that replace it in every API URL
+    # (a testnet, a proxy, or the tests' fake exchange), the paths kept.
+    api_base_url = models.URLField(blank=True)
+    # Extra ccxt exchange options (e.g. {"fetchMarkets": {"types": ["spot"]}}).
+    ccxt_options = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     poll_seconds = models.PositiveIntegerField(default=60)
     # Bars before this time are never fetched (the first poll starts here when the instrument has no bars).
