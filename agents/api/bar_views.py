@@ -6,6 +6,9 @@ they created by an upload or into a new symbol. Small files are imported during 
 is a 413 before anything is read (config.middleware).
 """
 
+import uuid
+
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -68,6 +71,10 @@ class BarUploadMixin:
     @extend_schema(responses=OpenApiTypes.OBJECT)
     @action(detail=False, methods=["get"], url_path=r"(?P<symbol>[^/]+)/bars/imports/(?P<import_id>[0-9a-fA-F-]{36})")
     def bar_import_status(self, request, symbol=None, import_id=None):
+        try:
+            import_id = uuid.UUID(import_id)
+        except ValueError:
+            raise Http404("no such import") from None
         jobs = BarImport.objects.filter(symbol=symbol)
         if not request.user.is_staff:
             jobs = jobs.filter(requested_by=request.user)
