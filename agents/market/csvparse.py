@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 PRICE_FIELDS = ("open", "high", "low", "close")
-READ_PROGRESS_ROWS = 5000
+READ_PROGRESS_ROWS = 1000
 # Header names recognised without a mapping (compared trimmed and case-insensitively), in order of preference.
 HEADER_ALIASES = {
     "timestamp": ("timestamp", "datetime", "date", "time", "date_time", "observation_date"),

@@ -109,7 +109,7 @@ def test_owner_and_staff_rules(alice):
 def test_a_large_file_goes_to_a_worker_with_progress_by_polling(alice, settings, tmp_path, monkeypatch):
     settings.LAB_IMPORT_INLINE_MAX_BYTES = 100
     settings.VAR_DIR = tmp_path
-    monkeypatch.setattr("agents.market.csvparse.READ_PROGRESS_ROWS", 100)
+    monkeypatch.setattr("agents.market.csvparse.READ_PROGRESS_ROWS", 100)  # 500 rows: 5 steps
     body = ("\n".join(fred_series(500)) + "\n").encode()
     queued = []
     monkeypatch.setattr(bar_import_task, "delay_on_commit", lambda *args: queued.append(args))

@@ -424,7 +424,9 @@ def test_import_prices_prints_progress_for_large_files():
     out = run("import_prices", str(spx.path), "--symbol", "SPX")
     progress = [line for line in out.splitlines() if line.strip().endswith("bars)")]
     assert len(progress) == 10
-    assert progress[-1].strip() == "100% (5031/5031 bars)"
+    assert progress[-1].strip() == "writing 100% (5031/5031 bars)"
+    reading = [line.strip() for line in out.splitlines() if line.strip().endswith("rows)")]
+    assert reading[0] == "reading 19% (1000/5031 rows)" and reading[-1] == "reading 100% (5031/5031 rows)"
     assert "SPX: 5031 bars read: 5031 created" in out
 
 

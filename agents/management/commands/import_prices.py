@@ -13,9 +13,10 @@ PROGRESS_MIN_BARS = 5000
 class ProgressPrinter:
     """A progress(done, total) callback writing a line each time another 10% is done."""
 
-    def __init__(self, write, label="", min_total=PROGRESS_MIN_BARS):
+    def __init__(self, write, label="", min_total=PROGRESS_MIN_BARS, unit="bars"):
         self.write = write
         self.label = label
+        self.unit = unit
         self.min_total = min_total
         self.last_decile = 0
 
@@ -25,7 +26,7 @@ class ProgressPrinter:
         decile = done * 10 // total
         if decile > self.last_decile:
             self.last_decile = decile
-            self.write(f"  {self.label}{done * 100 // total}% ({done}/{total} bars)")
+            self.write(f"  {self.label}{done * 100 // total}% ({done}/{total} {self.unit})")
 
 
 class Command(BaseCommand):
@@ -94,7 +95,8 @@ class Command(BaseCommand):
                 interval=options["interval"],
                 bars_per_year=options["bars_per_year"],
                 options=read,
-                progress=ProgressPrinter(self.stdout.write),
+                progress=ProgressPrinter(self.stdout.write, "writing "),
+                read_progress=ProgressPrinter(self.stdout.write, "reading ", unit="rows"),
             )
         except CsvImportError as exc:
             listing = "\n".join(f"  {message}" for message in exc.errors)
