@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0003_iteration_ordering'),
+        ('agents', '0004_sealed_window_protocol'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
