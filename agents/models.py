@@ -6,11 +6,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from agents.market.models import BarInterval, Instrument, PriceBar
+from agents.market.models import BarFeedConfig, BarImport, BarInterval, Instrument, PriceBar
 
 __all__ = [
     "ActivityLog",
     "AgentStatus",
+    "BarFeedConfig",
+    "BarImport",
     "BarInterval",
     "ExamReading",
     "Instrument",

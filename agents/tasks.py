@@ -86,3 +86,20 @@ def reconcile_schedules_task():
     from agents.services import scheduling
 
     return scheduling.reconcile_schedules()
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def bar_import_task(import_id):
+    """Import an uploaded bar file saved for a worker (agents.market.uploads); a redelivery does nothing."""
+    from agents.market.uploads import run_bar_import
+
+    job = run_bar_import(import_id)
+    return job.status if job is not None else None
+
+
+@shared_task(ignore_result=True)
+def poll_bar_feed_task(instrument_id):
+    """Beat's per-instrument row `instrument:<id>:feed` fires this: fetch the new bars (agents.market.feeds)."""
+    from agents.market.feeds import service
+
+    return service.poll_feed(instrument_id)

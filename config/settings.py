@@ -178,6 +178,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _bool("LAB_BEHIND_PROXY", False) else None
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LAB_MAX_BODY_BYTES", default=1_000_000)
+# Bar file uploads (POST /api/instruments/<symbol>/bars, the console's Import bars page) may be
+# larger than other bodies; files over LAB_IMPORT_INLINE_MAX_BYTES are imported by a worker.
+LAB_MAX_UPLOAD_BYTES = _positive_int("LAB_MAX_UPLOAD_BYTES", 50_000_000)
+LAB_IMPORT_INLINE_MAX_BYTES = _positive_int("LAB_IMPORT_INLINE_MAX_BYTES", 1_000_000)
 
 # --- REST framework -------------------------------------------------------------------
 # The throttles count in the cache: LAB_CACHE_URL=redis://host:6379/2 shares the counts between web
@@ -347,6 +351,19 @@ LAB_REPLAY_HOLD_BACK_BARS = _positive_int("LAB_REPLAY_HOLD_BACK_BARS", 250)
 LAB_REPLAY_BARS_PER_TICK = _positive_int("LAB_REPLAY_BARS_PER_TICK", 1)
 LAB_REPLAY_INTERVAL_SECONDS = _positive_int("LAB_REPLAY_INTERVAL_SECONDS", 30)
 LAB_PAPER_INTERVAL_SECONDS = _positive_int("LAB_PAPER_INTERVAL_SECONDS", 30)
+# Bar feeds from exchanges (agents.market.feeds.ccxt_feed): request timeout, retries of network
+# errors, timeouts and 429s with exponential backoff (capped), candles per request, pages per poll.
+LAB_FEED_TIMEOUT_SECONDS = _positive_int("LAB_FEED_TIMEOUT_SECONDS", 10)
+LAB_FEED_MAX_RETRIES = env.int("LAB_FEED_MAX_RETRIES", default=4)
+LAB_FEED_BACKOFF_SECONDS = env.float("LAB_FEED_BACKOFF_SECONDS", default=1.0)
+LAB_FEED_MAX_BACKOFF_SECONDS = env.float("LAB_FEED_MAX_BACKOFF_SECONDS", default=30.0)
+LAB_FEED_PAGE_LIMIT = _positive_int("LAB_FEED_PAGE_LIMIT", 500)
+LAB_FEED_MAX_PAGES = _positive_int("LAB_FEED_MAX_PAGES", 20)
+if not 0 <= LAB_FEED_MAX_RETRIES <= 20:
+    raise ImproperlyConfigured(f"LAB_FEED_MAX_RETRIES must be from 0 to 20, got {LAB_FEED_MAX_RETRIES}")
+if not 0 <= LAB_FEED_BACKOFF_SECONDS <= LAB_FEED_MAX_BACKOFF_SECONDS <= 3600:
+    raise ImproperlyConfigured("LAB_FEED_BACKOFF_SECONDS and LAB_FEED_MAX_BACKOFF_SECONDS must satisfy "
+                               "0 <= backoff <= max backoff <= 3600")
 
 # --- LLM ------------------------------------------------------------------------------
 ANTHROPIC_API_KEY = env.str("ANTHROPIC_API_KEY", default="")

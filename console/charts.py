@@ -132,6 +132,33 @@ def _date_ticks(low, high, count=6):
     return [m.timestamp() for m in moments if low <= m.timestamp() <= high]
 
 
+# Tick labels are 11px text (styles.html) in the SVG's own units: at most this wide per character
+# (digits and capitals of the admin's sans-serif fonts), and kept at least LABEL_GAP apart.
+LABEL_CHAR_WIDTH = 7.0
+LABEL_GAP = 10.0
+
+
+def x_tick_labels(ticks, px, left, plot_w, kind, span):
+    """[(x, text-anchor, label)] of the x ticks whose labels fit: a label that would overlap the
+    previous kept one is dropped with its tick, and labels near an edge are anchored inwards."""
+    kept, right_edge = [], -math.inf
+    for tick in ticks:
+        x = px(tick)
+        label = _x_label(tick, kind, span)
+        width = len(label) * LABEL_CHAR_WIDTH
+        if x - left < width / 2:
+            anchor, start = "start", x
+        elif left + plot_w - x < width / 2:
+            anchor, start = "end", x - width
+        else:
+            anchor, start = "middle", x - width / 2
+        if start < right_edge + LABEL_GAP:
+            continue
+        kept.append((x, anchor, label))
+        right_edge = start + width
+    return kept
+
+
 def _thin(points):
     if len(points) <= MAX_POINTS:
         return points
@@ -192,12 +219,11 @@ def line_chart(series, *, title, x_kind="date", y_format="number", y_label="", x
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="{cls}"/>')
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" class="lab-tick" text-anchor="end">'
                    f"{escape(format_value(tick, y_format))}</text>")
-    for tick in _x_ticks(x_low, x_high, x_kind):
-        x = px(tick)
+    for x, anchor, label in x_tick_labels(_x_ticks(x_low, x_high, x_kind), px, left, plot_w, x_kind,
+                                          x_high - x_low):
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top + plot_h}" y2="{top + plot_h + 4}" class="lab-axis"/>')
-        anchor = "start" if x - left < 30 else ("end" if left + plot_w - x < 30 else "middle")
         out.append(f'<text x="{x:.1f}" y="{top + plot_h + 17}" class="lab-tick" text-anchor="{anchor}">'
-                   f"{escape(_x_label(tick, x_kind, x_high - x_low))}</text>")
+                   f"{escape(label)}</text>")
     if y_label:
         out.append(f'<text transform="translate(14 {top + plot_h / 2:.0f}) rotate(-90)" class="lab-axis-label" '
                    f'text-anchor="middle">{escape(y_label)}</text>')

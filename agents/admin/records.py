@@ -3,7 +3,9 @@ activity. Actions call the services."""
 
 from django.contrib import admin
 
+from agents.admin.bar_import import BarImportAdminMixin
 from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
+from agents.market.models import BarFeedConfig, BarImport
 from agents.models import (
     ActivityLog,
     ExamReading,
@@ -18,10 +20,10 @@ from agents.services import decisions, manual_approval
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
-    list_display = ["symbol", "name", "bar_interval", "bars_per_year", "data_version"]
+class InstrumentAdmin(BarImportAdminMixin, admin.ModelAdmin):
+    list_display = ["symbol", "name", "bar_interval", "bars_per_year", "has_intrabar_range", "data_version"]
     search_fields = ["symbol", "name"]
-    readonly_fields = ["data_version"]
+    readonly_fields = ["data_version", "has_intrabar_range", "created_by"]
 
 
 @admin.register(PriceBar)
@@ -175,3 +177,29 @@ class ActivityLogAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BarFeedConfig)
+class BarFeedConfigAdmin(_ReadOnlyAdmin):
+    """Feeds are changed with `manage.py bar_feed` (which keeps their beat rows in step); shown here."""
+
+    list_display = ["instrument", "exchange", "market_symbol", "timeframe", "poll_seconds", "enabled",
+                    "bars_imported", "last_polled_at", "last_success_at", "last_error"]
+    list_select_related = ["instrument"]
+    list_filter = ["enabled", "exchange"]
+
+
+@admin.register(BarImport)
+class BarImportAdmin(_ReadOnlyAdmin):
+    list_display = ["symbol", "filename", "size", "status", "phase", "done", "total", "requested_by", "created_at",
+                    "finished_at"]
+    list_filter = ["status"]
+    list_select_related = ["requested_by"]

@@ -9,7 +9,7 @@ from agents.strategies.registry import UnknownTemplateError
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        return Response({k: [v] for k, v in exc.errors.items()}, status=exc.status_code)
+        return Response({k: v if isinstance(v, list) else [v] for k, v in exc.errors.items()}, status=exc.status_code)
     if isinstance(exc, UnknownTemplateError):
         return Response({"strategy_template": [str(exc)]}, status=400)
     return drf_exception_handler(exc, context)

@@ -24,7 +24,8 @@ class InstrumentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Instrument
-        fields = ["id", "symbol", "name", "bar_interval", "bars_per_year", "bar_count", "first_bar", "last_bar"]
+        fields = ["id", "symbol", "name", "bar_interval", "bars_per_year", "has_intrabar_range", "bar_count",
+                  "first_bar", "last_bar"]
 
 
 class HeadlineSerializer(serializers.Serializer):
@@ -202,3 +203,6 @@ class StrategySerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     params = serializers.DictField(help_text="Parameter name -> {type, default, min, max, description}.")
+    needs_intrabar_range = serializers.BooleanField(
+        help_text="Reads highs and lows: refused on close-only instruments."
+    )

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from agents.api import filters
 from agents.api.approval_views import ApprovalActionsMixin
+from agents.api.bar_views import BarUploadMixin
 from agents.api.continuous_views import ContinuousActionsMixin
 from agents.api.schedule_views import ScheduleActionsMixin
 from agents.api.serializers import (
@@ -214,12 +215,13 @@ class StrategyViewSet(viewsets.GenericViewSet):
     @extend_schema(responses=StrategySerializer(many=True))
     def list(self, request):
         return Response(
-            [{"key": t.key, "name": t.name, "description": t.description, "params": t.schema()}
+            [{"key": t.key, "name": t.name, "description": t.description, "params": t.schema(),
+              "needs_intrabar_range": t.needs_intrabar_range}
              for t in all_templates()]
         )
 
 
-class InstrumentViewSet(viewsets.ReadOnlyModelViewSet):
+class InstrumentViewSet(BarUploadMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = InstrumentSerializer
     pagination_class = None
     queryset = Instrument.objects.annotate(

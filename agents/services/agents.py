@@ -111,6 +111,11 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, **s
             clean_params = template.validate(params or {})
         except ParamValidationError as exc:
             errors.update({f"params.{k}": v for k, v in exc.errors.items()})
+    warnings = []
+    if template is not None and instrument is not None and clean_params is not None:
+        refusal, warnings = template.range_problems(instrument, clean_params)
+        if refusal:
+            errors["strategy_template"] = refusal
     if not errors and TradingAgent.objects.filter(owner=owner, name=clean["name"]).exists():
         errors["name"] = f"you already have an agent named '{clean['name']}'"
     if errors:
@@ -128,9 +133,10 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, **s
             log_activity(
                 agent,
                 "agent_created",
-                f"Agent created on {instrument.symbol} with {template.key} (v1).",
+                f"Agent created on {instrument.symbol} with {template.key} (v1)."
+                + "".join(f" Warning: {w}." for w in warnings),
                 actor=owner,
-                details={"params": clean_params},
+                details={"params": clean_params, **({"warnings": warnings} if warnings else {})},
             )
     except IntegrityError:
         raise ValidationFailed({"name": f"you already have an agent named '{clean['name']}'"})

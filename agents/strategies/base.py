@@ -76,6 +76,8 @@ class StrategyTemplate:
     signal: Callable[[Bars, Mapping], np.ndarray]
     # Cross-parameter rules, e.g. fast < slow: (message, predicate on cleaned params, param names).
     constraints: tuple = field(default_factory=tuple)
+    # The signal reads highs and lows: meaningless on a close-only instrument (no intrabar range).
+    needs_intrabar_range: bool = False
 
     @property
     def params(self):
@@ -120,6 +122,28 @@ class StrategyTemplate:
         if errors:
             raise ParamValidationError(errors)
         return clean
+
+    def range_problems(self, instrument, params):
+        """(refusal or None, [warnings]) for running this template on `instrument`.
+
+        A close-only instrument (``has_intrabar_range`` False) has open = high = low = close: a
+        template that reads highs and lows is refused, and stops, which the engine judges on a bar's
+        low and high, are then judged on closes, which is worth a warning.
+        """
+        if getattr(instrument, "has_intrabar_range", True):
+            return None, []
+        symbol = getattr(instrument, "symbol", instrument)
+        if self.needs_intrabar_range:
+            return (f"template {self.key!r} reads highs and lows, and instrument {symbol} is close-only (no "
+                    "intrabar range), so its channels would collapse onto closes; choose a template that reads "
+                    "closes only"), []
+        warnings = []
+        for name in ("stop_loss", "take_profit"):
+            if (params or {}).get(name):
+                warnings.append(f"{name}: instrument {symbol} is close-only, so the {name.replace('_', '-')} is "
+                                "judged on closes, not on intrabar highs and lows, and fills at the next open "
+                                "(= that close)")
+        return None, warnings
 
     def target_positions(self, bars, params):
         """Target position per bar in [-1, 1] (long_only clips shorts to flat)."""

@@ -45,4 +45,5 @@ TEMPLATE = StrategyTemplate(
             ("exit_window", "entry_window"),
         ),
     ),
+    needs_intrabar_range=True,
 )

@@ -7,7 +7,8 @@ bars themselves are re-read from the bundled CSV, which never changes). Every
 LAB_REPLAY_INTERVAL_SECONDS, while LAB_REPLAY_ENABLED, :func:`replay_tick` releases the next
 LAB_REPLAY_BARS_PER_TICK bars of each instrument through the ordinary CSV importer (the same
 upsert, the same data_version bump as ``import_prices``). The paper engine cannot tell these bars
-from imported ones.
+from imported ones. ``ReplayFeed`` is this feed behind the ``agents.market.feeds.BarFeed``
+interface, like the exchanges' ``agents.market.feeds.ccxt_feed.CcxtFeed``.
 """
 
 import functools
@@ -18,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 
 from agents.market.cache import mark_bars_changed
+from agents.market.feeds import FeedResult
 from agents.market.importer import import_bars_csv, parse_bars_csv
 from agents.market.models import Instrument, PriceBar
 from agents.market.samples import get_sample_dataset, select_sample_datasets
@@ -93,24 +95,40 @@ def replay_tick(*, per_tick=None, force=False):
         return {}
     per_tick = per_tick or settings.LAB_REPLAY_BARS_PER_TICK
     released = {}
-    for cursor in ReplayCursor.objects.order_by("symbol"):
+    feed = ReplayFeed(per_tick)
+    for cursor in ReplayCursor.objects.select_related("instrument").order_by("symbol"):
         if cursor.remaining <= 0:
             continue
         try:
-            held = [b for b in _bundled_bars(cursor.symbol) if b.timestamp >= cursor.held_from]
+            result = feed.poll(cursor.instrument)
         except KeyError:
             logger.warning("replay: no bundled dataset %s any more; skipped", cursor.symbol)
             continue
+        if result.fetched:
+            released[cursor.symbol] = result.fetched
+    return released
+
+
+class ReplayFeed:
+    """The replay as a ``BarFeed``: one poll releases the instrument's next held-back bars."""
+
+    name = "replay"
+
+    def __init__(self, per_tick=None):
+        self.per_tick = per_tick
+
+    def poll(self, instrument):
+        cursor = ReplayCursor.objects.filter(instrument=instrument).first()
+        if cursor is None or cursor.remaining <= 0:
+            return FeedResult(notes=["no replay held back for this instrument"])
+        per_tick = self.per_tick or settings.LAB_REPLAY_BARS_PER_TICK
+        held = [b for b in _bundled_bars(cursor.symbol) if b.timestamp >= cursor.held_from]
         batch = held[cursor.released:cursor.released + per_tick]
-        if not batch:
-            continue
         with transaction.atomic():
-            # Claim the batch: of two overlapping ticks only one moves the cursor (and imports).
             claimed = ReplayCursor.objects.filter(pk=cursor.pk, released=cursor.released).update(
                 released=cursor.released + len(batch)
             )
-            if not claimed:
-                continue
-            import_bars_csv(_csv(batch), symbol=cursor.symbol)
-        released[cursor.symbol] = len(batch)
-    return released
+            if not claimed or not batch:
+                return FeedResult()
+            done = import_bars_csv(_csv(batch), symbol=cursor.symbol)
+        return FeedResult(fetched=len(batch), created=done.created, updated=done.updated)

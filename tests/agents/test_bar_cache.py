@@ -64,7 +64,7 @@ def test_load_bars_returns_the_columns_oldest_first():
 
 def test_timestamps_are_utc_datetime64(tmp_path):
     path = tmp_path / "tz.csv"
-    path.write_text(f"{HEADER}\n2021-06-01T09:30:00+02:00,1,2,1,2,0\n2021-06-01 08:30:00,1,2,1,2,0\n")
+    path.write_text(f"{HEADER}\n2021-06-01T09:30:00+02:00,1,2,1,2,0\n2021-06-01T08:30:00Z,1,2,1,2,0\n")
     instrument = import_bars_csv(path, symbol="TZ", interval="1h").instrument
     assert list(load_bars(instrument.pk).timestamps) == [
         np.datetime64("2021-06-01T07:30", "ns"),

@@ -86,24 +86,32 @@ def test_volume_column_is_optional_and_blank_volume_is_zero(tmp_path):
 
 
 def test_dates_and_datetimes_in_every_iso_form_are_stored_in_utc(tmp_path):
-    path = write_csv(
+    naive = write_csv(
+        tmp_path,
+        [HEADER, "2018-12-31,1,2,1,2,0", "2018-12-31 15:00:00,1,2,1,2,0", "2018-12-31T16:00:00,1,2,1,2,0"],
+        "naive.csv",
+    )
+    zoned = write_csv(
         tmp_path,
         [
             HEADER,
-            "2018-12-31,1,2,1,2,0",
-            "2018-12-31 15:00:00,1,2,1,2,0",
-            "2018-12-31T16:00:00,1,2,1,2,0",
             "2018-12-31T17:00:00Z,1,2,1,2,0",
             "2018-12-31T20:30:00+02:00,1,2,1,2,0",  # 18:30 UTC
+            "2018-12-31 14:00 America/New_York,1,2,1,2,0",  # 19:00 UTC
+            "2018-12-31 20:00 UTC,1,2,1,2,0",
         ],
+        "zoned.csv",
     )
-    import_bars_csv(path, symbol="TZ", interval="1h")
+    import_bars_csv(naive, symbol="TZ", interval="1h")
+    import_bars_csv(zoned, symbol="TZ", interval="1h")
     assert list(PriceBar.objects.order_by("timestamp").values_list("timestamp", flat=True)) == [
         utc(2018, 12, 31),
         utc(2018, 12, 31, 15),
         utc(2018, 12, 31, 16),
         utc(2018, 12, 31, 17),
         utc(2018, 12, 31, 18, 30),
+        utc(2018, 12, 31, 19),
+        utc(2018, 12, 31, 20),
     ]
 
 
@@ -169,8 +177,8 @@ BAD_FILES = {
     ),
     "unknown field in mapping": (
         [HEADER, *GOOD_ROWS],
-        {"adj_close": "close"},
-        ["unknown field 'adj_close'", "fields are: timestamp, open, high, low, close, volume"],
+        {"vwap": "close"},
+        ["unknown field 'vwap'", "fields are: timestamp, open, high, low, close, volume, adj_close"],
     ),
     "missing value": (
         [HEADER, GOOD_ROWS[0], "2018-01-03,10.5,12,10,,200"],
@@ -193,9 +201,9 @@ BAD_FILES = {
         ["line 2: column 'open': 'abc' is not a finite number"],
     ),
     "not finite": (
-        [HEADER, "2018-01-02,10,inf,9,10.5,nan"],
+        [HEADER, "2018-01-02,10,inf,9,10.5,-inf"],
         None,
-        ["line 2: column 'high': 'inf' is not a finite number", "line 2: column 'volume': 'nan' is not a finite"],
+        ["line 2: column 'high': 'inf' is not a finite number", "line 2: column 'volume': '-inf' is not a finite"],
     ),
     "unparseable timestamp": (
         [HEADER, "31/12/2018,10,11,9,10.5,100"],
@@ -416,7 +424,9 @@ def test_import_prices_prints_progress_for_large_files():
     out = run("import_prices", str(spx.path), "--symbol", "SPX")
     progress = [line for line in out.splitlines() if line.strip().endswith("bars)")]
     assert len(progress) == 10
-    assert progress[-1].strip() == "100% (5031/5031 bars)"
+    assert progress[-1].strip() == "writing 100% (5031/5031 bars)"
+    reading = [line.strip() for line in out.splitlines() if line.strip().endswith("rows)")]
+    assert reading[0] == "reading 19% (1000/5031 rows)" and reading[-1] == "reading 100% (5031/5031 rows)"
     assert "SPX: 5031 bars read: 5031 created" in out
 
 

@@ -1,9 +1,13 @@
 """Server-side SVG charts: axes, hover titles, escaping, thinning, odd data."""
 
 import datetime as dt
+import itertools
 import math
 import re
 
+import pytest
+
+from console import charts
 from console.charts import MAX_HOVER, MAX_POINTS, Series, format_value, line_chart, nice_ticks
 
 
@@ -80,3 +84,26 @@ def test_date_ticks_fall_on_calendar_boundaries():
                             title="Months"))
     assert re.findall(r'text-anchor="\w+">(\w{3} \d{4})<', months) == ["Jan 2011", "Feb 2011", "Mar 2011",
                                                                          "Apr 2011", "May 2011"]
+
+
+@pytest.mark.parametrize("hours", [2, 20, 47, 49, 24 * 9, 24 * 119, 24 * 121, 24 * 800, 24 * 365 * 3 + 48,
+                                   24 * 365 * 20])
+@pytest.mark.parametrize("width", [560, 760])
+def test_x_tick_labels_never_overlap_and_stay_inside(hours, width):
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    xs = [start + dt.timedelta(hours=h) for h in range(0, hours + 1, max(1, hours // 300))]
+    svg = str(charts.line_chart([charts.Series("equity", xs, list(range(len(xs))))], title="t", width=width))
+    boxes = []
+    axis_y = 250 - charts.MARGIN["bottom"] + 17
+    for match in re.finditer(r'<text x="([0-9.]+)" y="([0-9.]+)" class="lab-tick" text-anchor="(\w+)">([^<]+)<', svg):
+        x, y, anchor, label = float(match[1]), float(match[2]), match[3], match[4]
+        if y != axis_y:
+            continue  # a y tick
+        w = len(label) * charts.LABEL_CHAR_WIDTH
+        start_x = {"start": x, "middle": x - w / 2, "end": x - w}[anchor]
+        boxes.append((start_x, start_x + w))
+    x_boxes = boxes
+    assert len(x_boxes) >= 2
+    for (_, right), (left, _) in itertools.pairwise(sorted(x_boxes)):
+        assert left >= right + charts.LABEL_GAP
+    assert all(a >= 0 and b <= width for a, b in x_boxes)

@@ -26,6 +26,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
+from agents.market.models import BarImport, PriceBar
 from agents.models import (
     ActivityLog,
     AgentStatus,
@@ -105,9 +106,11 @@ def world():
                                                  min_severity=Severity.INFO)
     Delivery.objects.create(alert=alert, channel=channel)
     mine = make_agent(owner=attacker, instrument=instrument, name="attacker-agent")
+    bar_import = BarImport.objects.create(symbol=instrument.symbol, requested_by=victim, path="/nonexistent.csv")
     return {
         "victim": victim, "attacker": attacker, "agent": agent, "iteration": iteration, "refinement": refinement,
         "version": agent.current_version, "alert": alert, "channel": channel, "mine": mine,
+        "instrument": instrument, "bar_import": bar_import,
     }
 
 
@@ -125,11 +128,15 @@ def victim_state(world):
         "deliveries": list(Delivery.objects.filter(channel__owner=victim).order_by("id").values()),
         "graduation": GraduationEvent.objects.filter(agent=agent).count(),
         "paper": PaperAccount.objects.filter(agent=agent).count(),
+        "bars": PriceBar.objects.filter(instrument=world["instrument"]).count(),
+        "bar_imports": list(BarImport.objects.filter(requested_by=victim).order_by("pk").values()),
     }
 
 
 # Paths whose ids name lab-wide objects, not anyone's: the only ones left out of the sweep.
-GLOBAL_PATHS = {"/api/instruments/{id}/"}
+# Instruments are visible to all; who may upload bars into one (a 403 otherwise) is tested in
+# tests/agents/test_bar_upload.py.
+GLOBAL_PATHS = {"/api/instruments/{id}/", "/api/instruments/{symbol}/bars/"}
 # Path parameters naming an object nested under an agent: also tried under the attacker's own agent.
 NESTED = {"iteration_id": "iteration", "refinement_id": "refinement", "version_id": "version", "alert_id": "alert"}
 
@@ -151,6 +158,10 @@ def concrete_urls(path, world):
                 values[name] = str(world[NESTED[name]].pk)
             elif name == "decision":
                 values[name] = "approve"
+            elif name == "symbol" and path.startswith("/api/instruments/"):
+                values[name] = world["instrument"].symbol
+            elif name == "import_id":
+                values[name] = str(world["bar_import"].pk)
             else:
                 raise AssertionError(f"{path}: unknown path parameter {{{name}}}: map it to the victim's object "
                                      "in tests/security/test_access.py (or list the path in GLOBAL_PATHS)")

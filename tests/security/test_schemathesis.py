@@ -33,6 +33,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
+from agents.market.models import BarImport
 from agents.models import Refinement
 from agents.services import learning
 from alerts.models import AgentAlert, AlertType, Delivery, NotificationChannel, Severity
@@ -92,7 +93,8 @@ def owner_world(settings):
     ids = {
         "agent": str(agent.pk), "iteration_id": str(iteration.pk), "refinement_id": str(refinement.pk),
         "version_id": str(agent.current_version_id), "alert_id": str(alert.pk), "channel": str(channel.pk),
-        "instrument": str(instrument.pk),
+        "instrument": str(instrument.pk), "symbol": instrument.symbol,
+        "import_id": str(BarImport.objects.create(symbol=instrument.symbol, requested_by=owner, path="/none").pk),
     }
     return {"token": Token.objects.create(user=owner).key, "ids": ids}
 

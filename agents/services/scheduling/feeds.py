@@ -1,0 +1,45 @@
+"""Beat rows of bar feeds: the only code that writes them (next to the agents' rows in beat.py).
+
+Each instrument with a feed has one `PeriodicTask` named `instrument:<id>:feed` (task
+agents.tasks.poll_bar_feed_task, args [instrument id], queue default) on a shared
+`IntervalSchedule` of the feed's poll_seconds, enabled as the feed is, and expiring after one
+interval (a poll that could not start in time is skipped; the next one fetches the same bars).
+"""
+
+import json
+
+from django.db import transaction
+from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+TASK = "agents.tasks.poll_bar_feed_task"
+QUEUE = "default"
+
+
+def feed_task_name(instrument_id):
+    return f"instrument:{instrument_id}:feed"
+
+
+def sync_feed_schedule(config):
+    """Create or correct the beat row of this feed (BarFeedConfig)."""
+    with transaction.atomic():
+        interval, _ = IntervalSchedule.objects.get_or_create(every=config.poll_seconds,
+                                                             period=IntervalSchedule.SECONDS)
+        row, _ = PeriodicTask.objects.update_or_create(
+            name=feed_task_name(config.instrument_id),
+            defaults={
+                "task": TASK, "args": json.dumps([config.instrument_id]), "kwargs": "{}", "interval": interval,
+                "crontab": None, "solar": None, "clocked": None, "enabled": bool(config.enabled),
+                "one_off": False, "queue": QUEUE, "expire_seconds": config.poll_seconds,
+                "description": f"Bar feed of instrument {config.instrument_id} ({config.exchange} "
+                               f"{config.market_symbol} {config.timeframe}). Managed by the lab: change it with "
+                               "manage.py bar_feed; edits made here are overwritten.",
+            },
+        )
+    return row
+
+
+def unschedule_feed(instrument_id):
+    deleted, _ = PeriodicTask.objects.filter(name=feed_task_name(instrument_id)).delete()
+    if deleted:
+        PeriodicTasks.update_changed()
+    return bool(deleted)
