@@ -197,7 +197,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "agents.api.filters.StrictOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "agents.api.pagination.LabPagination",
     "PAGE_SIZE": env.int("LAB_API_PAGE_SIZE", default=50),
