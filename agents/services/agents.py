@@ -15,6 +15,7 @@ from agents.models import (
     VersionOrigin,
 )
 from agents.services.activity import log_activity
+from agents.services.agent_lock import AgentGone, lock_agent_row
 from agents.services.errors import ValidationFailed
 from agents.services.scheduling import unschedule_agent
 from agents.strategies.base import ParamValidationError
@@ -166,9 +167,13 @@ def agent_is_trading(agent):
     return agent.status in (AgentStatus.PAPER_TRADING, AgentStatus.LIVE_TRADING)
 
 
-
 def agent_delete(agent, *, actor):
-    """Delete an agent and everything it owns."""
-    with transaction.atomic():
-        unschedule_agent(agent.pk)
-        agent.delete()
+    """Delete an agent and everything it owns, also while one of its iterations runs: the worker
+    then drops that iteration's outcome with one log line (agents.services.agent_lock)."""
+    try:
+        with transaction.atomic():
+            lock_agent_row(agent.pk)  # waits for an iteration's outcome being written, if any
+            unschedule_agent(agent.pk)
+            agent.delete()
+    except AgentGone:
+        pass  # a concurrent request deleted it first: what was asked for is done

@@ -69,7 +69,7 @@ def concrete(path, world):
             return str(world["channel"].pk)
         if name in ("id", "agent_id"):
             return str(world["agent"].pk)
-        raise AssertionError(f"{path}: unknown path parameter {{{name}}}: add it to tests/security/test_list_filters.py")
+        raise AssertionError(f"{path}: unknown path parameter {{{name}}}: map it in test_list_filters.py")
     return re.sub(r"{(\w+)}", fill, path)
 
 
