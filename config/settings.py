@@ -454,5 +454,6 @@ CELERY_BEAT_SCHEDULE = {
     # Beat's own heartbeat (recorded by beat as it publishes) and proof a worker answers.
     "lab-heartbeat": {"task": "alerts.heartbeat.heartbeat_task", "schedule": 60.0, "options": {"expires": 55}},
 }
-# Imported by every worker and beat: heartbeat task and signals, log context, metrics hooks.
-CELERY_IMPORTS = ("alerts.heartbeat", "config.observability.celery_signals")
+# Imported by every worker and beat: heartbeat task and signals, log context, metrics hooks, beat's
+# signal-safe shutdown.
+CELERY_IMPORTS = ("alerts.heartbeat", "config.observability.celery_signals", "config.beat_shutdown")

@@ -300,6 +300,9 @@ def _readable_error(exc):
     name = type(exc).__name__
     if name == "SoftTimeLimitExceeded":
         return "time limit reached: the iteration took longer than LAB_ITERATION_SOFT_TIME_LIMIT"
+    if isinstance(exc, SystemExit | KeyboardInterrupt):
+        # What a pool process gets when its worker is stopped cold (a second SIGTERM or Ctrl-C).
+        return "stopped by a cold shutdown of the worker"
     text = str(exc) or name
     return f"{name}: {text}" if not isinstance(exc, RefinerError) else text
 
