@@ -34,9 +34,10 @@ class RejectUnknownFieldsMixin:
         if isinstance(data, dict):
             data = without_form_controls(data)
             read_only = set(self.read_only_names)
-            errors = {str(k): "is read-only: use the dedicated endpoint" for k in data if k in read_only}
+            # Lists, as every other error of the API: {"field": ["rule"]}.
+            errors = {str(k): ["is read-only: use the dedicated endpoint"] for k in data if k in read_only}
             errors.update({
-                str(k): f"unknown field; allowed: {', '.join(self.fields)}"
+                str(k): [f"unknown field; allowed: {', '.join(self.fields)}"]
                 for k in data if k not in self.fields and k not in read_only
             })
             if errors:
