@@ -132,7 +132,7 @@ def criteria_set(agent, data, *, actor, partial=False):
         before = agent.graduation_criteria
         if partial:
             kept = before if isinstance(before, dict) else {}
-            clean = {**{k: v for k, v in kept.items() if k in _RULES}, **clean}
+            clean = {**{k: v for k, v in kept.items() if k in RULES}, **clean}
         agent.graduation_criteria = clean
         agent.save(update_fields=["graduation_criteria", "updated_at"])
         log_activity(
