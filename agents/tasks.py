@@ -1,14 +1,18 @@
 """Celery tasks: thin wrappers that take ids and call one service. All are idempotent."""
 
+import logging
 import multiprocessing
 import random
 
+from billiard.exceptions import WorkerLostError
 from celery import shared_task
 from celery.exceptions import Reject
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import task_failure, worker_ready, worker_shutting_down
 from django.db import InterfaceError, OperationalError
 
 from agents.services import dispatch, learning
+
+logger = logging.getLogger(__name__)
 
 DB_RETRIES = 10
 
@@ -36,7 +40,10 @@ def _stop_consuming(**kwargs):
         task_consumer.channel.qos.can_consume = lambda: False
 
 
-@shared_task(bind=True, max_retries=None, acks_late=True)
+# reject_on_worker_lost=False: when the pool process running an iteration dies, the message is
+# acknowledged (not put back: a redelivery would find the iteration running and do nothing) and
+# task_failure fires in the worker's main process, which fails the iteration at once (below).
+@shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=False)
 def run_iteration_task(self, iteration_id):
     """Run a queued iteration; a redelivered message for a finished one does nothing."""
     if _WORKER_STOPPING.value:
@@ -53,6 +60,23 @@ def run_iteration_task(self, iteration_id):
         # outcome could not be recorded, see learning) the retry finds it running and does
         # nothing: the reaper ends it.
         raise self.retry(exc=exc, countdown=2 + random.uniform(0, 3), max_retries=DB_RETRIES)
+
+
+@task_failure.connect(sender=run_iteration_task, weak=False, dispatch_uid="agents.tasks.iteration_worker_lost")
+def _iteration_worker_lost(sender=None, exception=None, args=None, kwargs=None, **extra):
+    """In the worker's main process: the pool process running an iteration died (SIGKILL, OOM, a
+    cold shutdown). The broker and Celery know at once; the reaper would only notice minutes later."""
+    if not isinstance(exception, WorkerLostError):
+        return
+    iteration_id = args[0] if args else (kwargs or {}).get("iteration_id")
+    if iteration_id is None:
+        return
+    from agents.services import reaper
+
+    try:
+        reaper.fail_lost_iteration(iteration_id, str(exception) or type(exception).__name__)
+    except Exception:  # the reaper is the safety net; never break the worker's main loop
+        logger.exception("could not fail iteration %s after its worker process was lost", iteration_id)
 
 
 @shared_task(ignore_result=True)

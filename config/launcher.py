@@ -2,6 +2,11 @@
 
 Ctrl-C (SIGINT) or SIGTERM stops all three: the worker gets a warm shutdown (it finishes
 the task in hand), beat and the web server stop at once.
+
+One signal per child: each child runs in its own process group, so the terminal's Ctrl-C (sent
+to the whole foreground group) reaches only this launcher, which then sends each child exactly
+one SIGTERM. A child that also received the terminal's SIGINT got two signals: Celery takes a
+second one as a cold shutdown, and beat handled both at once (config/beat_shutdown.py).
 """
 
 import os
@@ -11,6 +16,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+# Seconds the children get to stop before they are killed: above a warm worker shutdown of a
+# short iteration, far below a supervisor's patience.
+STOP_TIMEOUT = float(os.environ.get("LAB_STOP_TIMEOUT", "50"))
 
 HOST = os.environ.get("LAB_HOST", "127.0.0.1")
 PORT = os.environ.get("LAB_PORT", "8000")
@@ -28,13 +37,23 @@ def _commands():
     }
 
 
-def _default_sigint():
+def _child_setup():
+    # A shell starts background jobs with SIGINT ignored, and children inherit that: give them the
+    # default back, so a SIGINT sent to one of them directly still stops it.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Linux: if the launcher itself dies (kill -9), its children get SIGTERM instead of living on.
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
-def _wait_until_up(url, procs, timeout=60):
+def _wait_until_up(url, procs, stopping, timeout=60):
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping():
         if any(p.poll() is not None for p in procs.values()):
             return False
         try:
@@ -61,31 +80,25 @@ def main():
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Backtests are many small numpy calls; multi-threaded BLAS only adds stalls there.
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # A shell starts background jobs with SIGINT ignored, and children inherit that; give
-    # them the default back so Ctrl-C on the process group reaches every one of them.
+    # Each child in a process group of its own (process_group=0): the terminal's Ctrl-C reaches
+    # only the launcher, which sends each child one SIGTERM.
     procs = {
-        name: subprocess.Popen(cmd, env=env, preexec_fn=_default_sigint)  # noqa: S603
+        name: subprocess.Popen(cmd, env=env, preexec_fn=_child_setup, process_group=0)  # noqa: S603
         for name, cmd in _commands().items()
     }
-    stopping = False
+    # The handler only records the signal; the main loop below does the printing and the
+    # sending (a print inside a handler that interrupted a print raises "reentrant call").
+    received = []
 
-    def stop(signum, _frame):
-        nonlocal stopping
-        if stopping:
-            return
-        stopping = True
-        print(f"\n[lab] {signal.Signals(signum).name} received: stopping web, worker (warm), beat", flush=True)
-        for proc in procs.values():
-            if proc.poll() is None:
-                # SIGTERM is Celery's warm shutdown; the dev server exits on it too.
-                proc.send_signal(signal.SIGTERM)
+    def on_signal(signum, _frame):
+        received.append(signum)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
     base = f"http://{HOST}:{PORT}"
     # /health answers 200 once the database, broker, beat and a worker are all alive.
-    if _wait_until_up(f"{base}/health", procs, timeout=90):
+    if _wait_until_up(f"{base}/health", procs, lambda: received, timeout=90):
         login = os.environ.get("LAB_ADMIN_USER", "operator")
         print(
             f"\n[lab] Agent Learning Lab is up\n"
@@ -96,14 +109,19 @@ def main():
             flush=True,
         )
     # Any child dying on its own takes the lab down: a half-running lab hides failures.
-    while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"[lab] {name} exited with {proc.returncode}; stopping the others", flush=True)
-                stop(signal.SIGTERM, None)
-                break
-        time.sleep(0.5)
-    deadline = time.monotonic() + 50
+    while not received:
+        exited = next(((name, proc) for name, proc in procs.items() if proc.poll() is not None), None)
+        if exited:
+            print(f"[lab] {exited[0]} exited with {exited[1].returncode}; stopping the others", flush=True)
+            break
+        time.sleep(0.2)
+    why = f"{signal.Signals(received[0]).name} received" if received else "a child exited"
+    print(f"\n[lab] {why}: stopping web, worker (warm), beat", flush=True)
+    for proc in procs.values():
+        if proc.poll() is None:
+            # Exactly one SIGTERM each: Celery's warm shutdown; the dev server exits on it too.
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
     for name, proc in procs.items():
         try:
             proc.wait(timeout=max(1, deadline - time.monotonic()))

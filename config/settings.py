@@ -201,7 +201,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "agents.api.filters.StrictOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "agents.api.pagination.LabPagination",
     "PAGE_SIZE": env.int("LAB_API_PAGE_SIZE", default=50),
@@ -471,5 +471,6 @@ CELERY_BEAT_SCHEDULE = {
     # Beat's own heartbeat (recorded by beat as it publishes) and proof a worker answers.
     "lab-heartbeat": {"task": "alerts.heartbeat.heartbeat_task", "schedule": 60.0, "options": {"expires": 55}},
 }
-# Imported by every worker and beat: heartbeat task and signals, log context, metrics hooks.
-CELERY_IMPORTS = ("alerts.heartbeat", "config.observability.celery_signals")
+# Imported by every worker and beat: heartbeat task and signals, log context, metrics hooks, beat's
+# signal-safe shutdown.
+CELERY_IMPORTS = ("alerts.heartbeat", "config.observability.celery_signals", "config.beat_shutdown")

@@ -19,3 +19,7 @@ urlpatterns = [
     path("api/", include("graduation.api.urls")),
     path("api/", include("agents.api.urls")),
 ]
+
+# JSON instead of Django's HTML pages under /api/ (config/errors.py).
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"

@@ -122,12 +122,17 @@ def criteria_settings(agent):
     return {"criteria": effective_criteria(agent), "overrides": dict(stored), "defaults": defaults()}
 
 
-def criteria_set(agent, data, *, actor):
-    """Replace the agent's overrides (an empty object returns it to the lab defaults)."""
+def criteria_set(agent, data, *, actor, partial=False):
+    """Replace the agent's overrides (an empty object returns it to the lab defaults), or with
+    ``partial`` change only the criteria sent and keep the other overrides. The same rule as the
+    approval thresholds': what a replace does not send is back to its default."""
     clean = validate_overrides(data)
     with transaction.atomic():
         agent = TradingAgent.objects.select_for_update().get(pk=agent.pk)
         before = agent.graduation_criteria
+        if partial:
+            kept = before if isinstance(before, dict) else {}
+            clean = {**{k: v for k, v in kept.items() if k in RULES}, **clean}
         agent.graduation_criteria = clean
         agent.save(update_fields=["graduation_criteria", "updated_at"])
         log_activity(

@@ -64,7 +64,7 @@ class ApprovalActionsMixin:
                    summary="Thresholds in force, the defaults, and whether approval is automatic")
     @extend_schema(methods=["PUT"], request=ApprovalThresholdsSerializer, responses=ApprovalSettingsSerializer,
                    examples=[_EXAMPLE],
-                   summary="Replace the thresholds (each seed threshold required; max_drawdown optional)")
+                   summary="Replace the thresholds: those not sent go back to their defaults")
     @extend_schema(methods=["PATCH"], request=ApprovalThresholdsSerializer(partial=True),
                    responses=ApprovalSettingsSerializer, summary="Change some thresholds, keep the others")
     @action(detail=True, methods=["get", "put", "patch"], url_path="approval-thresholds",

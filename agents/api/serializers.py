@@ -2,7 +2,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.api.rule_fields import RuleResultSerializer
-from agents.api.strict import RejectUnknownFieldsMixin, StrictFloatField
+from agents.api.strict import RejectUnknownFieldsMixin, StrictFloatField, without_form_controls
 from agents.evaluation.headline import headline_of
 from agents.evaluation.rules import describe
 from agents.models import (
@@ -137,7 +137,7 @@ class AgentUpdateSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         read_only = {"status", "current_version", "owner", "instrument", "strategy_template", "id"}
-        sent = set(self.initial_data) if hasattr(self.initial_data, "keys") else set()
+        sent = set(without_form_controls(self.initial_data)) if hasattr(self.initial_data, "keys") else set()
         errors = {k: "is read-only: use the dedicated endpoint" for k in sent & read_only}
         unknown = sent - set(self.fields) - read_only
         errors.update({k: "unknown field" for k in unknown})

@@ -68,8 +68,8 @@ class LearningAgentViewSet(
         return visible_agents(self.request.user)
 
     def filter_queryset(self, queryset):
-        # The list's filters (?status=...) must not apply to one agent's nested routes,
-        # where the same names filter iterations or refinements.
+        # The list's filters (?status=...) must not apply to one agent's nested routes, where
+        # the same names filter iterations or refinements (filters.filter_or_400 there).
         return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     # Routes that start work (an iteration now, or a loop of them) share the stricter scope.
@@ -104,22 +104,20 @@ class LearningAgentViewSet(
         agent_service.agent_delete(instance, actor=self.request.user)
 
     # --- iterations ----------------------------------------------------------------------
-    @extend_schema(
-        methods=["GET"], responses=IterationSerializer(many=True),
-        parameters=[OpenApiParameter("status", str), OpenApiParameter("trigger", str),
-                    OpenApiParameter("since", str), OpenApiParameter("until", str)],
-    )
+    @extend_schema(methods=["GET"], responses=IterationSerializer(many=True),
+                   parameters=filters.schema_parameters(filters.IterationFilter))
     @extend_schema(
         methods=["POST"], request=None, responses={202: IterationSerializer, 200: IterationSerializer},
         parameters=[OpenApiParameter("wait", bool, description="Run inline and return the finished iteration.")],
     )
-    @action(detail=True, methods=["get", "post"], url_path="iterations")
+    @action(detail=True, methods=["get", "post"], url_path="iterations",
+            filter_backends=[])
     def iterations(self, request, pk=None):
         agent = self.get_object()
         if request.method == "GET":
             qs = LearningIteration.objects.filter(agent=agent).select_related("version", "requested_by")
-            qs = filters.IterationFilter(request.query_params, queryset=qs).qs.order_by("-number")
-            return self._paginate(qs, IterationSerializer)
+            qs = filters.filter_or_400(filters.IterationFilter, request, qs)
+            return self._paginate(qs.order_by("-number"), IterationSerializer)
         if request.query_params.get("wait", "").lower() in ("1", "true", "yes"):
             iteration, _created = learning.iteration_run_now(
                 agent, trigger=IterationTrigger.API, requested_by=request.user
@@ -138,13 +136,14 @@ class LearningAgentViewSet(
         return Response(IterationSerializer(iteration).data)
 
     # --- refinements ---------------------------------------------------------------------
-    @extend_schema(responses=RefinementSerializer(many=True), parameters=[OpenApiParameter("status", str)])
-    @action(detail=True, methods=["get"], url_path="refinements")
+    @extend_schema(responses=RefinementSerializer(many=True),
+                   parameters=filters.schema_parameters(filters.RefinementFilter))
+    @action(detail=True, methods=["get"], url_path="refinements", filter_backends=[])
     def refinements(self, request, pk=None):
         agent = self.get_object()
         qs = Refinement.objects.filter(agent=agent).select_related("iteration", "decided_by", "produced_version")
-        qs = filters.RefinementFilter(request.query_params, queryset=qs).qs.order_by("-id")
-        return self._paginate(qs, RefinementSerializer)
+        qs = filters.filter_or_400(filters.RefinementFilter, request, qs)
+        return self._paginate(qs.order_by("-id"), RefinementSerializer)
 
     @extend_schema(request=DecisionSerializer, responses=RefinementSerializer)
     # (?:...) inside the group: the schema's pattern is then ^(?:approve|reject)$, not ^approve|reject$.
@@ -171,7 +170,7 @@ class LearningAgentViewSet(
 
     # --- versions ------------------------------------------------------------------------
     @extend_schema(responses=VersionSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="versions")
+    @action(detail=True, methods=["get"], url_path="versions", filter_backends=[])
     def versions(self, request, pk=None):
         agent = self.get_object()
         qs = annotate_headline(StrategyVersion.objects.filter(agent=agent), "pk").select_related(
@@ -189,11 +188,12 @@ class LearningAgentViewSet(
         return Response(VersionSerializer(new).data, status=status.HTTP_201_CREATED)
 
     # --- activity and performance --------------------------------------------------------
-    @extend_schema(responses=ActivitySerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="activity")
+    @extend_schema(responses=ActivitySerializer(many=True),
+                   parameters=filters.schema_parameters(filters.ActivityFilter))
+    @action(detail=True, methods=["get"], url_path="activity", filter_backends=[])
     def activity(self, request, pk=None):
         agent = self.get_object()
-        qs = filters.ActivityFilter(request.query_params, queryset=ActivityLog.objects.filter(agent=agent)).qs
+        qs = filters.filter_or_400(filters.ActivityFilter, request, ActivityLog.objects.filter(agent=agent))
         return self._paginate(qs.order_by("-created_at", "-id"), ActivitySerializer)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

@@ -2,7 +2,9 @@
 merged with the params given."""
 
 import math
+import unicodedata
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import (
@@ -15,6 +17,7 @@ from agents.models import (
     VersionOrigin,
 )
 from agents.services.activity import log_activity
+from agents.services.agent_lock import AgentGone, lock_agent_row
 from agents.services.errors import ValidationFailed
 from agents.services.scheduling import unschedule_agent
 from agents.strategies.base import ParamValidationError
@@ -36,6 +39,16 @@ NUMERIC_RULES = {
 INTEGER_FIELDS = {
     "n_folds", "candidates_per_iteration", "max_iterations_per_day", "min_iteration_gap_minutes", "random_seed"}
 EDITABLE_FIELDS = {"name", "description", "refiner", "objective", *NUMERIC_RULES}
+MAX_NAME = 120
+MAX_DESCRIPTION = 5000
+# Control characters (ANSI escapes, NUL, ...) and invisible format characters (bidi overrides,
+# zero-width) in a name would rewrite terminals and logs or disguise one agent as another.
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def _bad_characters(text, *, allow=""):
+    return sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in _REFUSED_CATEGORIES
+                   and c not in allow})
 
 
 def _check_numeric(name, value, errors):
@@ -62,22 +75,37 @@ def _clean_settings(values, errors):
             if checked is not None:
                 clean[name] = checked
         elif name == "name":
-            value = (value or "").strip()
-            if not value:
+            value = (value or "").strip() if isinstance(value, str) else value
+            if not isinstance(value, str):
+                errors["name"] = "must be a string"
+            elif not value:
                 errors["name"] = "must not be blank"
-            elif len(value) > 120:
-                errors["name"] = "must be at most 120 characters"
+            elif len(value) > MAX_NAME:
+                errors["name"] = f"must be at most {MAX_NAME} characters"
+            elif bad := _bad_characters(value):
+                errors["name"] = f"must not contain control or invisible characters (found {', '.join(bad)})"
             clean["name"] = value
         elif name == "refiner":
             if value not in RefinerChoice.values:
                 errors["refiner"] = f"must be one of {', '.join(RefinerChoice.values)}"
+            elif value == RefinerChoice.CLAUDE and not settings.ANTHROPIC_API_KEY:
+                errors["refiner"] = ("claude needs ANTHROPIC_API_KEY, which this lab does not have: choose 'auto' "
+                                     "(Claude once a key is set, Optuna until then) or 'optuna'")
             clean["refiner"] = value
         elif name == "objective":
             if value not in Objective.values:
                 errors["objective"] = f"must be one of {', '.join(Objective.values)}"
             clean["objective"] = value
         elif name == "description":
-            clean["description"] = value or ""
+            value = value or ""
+            if not isinstance(value, str):
+                errors["description"] = "must be a string"
+            elif len(value) > MAX_DESCRIPTION:
+                errors["description"] = f"must be at most {MAX_DESCRIPTION} characters (got {len(value)})"
+            elif bad := _bad_characters(value, allow="\n\r\t"):
+                errors["description"] = ("must not contain control or invisible characters other than newlines "
+                                         f"and tabs (found {', '.join(bad)})")
+            clean["description"] = value
         else:
             errors[name] = "cannot be set here"
     return clean
@@ -146,6 +174,8 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, **s
 def agent_update(agent, *, actor, **values):
     """Edit an agent's settings (not its status or version: those have their own services)."""
     errors = {}
+    if values.get("refiner") == agent.refiner:
+        values.pop("refiner")  # unchanged: an existing choice is not re-judged (e.g. claude after its key went)
     for key in values:
         if key not in EDITABLE_FIELDS:
             errors[key] = "is read-only here" if hasattr(agent, key) else "unknown field"
@@ -172,9 +202,13 @@ def agent_is_trading(agent):
     return agent.status in (AgentStatus.PAPER_TRADING, AgentStatus.LIVE_TRADING)
 
 
-
 def agent_delete(agent, *, actor):
-    """Delete an agent and everything it owns."""
-    with transaction.atomic():
-        unschedule_agent(agent.pk)
-        agent.delete()
+    """Delete an agent and everything it owns, also while one of its iterations runs: the worker
+    then drops that iteration's outcome with one log line (agents.services.agent_lock)."""
+    try:
+        with transaction.atomic():
+            lock_agent_row(agent.pk)  # waits for an iteration's outcome being written, if any
+            unschedule_agent(agent.pk)
+            agent.delete()
+    except AgentGone:
+        pass  # a concurrent request deleted it first: what was asked for is done

@@ -292,6 +292,9 @@ def auto_approve_disable(agent, *, actor):
 def thresholds_set(agent, data, *, actor, partial=False):
     """Replace the agent's thresholds (or, with ``partial``, change only those sent).
 
+    The rule, the same as graduation criteria's: a replace (PUT) takes the values sent and puts
+    every threshold not sent back to its default; a partial change (PATCH) keeps them.
+
     Validated first: on any bad input nothing changes and ValidationFailed names every key.
     """
     before = effective_thresholds(agent)
@@ -299,7 +302,7 @@ def thresholds_set(agent, data, *, actor, partial=False):
         validate_thresholds(data, partial=True)  # errors name only the keys sent
         clean = validate_thresholds({**before, **data})
     else:
-        clean = validate_thresholds(data)
+        clean = validate_thresholds(data, partial=True)  # not sent: back to the default
     changed = {k: {"from": before[k], "to": v} for k, v in clean.items() if before.get(k) != v}
     if not changed and agent.approval_thresholds == clean:
         return agent

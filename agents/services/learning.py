@@ -33,6 +33,7 @@ from agents.refiners.factory import get_refiner
 from agents.refiners.optuna_refiner import OptunaRefiner
 from agents.services import approval, llm_budget
 from agents.services.activity import log_activity
+from agents.services.agent_lock import AgentGone, agent_locked
 from agents.services.dispatch import iteration_claim, iteration_queue
 from agents.services.iteration_evaluation import evaluate_iteration
 from config.observability import metrics
@@ -66,7 +67,10 @@ def _run_claimed(iteration_id):
         return LearningIteration.objects.filter(pk=iteration_id).first()
     iteration = LearningIteration.objects.select_related(
         "agent__instrument", "agent__current_version", "agent__owner"
-    ).get(pk=iteration_id)
+    ).filter(pk=iteration_id).first()
+    if iteration is None:  # its agent was deleted just after the claim
+        logger.info("iteration %s was deleted with its agent before it started; nothing to do", iteration_id)
+        return None
     bind_log_context(agent_id=iteration.agent_id)
     started = time.monotonic()
     try:
@@ -95,7 +99,12 @@ def _record_outcome(finish, iteration, *args):
                     pk=iteration.pk, status=IterationStatus.RUNNING
                 ).exists():
                     return None  # the last attempt did commit; only the answer to its COMMIT was lost
-            return finish(iteration, *args)
+            with agent_locked(iteration.agent_id):  # agents.services.agent_lock: never race a delete
+                return finish(iteration, *args)
+        except AgentGone:
+            logger.info("iteration %s: agent %s was deleted while the iteration ran; its outcome is dropped",
+                        iteration.pk, iteration.agent_id)
+            return None
         except (OperationalError, InterfaceError) as exc:
             if delay is None or connection.in_atomic_block:
                 raise
@@ -291,6 +300,9 @@ def _readable_error(exc):
     name = type(exc).__name__
     if name == "SoftTimeLimitExceeded":
         return "time limit reached: the iteration took longer than LAB_ITERATION_SOFT_TIME_LIMIT"
+    if isinstance(exc, SystemExit | KeyboardInterrupt):
+        # What a pool process gets when its worker is stopped cold (a second SIGTERM or Ctrl-C).
+        return "stopped by a cold shutdown of the worker"
     text = str(exc) or name
     return f"{name}: {text}" if not isinstance(exc, RefinerError) else text
 

@@ -1,7 +1,10 @@
 """Keeps iterations from staying stuck.
 
+- A pool process that dies mid-iteration (SIGKILL, the OOM killer) is reported by its worker's
+  main process at once (Celery's WorkerLostError): fail_lost_iteration marks the iteration failed
+  then, so the agent is free within seconds.
 - An iteration `running` for longer than the hard time limit (plus a grace period) lost its
-  worker (killed, OOM, machine gone): it is marked failed so the agent is free again.
+  worker with nobody to report it (the whole worker or machine gone): the reaper marks it failed.
 - An iteration `queued` for longer than LAB_REQUEUE_AFTER_SECONDS whose message was lost
   (the broker was down when it was sent) is sent again; running it twice is impossible
   because the worker claims it with a conditional update.
@@ -30,25 +33,46 @@ def reap_stuck_iterations(now=None):
     )
     reaped = 0
     for iteration in stuck:
-        with transaction.atomic():
-            updated = LearningIteration.objects.filter(pk=iteration.pk, status=IterationStatus.RUNNING).update(
-                status=IterationStatus.FAILED,
-                finished_at=now,
-                error=(
-                    f"worker lost: still running {int((now - iteration.started_at).total_seconds())} s after start, "
-                    f"past the {settings.LAB_ITERATION_TIME_LIMIT} s hard limit; marked failed by the reaper"
-                ),
-            )
-            if updated:
-                reaped += 1
-                iteration.status = IterationStatus.FAILED
-                log_activity(iteration.agent, "iteration_reaped",
-                             f"Iteration #{iteration.number} marked failed: its worker was lost.",
-                             details={"iteration": iteration.number})
-                from agents.services.learning import _announce
-
-                _announce(iteration)
+        error = (
+            f"worker lost: still running {int((now - iteration.started_at).total_seconds())} s after start, "
+            f"past the {settings.LAB_ITERATION_TIME_LIMIT} s hard limit; marked failed by the reaper"
+        )
+        reaped += _fail_running(iteration, error, now,
+                                f"Iteration #{iteration.number} marked failed: its worker was lost.")
     return reaped
+
+
+def fail_lost_iteration(iteration_id, reason, now=None):
+    """The process running this iteration died and its worker said so (WorkerLostError): fail it
+    now if it is still running. Idempotent; False when there was nothing to fail."""
+    iteration = LearningIteration.objects.filter(pk=iteration_id, status=IterationStatus.RUNNING).select_related(
+        "agent").first()
+    if iteration is None:
+        return False
+    error = f"worker lost: the process running the iteration died ({reason}); marked failed by its worker"
+    failed = _fail_running(iteration, error, now or timezone.now(),
+                           f"Iteration #{iteration.number} marked failed: the process running it died.")
+    if failed:
+        logger.warning("iteration %s of agent %s: %s", iteration.pk, iteration.agent_id, error)
+    return bool(failed)
+
+
+def _fail_running(iteration, error, now, activity_message):
+    """running -> failed with `error` (a conditional update: once), the activity line and the
+    after-commit announcement (alerts, graduation, continuous learning). 1 if it was failed here."""
+    with transaction.atomic():
+        updated = LearningIteration.objects.filter(pk=iteration.pk, status=IterationStatus.RUNNING).update(
+            status=IterationStatus.FAILED, finished_at=now, error=error,
+        )
+        if not updated:
+            return 0
+        iteration.status = IterationStatus.FAILED
+        iteration.error = error
+        log_activity(iteration.agent, "iteration_reaped", activity_message, details={"iteration": iteration.number})
+        from agents.services.learning import _announce
+
+        _announce(iteration)
+    return 1
 
 
 def requeue_lost_iterations(now=None):

@@ -5,14 +5,16 @@ channel is a 404, staff included; operators manage all channels in the admin). T
 is write-only: it is returned once, as `secret`, in the response that generated it.
 """
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from agents.api.filters import filter_or_400, schema_parameters
 from alerts import channel_service
+from alerts.api.filters import ChannelFilter, DeliveryFilter
 from alerts.channel_service import RATE_LIMIT_MAX, RATE_LIMIT_MIN
-from alerts.models import AlertType, ChannelKind, Delivery, DeliveryStatus, NotificationChannel, Severity
+from alerts.models import AlertType, ChannelKind, Delivery, NotificationChannel, Severity
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -107,7 +109,7 @@ class NotificationChannelViewSet(
     lookup_value_regex = "[0-9]+"
     ordering_fields = ["name", "created_at", "kind"]
     ordering = ["name"]
-    filterset_fields = ["kind", "enabled"]
+    filterset_class = ChannelFilter
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
@@ -140,19 +142,16 @@ class NotificationChannelViewSet(
         outcome = channel_service.send_test_notification(self.get_object(), user=request.user)
         return Response({"ok": outcome.ok, "error": outcome.error, "response_code": outcome.response_code})
 
-    @extend_schema(
-        responses=DeliverySerializer(many=True),
-        parameters=[OpenApiParameter("status", str, enum=DeliveryStatus.values)],
-    )
-    @action(detail=True, methods=["get"], url_path="deliveries")
+    def filter_queryset(self, queryset):
+        # The list's filters (?kind=...) apply to the list only; deliveries filter their own rows.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
+    @extend_schema(responses=DeliverySerializer(many=True), parameters=schema_parameters(DeliveryFilter))
+    @action(detail=True, methods=["get"], url_path="deliveries", filter_backends=[])
     def deliveries(self, request, pk=None):
         channel = self.get_object()
         qs = Delivery.objects.filter(channel=channel).select_related("alert").order_by("-created_at", "-id")
-        wanted = request.query_params.get("status")
-        if wanted:
-            if wanted not in DeliveryStatus.values:
-                return Response({"status": [f"must be one of {', '.join(DeliveryStatus.values)}"]}, status=400)
-            qs = qs.filter(status=wanted)
+        qs = filter_or_400(DeliveryFilter, request, qs)
         page = self.paginate_queryset(qs)
         data = DeliverySerializer(page if page is not None else qs, many=True).data
         return self.get_paginated_response(data) if page is not None else Response(data)

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from agents.api.rule_fields import RuleResultSerializer, rules_serializer
-from agents.api.strict import RejectUnknownFieldsMixin
+from agents.api.strict import JSONBooleanField, RejectUnknownFieldsMixin
 from agents.models import AgentStatus
 from graduation.criteria import GRADUATION_RULES
 from graduation.models import EventKind, GraduationEvent, PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
@@ -76,8 +76,8 @@ class EligibilitySerializer(serializers.Serializer):
 class GraduateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REASON,
                                    help_text="Required for live trading.")
-    confirm = serializers.BooleanField(required=False, default=False,
-                                       help_text="Must be true to move to live trading.")
+    confirm = JSONBooleanField(required=False, default=False,
+                               help_text="Must be the JSON boolean true to move to live trading.")
 
 
 class DemoteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -147,6 +147,15 @@ class CriteriaView(_AgentView):
         agent = criteria.criteria_set(self.agent(), request.data, actor=request.user)
         return Response(CriteriaSettingsSerializer(criteria.criteria_settings(agent)).data)
 
+    @extend_schema(
+        request=CriteriaSerializer(partial=True), responses=CriteriaSettingsSerializer,
+        summary="Change some overrides, keep the others",
+    )
+    def patch(self, request, agent_id):
+        """The criteria sent replace those overrides; the other overrides stay."""
+        agent = criteria.criteria_set(self.agent(), request.data, actor=request.user, partial=True)
+        return Response(CriteriaSettingsSerializer(criteria.criteria_settings(agent)).data)
+
 
 @extend_schema(parameters=[AGENT_ID])
 class SwitchesView(_AgentView):

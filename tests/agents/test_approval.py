@@ -879,7 +879,6 @@ def test_api_patch_changes_only_what_is_sent(client, agent):
         ({**LOOSE, "min_sharpe_ratio": True}, {"min_sharpe_ratio"}),
         ({**LOOSE, "max_drawdown": 0}, {"max_drawdown"}),
         ({**LOOSE, "colour": "blue"}, {"colour"}),
-        ({"min_win_rate": 0.5}, {"min_sharpe_ratio", "min_signals", "min_total_return", "require_improvement"}),
         ({**LOOSE, "min_win_rate": -1, "min_total_return": -3, "x": 1}, {"min_win_rate", "min_total_return", "x"}),
     ],
 )

@@ -506,3 +506,30 @@ def test_load_sample_data_only_and_unknown_symbol():
     with pytest.raises(CommandError, match="no bundled dataset 'XAU'; known: SPX, IXIC"):
         run("load_sample_data", "--only", "XAU")
 
+
+
+# A Yahoo Finance download: the README's import example (issue 17). Close is the traded close,
+# within High/Low; Adj Close is back-adjusted for dividends and splits and lies below Low here.
+YAHOO = [
+    "Date,Open,High,Low,Close,Adj Close,Volume",
+    "2018-01-02,170.16,172.30,169.26,172.26,40.89,25555900",
+    "2018-01-03,172.53,174.55,171.96,172.23,40.88,29517900",
+    "2018-01-04,172.54,173.47,172.08,173.03,41.07,22434600",
+]
+
+
+def test_a_yahoo_file_imports_with_no_flags_as_the_readme_shows(tmp_path):
+    path = write_csv(tmp_path, YAHOO, "AAPL.csv")
+    out = run("import_prices", str(path), "--symbol", "AAPL", "--interval", "1d")
+    assert "AAPL: 3 bars read: 3 created" in out
+    closes = list(Instrument.objects.get(symbol="AAPL").bars.order_by("timestamp").values_list("close", flat=True))
+    assert closes == pytest.approx([172.26, 172.23, 173.03])  # Close, not Adj Close
+
+
+def test_the_adjusted_close_as_close_is_refused_naming_the_rule(tmp_path):
+    # Why the README no longer shows --close-column "Adj Close": it cannot pass the OHLC checks.
+    path = write_csv(tmp_path, YAHOO, "AAPL.csv")
+    with pytest.raises(CommandError) as excinfo:
+        run("import_prices", str(path), "--symbol", "AAPL", "--close-column", "Adj Close")
+    assert "line 2: close (40.89) is outside [low, high]" in str(excinfo.value)
+    assert not Instrument.objects.filter(symbol="AAPL").exists()

@@ -70,7 +70,7 @@ def snapshot(agent):
         ("0 0 32 * *", "field 3 (day_of_month) '32' is out of range 1-31"),
         ("0 0 0 * *", "field 3 (day_of_month) '0' is out of range 1-31"),
         ("0 0 * 13 *", "field 4 (month_of_year) '13' is out of range 1-12"),
-        ("0 0 * * 7", "field 5 (day_of_week) '7' is out of range 0-6"),
+        ("0 0 * * 8", "field 5 (day_of_week) '8' is out of range 0-7"),
         ("0 1,30 * * *", "field 2 (hour) '1,30' has 30 out of range 0-23"),
         ("0 0 * * *  *", "expected five fields"),
         ("0 0 * *", "expected five fields"),

@@ -7,15 +7,17 @@ What the lab does (the README's operations section says the same):
   filesystem transport moves a message out of the queue folder when a worker fetches it and
   keeps the unacked copy only in that worker's memory: a killed worker takes it along, nothing
   is redelivered. Either way the iteration's row says `running` with nobody running it.
-- SIGKILL of a pool process only (the OOM killer's choice): the worker sees WorkerLostError
-  (after Celery's worker_lost_wait, 10 s) and, with task_reject_on_worker_lost, puts the
-  message back, on both transports.
+- SIGKILL of a pool process only (the OOM killer's choice): the worker's main process sees
+  WorkerLostError (after Celery's worker_lost_wait, 10 s) and says so (task_failure): the
+  iteration is failed then ("worker lost: the process running the iteration died"), and its
+  message acknowledged, not put back (run_iteration_task has reject_on_worker_lost off).
 - A redelivered message never runs an iteration twice: the claim is a conditional update from
-  `queued`, and a `running` row is left alone (its worker may be alive). The reaper fails the
-  iteration once it has been running longer than the hard time limit plus a grace period
-  (nothing can run that long), with the error "worker lost"; the ERROR alert follows. So a
-  crashed iteration ends exactly once, as failed; it is not retried by itself, so a poison
-  iteration (one that always kills its process) cannot crash-loop the workers.
+  `queued`, and a `running` row is left alone (its worker may be alive). Where nobody reports
+  the loss (the whole worker killed), the reaper fails the iteration once it has been running
+  longer than the hard time limit plus a grace period (nothing can run that long), with the
+  error "worker lost"; the ERROR alert follows. So a crashed iteration ends exactly once, as
+  failed; it is not retried by itself, so a poison iteration (one that always kills its
+  process) cannot crash-loop the workers.
 - SIGTERM: warm shutdown. The worker stops taking messages at once (agents/tasks.py: Celery's
   blocking loop for the filesystem transport would otherwise keep fetching while it waits),
   finishes what it runs, and exits; the next worker picks up what is still queued.
@@ -73,8 +75,44 @@ def reap_at(iteration, seconds_after_start):
     return reaper.reap_stuck_iterations(now=now), reaper.requeue_lost_iterations(now=now)
 
 
-@pytest.mark.parametrize("victim", ["worker", "pool process"])
-def test_sigkill_mid_iteration_ends_it_exactly_once(victim, limits, fresh_broker, scripted_llm, tmp_path):
+def test_sigkill_of_the_pool_process_fails_the_iteration_at_once(limits, fresh_broker, scripted_llm, tmp_path):
+    llm = scripted_llm({"status": 200, "body": claude_message(CANDIDATES), "delay": 60})
+    agent = claude_agent()
+    log = tmp_path / "worker.log"
+    with celery_process("worker", log, *WORKER_ARGS, "-c", "1", **LIMITS) as worker:
+        iteration, _ = dispatch.iteration_start(agent, trigger="api")
+        wait_for(lambda: llm.arrivals, timeout=60, message="the iteration to be waiting on the LLM")
+        [child] = child_pids(worker.pid)
+        killed_at = time.monotonic()
+        os.kill(child, signal.SIGKILL)
+        # The worker notices (WorkerLostError, after worker_lost_wait) and fails it: no reaper needed.
+        wait_for(lambda: status_of(iteration.pk) == IterationStatus.FAILED, timeout=30,
+                 message="the iteration to be failed by its worker")
+        failed_after = time.monotonic() - killed_at
+        row = LearningIteration.objects.get(pk=iteration.pk)
+        assert "worker lost: the process running the iteration died" in row.error
+        assert "SIGKILL" in row.error
+        assert not Refinement.objects.filter(iteration=row).exists()
+        assert nothing_running()
+        wait_for(lambda: AgentAlert.objects.filter(agent=agent, alert_type=AlertType.ERROR,
+                                                   fingerprint="iteration_failed").exists(),
+                 timeout=10, message="the ERROR alert")
+        assert agent.activity.filter(event="iteration_reaped").count() == 1
+        # Once: the message was acknowledged, not redelivered, and the reaper finds nothing later.
+        assert len(received_task_ids(log, TASK)) == 1
+        assert reap_at(row, HARD_LIMIT + reaper.GRACE_SECONDS + 1) == (0, 0)
+
+        # The agent learns again at once, on the same worker.
+        llm.steps = [{"status": 200, "body": claude_message(CANDIDATES)}]
+        again, created = dispatch.iteration_start(agent, trigger="api")
+        assert created
+        wait_for(lambda: status_of(again.pk) == IterationStatus.SUCCEEDED, timeout=60, message="the next iteration")
+    assert len(llm.arrivals) == 2
+    print(f"\n[figures] SIGKILL pool process: iteration failed {failed_after:.1f}s after the kill "
+          "(Celery's worker_lost_wait is 10 s)")
+
+
+def test_sigkill_of_the_worker_mid_iteration_ends_it_exactly_once(limits, fresh_broker, scripted_llm, tmp_path):
     llm = scripted_llm({"status": 200, "body": claude_message(CANDIDATES), "delay": 60})  # the LLM "thinks" 60 s
     agent = claude_agent()
     first_log, second_log = tmp_path / "worker-1.log", tmp_path / "worker-2.log"
@@ -85,30 +123,21 @@ def test_sigkill_mid_iteration_ends_it_exactly_once(victim, limits, fresh_broker
         assert status_of(iteration.pk) == IterationStatus.RUNNING
         [task_id] = received_task_ids(first_log, TASK)
         killed_at = time.monotonic()
-        if victim == "pool process":
-            [child] = child_pids(worker.pid)
-            os.kill(child, signal.SIGKILL)
-            # The worker puts the message back (reject_on_worker_lost, after worker_lost_wait)
-            # and receives it again.
-            wait_for(lambda: f"{TASK}[{task_id}] succeeded" in first_log.read_text(), timeout=30,
-                     message="the redelivered message to be done")
-            assert received_task_ids(first_log, TASK) == [task_id, task_id]
+        os.kill(worker.pid, signal.SIGKILL)  # its pool processes die with it (PR_SET_PDEATHSIG)
+        worker.wait(timeout=10)
+        if on_redis():
+            # Redis keeps the unacked message and hands it to the next worker once the
+            # visibility timeout (2 x hard limit) has passed since it was delivered.
+            started = LearningIteration.objects.get(pk=iteration.pk).started_at.timestamp()
+            time.sleep(max(0.0, started + 2 * HARD_LIMIT + 1 - time.time()))
         else:
-            os.kill(worker.pid, signal.SIGKILL)  # its pool processes die with it (PR_SET_PDEATHSIG)
-            worker.wait(timeout=10)
-            if on_redis():
-                # Redis keeps the unacked message and hands it to the next worker once the
-                # visibility timeout (2 x hard limit) has passed since it was delivered.
-                started = LearningIteration.objects.get(pk=iteration.pk).started_at.timestamp()
-                time.sleep(max(0.0, started + 2 * HARD_LIMIT + 1 - time.time()))
-            else:
-                # The filesystem transport lost it with the worker: nothing left to redeliver.
-                assert queued_messages() == 0
-            workers.enter_context(celery_process("worker", second_log, *WORKER_ARGS, "-c", "1", **LIMITS))
-            if on_redis():
-                wait_for(lambda: f"{TASK}[{task_id}] succeeded" in second_log.read_text(), timeout=60,
-                         message="the redelivered message to reach the new worker")
-                assert received_task_ids(second_log, TASK) == [task_id]
+            # The filesystem transport lost it with the worker: nothing left to redeliver.
+            assert queued_messages() == 0
+        workers.enter_context(celery_process("worker", second_log, *WORKER_ARGS, "-c", "1", **LIMITS))
+        if on_redis():
+            wait_for(lambda: f"{TASK}[{task_id}] succeeded" in second_log.read_text(), timeout=60,
+                     message="the redelivered message to reach the new worker")
+            assert received_task_ids(second_log, TASK) == [task_id]
         redelivered_after = time.monotonic() - killed_at
 
         # Redelivered or not, nobody ran it twice: it is still `running`, with nothing written.
@@ -139,9 +168,9 @@ def test_sigkill_mid_iteration_ends_it_exactly_once(victim, limits, fresh_broker
         assert created
         wait_for(lambda: status_of(again.pk) == IterationStatus.SUCCEEDED, timeout=60, message="the next iteration")
     assert Refinement.objects.filter(iteration=again).count() == 2
-    what = (f"redelivered {redelivered_after:.1f}s after the kill" if victim == "pool process" or on_redis()
-            else "lost with the worker (filesystem transport)")
-    print(f"\n[figures] SIGKILL {victim}: message {what}; iteration failed by the reaper once past "
+    what = f"redelivered {redelivered_after:.1f}s after the kill" if on_redis() else \
+        "lost with the worker (filesystem transport)"
+    print(f"\n[figures] SIGKILL worker: message {what}; iteration failed by the reaper once past "
           f"hard limit + {reaper.GRACE_SECONDS}s (beat runs it every 120s)")
 
 
@@ -190,3 +219,24 @@ def test_an_iteration_fetched_as_the_worker_stops_is_handed_back(monkeypatch):
         tasks.run_iteration_task(iteration.pk)
     assert rejected.value.requeue is True
     assert status_of(iteration.pk) == IterationStatus.QUEUED
+
+
+def test_a_cold_shutdown_says_so_in_the_failed_iteration(fresh_broker, scripted_llm, tmp_path):
+    # Two Ctrl-Cs (SIGINT, then SIGINT again): Celery's cold shutdown stops the pool processes in the
+    # middle of their tasks. The iteration used to fail with "SystemExit: -241".
+    llm = scripted_llm({"status": 200, "body": claude_message(CANDIDATES), "delay": 60})
+    agent = claude_agent()
+    log = tmp_path / "worker.log"
+    with celery_process("worker", log, *WORKER_ARGS, "-c", "1") as worker:
+        iteration, _ = dispatch.iteration_start(agent, trigger="api")
+        wait_for(lambda: llm.arrivals, timeout=60, message="the iteration to be waiting on the LLM")
+        worker.send_signal(signal.SIGINT)
+        wait_for(lambda: "Warm shutdown" in log.read_text() or worker.poll() is not None, timeout=10,
+                 message="the warm shutdown")
+        worker.send_signal(signal.SIGINT)
+        worker.wait(timeout=30)
+    row = LearningIteration.objects.get(pk=iteration.pk)
+    assert row.status == IterationStatus.FAILED
+    assert row.error == "stopped by a cold shutdown of the worker", row.error
+    assert not Refinement.objects.filter(iteration=row).exists()
+    assert nothing_running()

@@ -2,9 +2,10 @@
 
 Syntax and meaning are Celery's, which runs them: minute hour day_of_month month_of_year
 day_of_week; `*`, numbers, ranges `a-b`, lists `a,b`, steps `*/n` or `a-b/n`; months 1-12 or
-jan-dec, weekdays 0-6 with 0 = Sunday or sun-sat; @hourly, @daily, @weekly, @monthly and
-@yearly are expanded. A reversed range (22-2), a step larger than the field, 7 for Sunday and
-Quartz extensions (L, W, #, ?) are refused, as django-celery-beat's own validators would. When
+jan-dec, weekdays 0-6 with 0 = Sunday or sun-sat, and 7 for Sunday as most crons accept (stored
+as 0: `5-7` becomes `0,5-6`); @hourly, @daily, @weekly, @monthly and @yearly are expanded. A
+reversed range (22-2), a step larger than the field and Quartz extensions (L, W, #, ?) are
+refused, as django-celery-beat's own validators would. When
 both day_of_month and day_of_week are restricted, a day must match both (Celery), not either
 (Vixie cron).
 
@@ -65,7 +66,8 @@ FIELDS = (
     _Field(2, "hour", 0, 23),
     _Field(3, "day_of_month", 1, 31),
     _Field(4, "month_of_year", 1, 12, MONTHS, " (or jan-dec)"),
-    _Field(5, "day_of_week", 0, 6, WEEKDAYS, " (0 = Sunday, or sun-sat)"),
+    # 7 (Sunday again) is accepted and rewritten to 0 before these checks (_sunday_as_seven).
+    _Field(5, "day_of_week", 0, 7, WEEKDAYS, " (0 or 7 = Sunday, or sun-sat)"),
 )
 FIELD_NAMES = " ".join(f.name for f in FIELDS)
 _PART = re.compile(r"^(?:(\*)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9a-z]*))?$")
@@ -185,9 +187,15 @@ def _celery_schedule(parsed):
     )
 
 
+# Zone names the tz database ships that are no place's time: "localtime" follows whatever the host
+# is set to (a schedule would move with the server), "Factory" is a placeholder zone ("-00"), and
+# "posixrules" is the template for POSIX TZ strings.
+NOT_A_PLACE = {"localtime", "factory", "posixrules"}
+
+
 @functools.lru_cache(maxsize=1)
 def _zone_names():
-    names = {name.lower(): name for name in zoneinfo.available_timezones()}
+    names = {name.lower(): name for name in zoneinfo.available_timezones() if name.lower() not in NOT_A_PLACE}
     names.setdefault("utc", "UTC")
     return names
 
@@ -196,6 +204,9 @@ def zone_name(timezone):
     if not isinstance(timezone, str) or not timezone.strip():
         raise ValidationFailed({"timezone": "must be a time zone name such as 'UTC' or 'Europe/London'"})
     name = _zone_names().get(timezone.strip().lower()) if len(timezone) <= MAX_TIMEZONE_LENGTH else None
+    if name is None and timezone.strip().lower() in NOT_A_PLACE:
+        raise ValidationFailed({"timezone": f"'{timezone}' is not a place's time zone (it follows the host or is "
+                                            "a placeholder): use a name such as 'UTC' or 'Europe/London'"})
     if name is None:
         raise ValidationFailed({"timezone": f"unknown time zone '{timezone}'"})
     return name
@@ -223,6 +234,7 @@ def _parse_text(cron):
             {"cron": f"expected five fields ({FIELD_NAMES}) separated by spaces, got {len(written)}"}
         )
     parts = [value.lower() for value in written]
+    parts[4] = _sunday_as_seven(parts[4])
     for field, value, shown in zip(FIELDS, parts, written, strict=True):
         problem = _field_problem(field, value)
         if problem:
@@ -265,6 +277,35 @@ def _field_problem(field, text):
     except DjangoValidationError as exc:
         return f"is not accepted by the scheduler: {'; '.join(exc.messages)}"
     return None
+
+
+def _sunday_as_seven(text):
+    """A day_of_week field using 7 for Sunday, rewritten with 0 (Celery knows only 0-6); any other
+    text unchanged (including one that is invalid for another reason: the checks name that)."""
+    if "7" not in re.split(r"[,/-]", text):
+        return text
+    days = set()
+    for part in text.split(","):
+        match = _PART.match(part)
+        if match is None:
+            return text
+        star, first, last, step = match.groups()
+        low = 0 if star else WEEKDAYS.get(first, int(first) if first.isdigit() else None)
+        high = 7 if star else WEEKDAYS.get(last or first, int(last or first) if (last or first).isdigit() else None)
+        if low is None or high is None or high > 7 or low > high or (step is not None and not step.isdigit()):
+            return text
+        if step is not None and not star and last is None:
+            high = 7  # a/n runs to the end of the week, as in cron
+        days.update(range(low, high + 1, int(step) if step else 1))
+    days = sorted({0 if day == 7 else day for day in days})
+    if days == list(range(7)):
+        return "*"
+    runs, start = [], days[0]
+    for previous, day in zip(days, [*days[1:], None], strict=True):
+        if day != previous + 1:
+            runs.append(str(start) if start == previous else f"{start}-{previous}")
+            start = day
+    return ",".join(runs)
 
 
 def _token_value(field, token, *, whole):
