@@ -70,3 +70,12 @@ def make_agent(owner=None, instrument=None, template="sma_crossover", params=Non
         params=params or {},
         **settings_values,
     )
+
+
+def make_claude_agent_without_key(settings, **settings_values):
+    """A Claude agent made while an API key was set, the key since removed: its iterations fail.
+    (A new Claude agent is refused without a key; one that exists keeps working until it runs.)"""
+    settings.ANTHROPIC_API_KEY = "sk-ant-since-removed"
+    agent = make_agent(refiner="claude", **settings_values)
+    settings.ANTHROPIC_API_KEY = ""
+    return agent

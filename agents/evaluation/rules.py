@@ -192,7 +192,8 @@ def judge_rule(rule, required, evidence):
     if required is None or rule.op == "flag":
         return None
     row = {"criterion": rule.name, "required": required, "evidence": rule.evidence, "comparison": rule.op}
-    if rule.evidence in ("folds", "folds+test"):
+    kind, _plus, also_test = rule.evidence.partition("+")
+    if kind == "folds":
         values = [_metric(m, rule) for m in evidence.folds]
         need = min(evidence.min_fold_pass, len(values)) if values else 1
         passing = sum(compares(v, rule.op, required) for v in values)
@@ -200,24 +201,15 @@ def judge_rule(rule, required, evidence):
         actual = known[need - 1] if len(known) >= need else None
         passed = bool(values) and passing >= need
         row.update(folds_passed=passing, folds=len(values), folds_needed=need, fold_values=values)
-        if rule.evidence == "folds+test":
-            test_value = _metric(evidence.test, rule) if evidence.test is not None else None
-            row["test_value"] = test_value
-            passed = passed and compares(test_value, rule.op, required)
-        row.update(actual=actual, passed=passed)
-        return row
-    if rule.evidence in ("selection", "selection+test"):
-        actual = _metric(evidence.selection, rule) if evidence.selection is not None else None
+    else:
+        source = {"selection": evidence.selection, "test": evidence.test}.get(kind, evidence.values)
+        actual = _metric(source, rule) if source is not None else None
         passed = compares(actual, rule.op, required)
-        if rule.evidence == "selection+test":
-            test_value = _metric(evidence.test, rule) if evidence.test is not None else None
-            row["test_value"] = test_value
-            passed = passed and compares(test_value, rule.op, required)
-        row.update(actual=actual, passed=passed)
-        return row
-    source = evidence.test if rule.evidence == "test" else evidence.values
-    actual = _metric(source, rule) if source is not None else None
-    row.update(actual=actual, passed=compares(actual, rule.op, required))
+    if also_test:  # "folds+test", "selection+test": the sealed window must pass as well
+        test_value = _metric(evidence.test, rule) if evidence.test is not None else None
+        row["test_value"] = test_value
+        passed = passed and compares(test_value, rule.op, required)
+    row.update(actual=actual, passed=passed)
     return row
 
 

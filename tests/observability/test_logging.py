@@ -19,7 +19,7 @@ from config.observability.logging import (
     log_context,
     redact,
 )
-from tests.factories import make_agent
+from tests.factories import make_agent, make_claude_agent_without_key
 
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("tests.observability")
@@ -84,7 +84,7 @@ def test_the_text_format_shows_the_context_in_brackets():
 
 
 @pytest.mark.django_db(transaction=True)  # after-commit receivers run as in production
-def test_records_logged_during_an_iteration_carry_its_agent_and_iteration(json_logs):
+def test_records_logged_during_an_iteration_carry_its_agent_and_iteration(json_logs, settings):
     def after_iteration(sender, agent_id=None, iteration_id=None, **kwargs):
         log.info("receiver saw iteration %s", iteration_id)
 
@@ -93,7 +93,7 @@ def test_records_logged_during_an_iteration_carry_its_agent_and_iteration(json_l
         ok_agent = make_agent()
         ok, _ = learning.iteration_run_now(ok_agent, trigger="manual")
         # Claude without an API key fails the iteration, which logs a warning inside the run.
-        failing_agent = make_agent(refiner="claude")
+        failing_agent = make_claude_agent_without_key(settings)
         failed, _ = learning.iteration_run_now(failing_agent, trigger="manual")
     finally:
         signals.iteration_finished.disconnect(dispatch_uid="test-log-context")

@@ -15,7 +15,7 @@ from alerts import services as alert_services
 from alerts.models import AlertType, Delivery, DeliveryStatus, Severity
 from config.observability import metrics
 from tests.alerts import test_webhook as hooks
-from tests.factories import UserFactory, make_agent
+from tests.factories import UserFactory, make_agent, make_claude_agent_without_key
 from tests.fake_anthropic import FakeAnthropic, api_error, message, sma_candidates
 from tests.processes import purge_filesystem_broker
 
@@ -80,12 +80,12 @@ def test_openmetrics_is_served_when_asked(client):
 
 
 # --- counters ------------------------------------------------------------------------------
-def test_counters_move_after_a_real_iteration(client, django_capture_on_commit_callbacks):
+def test_counters_move_after_a_real_iteration(client, django_capture_on_commit_callbacks, settings):
     agent = make_agent(candidates_per_iteration=3)
     before = scrape(client)
     with django_capture_on_commit_callbacks(execute=True):
         iteration, _ = learning.iteration_run_now(agent, trigger="manual")
-        failing, _ = learning.iteration_run_now(make_agent(refiner="claude"), trigger="api")  # no API key
+        failing, _ = learning.iteration_run_now(make_claude_agent_without_key(settings), trigger="api")
     assert (iteration.status, failing.status) == ("succeeded", "failed")
     after = scrape(client)
 

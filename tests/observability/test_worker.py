@@ -9,7 +9,7 @@ import pytest
 from agents.models import IterationStatus, LearningIteration
 from agents.services import dispatch
 from alerts.models import Heartbeat
-from tests.factories import make_agent
+from tests.factories import make_agent, make_claude_agent_without_key
 from tests.observability.test_metrics import scrape
 from tests.processes import celery_process, purge_filesystem_broker, wait_for
 
@@ -28,9 +28,9 @@ def json_lines(path):
     return lines
 
 
-def test_worker_and_beat_log_json_record_heartbeats_and_count_iterations(tmp_path, client):
+def test_worker_and_beat_log_json_record_heartbeats_and_count_iterations(tmp_path, client, settings):
     purge_filesystem_broker()
-    good, bad = make_agent(), make_agent(refiner="claude")  # no API key: bad's iteration fails
+    good, bad = make_agent(), make_claude_agent_without_key(settings)  # bad's iteration fails
     before = scrape(client)
     worker_log, beat_log = tmp_path / "worker.log", tmp_path / "beat.log"
     with celery_process("worker", worker_log, "-Q", "iterations,default", "-c", "1", "-n", "obs@testhost",
