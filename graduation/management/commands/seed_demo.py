@@ -35,8 +35,10 @@ DEMO_AGENTS = [
         "cron": "*/2 * * * *",
     },
     {
+        # 156 monthly bars, fewer while the replay holds the newest back: 3 folds of at least 20 bars
+        # and a sealed window of 20 fit from 100 bars on (5 folds would need 125).
         "spec": {"name": "BTC breakout (Donchian)", "instrument": "BTCUSD", "strategy_template": "donchian_breakout",
-                 "min_iteration_gap_minutes": 0, "convergence_threshold": 0.02},
+                 "min_iteration_gap_minutes": 0, "convergence_threshold": 0.02, "n_folds": 3},
         "continuous": True,
     },
 ]
