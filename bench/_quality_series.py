@@ -25,6 +25,7 @@ import numpy as np
 LAB_FRACTION = 0.8  # the lab sees the oldest 80%; the newest 20% is the bench's hold-out
 SYNTH_BARS = 2500  # ~10 years of trading days, like the bundled daily series
 DAILY_VOL = 0.01
+INTRABAR_STEPS = 24  # points of the intrabar path that high and low are taken from
 BUNDLED = ("SPX", "IXIC", "GOOG", "EURUSD")  # BTCUSD monthly: too few bars for a 20% hold-out
 MEAN_REVERSION = frozenset({"rsi_reversion", "bollinger_reversion"})
 HEADER = "timestamp,open,high,low,close,volume"
@@ -78,10 +79,19 @@ def synthetic_csv(n_bars, phi, seed):
     previous = np.concatenate(([100.0], close[:-1]))
     gap = rng.normal(0.0, 0.2 * DAILY_VOL, n_bars)  # overnight part of the return
     open_ = previous * np.exp(gap)
-    wick_up = np.abs(rng.normal(0.0, 0.5 * DAILY_VOL, n_bars))
-    wick_down = np.abs(rng.normal(0.0, 0.5 * DAILY_VOL, n_bars))
-    high = np.maximum(open_, close) * np.exp(wick_up)
-    low = np.minimum(open_, close) * np.exp(-wick_down)
+    # High and low are the extremes of an intrabar path from the open to the close (a Brownian
+    # bridge in log price), so they carry no information the close does not: a wick drawn on
+    # its own above max(open, close) would let a take-profit a few basis points above the open
+    # fill on almost every bar, an edge planted in the null by the generator.
+    steps = INTRABAR_STEPS
+    t = np.arange(1, steps) / steps
+    walk = np.cumsum(rng.normal(0.0, 1.0, (n_bars, steps)), axis=1)  # W_1 .. W_steps
+    spread = math.sqrt(0.8) * DAILY_VOL / math.sqrt(steps)  # the intrabar share of the bar's variance
+    bridge = spread * (walk[:, :-1] - t * walk[:, -1:])  # W_k - (k / steps) W_steps: 0 at both ends
+    log_open, log_close = np.log(open_)[:, None], np.log(close)[:, None]
+    path = np.exp(log_open + t * (log_close - log_open) + bridge)
+    high = np.maximum(np.maximum(open_, close), path.max(axis=1))
+    low = np.minimum(np.minimum(open_, close), path.min(axis=1))
     volume = rng.integers(500_000, 5_000_000, n_bars)
     days = np.arange(np.datetime64("2000-01-03"), np.datetime64("2000-01-03") + 2 * n_bars, dtype="datetime64[D]")
     days = days[np.is_busday(days)][:n_bars]
