@@ -98,7 +98,7 @@ def _evidence_text(row):
     return {"test": "sealed test window", "paper": "paper record", "value": "statistic"}.get(row.get("evidence"), "")
 
 
-def evidence(refinement, thresholds):
+def evidence(refinement):
     """Candidate vs the version it was measured against: selection metrics (in-sample, labelled so),
     the sealed test score when a gate read it, the statistics, and the gate's rows."""
     iteration = refinement.iteration
@@ -141,7 +141,6 @@ def _better(candidate, current, higher):
 
 
 def refinements(agent):
-    thresholds = approval.effective_thresholds(agent)
     base = Refinement.objects.filter(agent=agent).select_related("iteration__version", "produced_version",
                                                                  "decided_by")
     open_statuses = (RefinementStatus.PENDING, RefinementStatus.APPROVED)
@@ -152,7 +151,7 @@ def refinements(agent):
         "approved": base.filter(status=RefinementStatus.APPROVED).count(),
     }
     return {
-        "open": [{"refinement": r, "evidence": evidence(r, thresholds), "expanded": i < EXPANDED_REFINEMENTS}
+        "open": [{"refinement": r, "evidence": evidence(r), "expanded": i < EXPANDED_REFINEMENTS}
                  for i, r in enumerate(open_rows)],
         "decided": decided,
         "counts": counts,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.evaluation.backtests import evaluate_selection
 from agents.evaluation.statistics import deflated_sharpe, pbo_cscv
 from agents.models import IterationStatus, LearningIteration, Refinement
 from agents.refiners.base import clean_or_none, params_key
@@ -122,26 +123,26 @@ def _put(key, returns):
         _returns_cache.popitem(last=False)
 
 
-def selection_returns(agent, template, params, bars, protocol, bars_per_year, evaluate):
+def selection_returns(agent, template, params, bars, protocol, bars_per_year):
     """The stitched selection returns of ``params`` (cached per instrument data, folds and costs)."""
     key = _cache_key(agent, bars, protocol, params)
     cached = _returns_cache.get(key)
     if cached is None:
-        cached = evaluate(agent, template, params, bars, protocol, bars_per_year).returns
+        cached = evaluate_selection(agent, template, params, bars, protocol, bars_per_year).returns
         _put(key, cached)
     else:
         _returns_cache.move_to_end(key)
     return cached
 
 
-def search_pbo(agent, template, bars, protocol, bars_per_year, evaluated, trials_by_key, evaluate):
+def search_pbo(agent, template, bars, protocol, bars_per_year, evaluated, trials_by_key):
     """(PBO result or None, trials used). ``evaluated``: this iteration's SelectionEvaluations."""
     chosen = {params_key(e.params): e.returns for e in evaluated}
     for key, trial in reversed(list(trials_by_key.items())):
         if len(chosen) >= PBO_MAX_TRIALS:
             break
         if key not in chosen:
-            chosen[key] = selection_returns(agent, template, trial.params, bars, protocol, bars_per_year, evaluate)
+            chosen[key] = selection_returns(agent, template, trial.params, bars, protocol, bars_per_year)
     if len(chosen) < 2:
         return None, len(chosen)
     matrix = distinct_strategies(np.column_stack(list(chosen.values())))

@@ -117,7 +117,7 @@ def evaluate_iteration(iteration, propose):
     by_key = distinct(setting.template, from_history)
     pop = population(by_key, current.stats.t)
     pbo, pbo_trials = search_pbo(agent, setting.template, setting.bars, setting.protocol, setting.bars_per_year,
-                                 [current] + [ev for _c, ev in evaluated], by_key, evaluate_selection)
+                                 [current] + [ev for _c, ev in evaluated], by_key)
     values = approval.effective_thresholds(agent)
     judged = []
     for candidate, ev in evaluated:
