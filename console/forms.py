@@ -4,8 +4,6 @@ Validation reuses the services' validators so the console shows the API's messag
 goes through the services (admin.py), never by writing the autonomy columns directly.
 """
 
-import json
-
 from django import forms
 
 from agents.models import TradingAgent
@@ -102,7 +100,3 @@ class AgentAdminForm(forms.ModelForm):
             else None,
             "continuous": data.get("continuous"),
         }
-
-
-def pretty_json(value):
-    return json.dumps(value, indent=2, sort_keys=True)

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from agents.models import (
-    AgentStatus,
     Instrument,
     Objective,
     RefinerChoice,
@@ -111,14 +110,6 @@ def _clean_settings(values, errors):
     return clean
 
 
-def validate_params(template_key, params):
-    template = get_template(template_key)
-    try:
-        return template.validate(params or {})
-    except ParamValidationError as exc:
-        raise ValidationFailed({f"params.{k}" if k != "params" else k: v for k, v in exc.errors.items()})
-
-
 def agent_create(*, owner, name, instrument, strategy_template, params=None, **settings_values):
     """Create an agent and its initial version. Raises ValidationFailed naming each bad field."""
     errors = {}
@@ -196,10 +187,6 @@ def agent_update(agent, *, actor, **values):
         log_activity(agent, "agent_updated", f"Settings changed: {', '.join(sorted(changed))}.", actor=actor,
                      details={"changed": changed})
     return agent
-
-
-def agent_is_trading(agent):
-    return agent.status in (AgentStatus.PAPER_TRADING, AgentStatus.LIVE_TRADING)
 
 
 def agent_delete(agent, *, actor):

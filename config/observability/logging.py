@@ -56,10 +56,6 @@ def bind_log_context(**fields):
     push_log_context(**fields)
 
 
-def current_log_context():
-    return dict(_context.get() or {})
-
-
 def _plain(value):
     return value if isinstance(value, int | float | bool | str) else str(value)
 
