@@ -34,6 +34,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 
+from agents.evaluation.numbers import finite_or_none
 from agents.services.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -165,23 +166,12 @@ class Evidence:
     min_fold_pass: int = 1
 
 
-def number(value):
-    """A finite float, or None (booleans and strings are not numbers: a metric stored as "0.5" is bad data)."""
-    if isinstance(value, bool | str | bytes) or value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def compares(actual, op, required):
     return actual is not None and (actual >= required if op == ">=" else actual <= required)
 
 
 def _metric(metrics, rule):
-    value = number((metrics or {}).get(rule.metric))
+    value = finite_or_none((metrics or {}).get(rule.metric))
     if value is not None and rule.kind == "int":
         value = int(value)
     return value
