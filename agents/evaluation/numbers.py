@@ -20,3 +20,23 @@ def finite_or_none(value):
     except (TypeError, ValueError, OverflowError):
         return None
     return value if math.isfinite(value) else None
+
+
+def bounded_number(value, kind, low=-math.inf, high=math.inf, *, low_open=False):
+    """``value`` as a float (``kind`` "float") or an int ("int") within [low, high], or None.
+
+    The one check of a number someone sends (a setting, a threshold): the reading above, an
+    integer must be whole (2.0 is 2, 2.5 is not), and ``low_open`` excludes ``low``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and kind == "int":
+        number = int(value)  # exact, also beyond float precision
+    else:
+        number = finite_or_none(value)
+        if number is None:
+            return None
+        if kind == "int":
+            if not number.is_integer():
+                return None
+            number = int(number)
+    if number < low or (low_open and number == low) or number > high:
+        return None
+    return number

@@ -34,7 +34,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from agents.evaluation.numbers import finite_or_none
+from agents.evaluation.numbers import bounded_number, finite_or_none
 from agents.services.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -70,21 +70,8 @@ class Rule:
             return (value, None) if isinstance(value, bool) else (None, "must be true or false")
         if value is None:
             return (None, None) if self.nullable else (None, f"must be {self.words}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"must be {self.words}"
-        try:
-            number = float(value)
-        except OverflowError:
-            return None, f"must be {self.words}"
-        if not math.isfinite(number):
-            return None, f"must be {self.words}"
-        if self.kind == "int":
-            if not number.is_integer():
-                return None, f"must be {self.words}"
-            number = int(number)
-        if number < self.low or (self.low_open and number == self.low) or number > self.high:
-            return None, f"must be {self.words}"
-        return number, None
+        number = bounded_number(value, self.kind, self.low, self.high, low_open=self.low_open)
+        return (number, None) if number is not None else (None, f"must be {self.words}")
 
 
 # --- the metric rules the gates share (declared once) -----------------------------------------

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agents.evaluation import rules
-from agents.evaluation.numbers import finite_or_none
+from agents.evaluation.numbers import bounded_number, finite_or_none
 from alerts import monitor
 
 
@@ -43,3 +43,18 @@ def test_the_monitor_ignores_a_count_stored_as_a_bool():
     # True trades is not one trade: with it the win-rate rule has nothing to compare.
     assert monitor.win_rate_drop(0.6, 40, 0.2, True, 0.1) is None
     assert monitor.win_rate_drop(0.6, 40, 0.2, 40, 0.1) is not None
+
+
+@pytest.mark.parametrize(("value", "kind", "expected"), [
+    (2, "int", 2), (2.0, "int", 2), (2.5, "int", None), ("2", "int", None), (True, "int", None),
+    (2**62 + 1, "int", 2**62 + 1),  # exact: never through a float
+    (0.5, "float", 0.5), (1, "float", 1.0), (11, "int", None), (-0.1, "float", None), (math.nan, "float", None),
+])
+def test_bounded_number_within_0_and_10(value, kind, expected):
+    result = bounded_number(value, kind, 0, 10 if value != 2**62 + 1 else 2**63)
+    assert result == expected and type(result) is type(expected)
+
+
+def test_an_open_low_bound_excludes_itself():
+    assert bounded_number(0.0, "float", 0.0, 1.0, low_open=True) is None
+    assert bounded_number(0.01, "float", 0.0, 1.0, low_open=True) == 0.01
