@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from agents.evaluation import rules
+from agents.evaluation.backtests import score_of
 from agents.evaluation.numbers import bounded_number, finite_or_none
 from alerts import monitor
 
@@ -58,3 +59,10 @@ def test_bounded_number_within_0_and_10(value, kind, expected):
 def test_an_open_low_bound_excludes_itself():
     assert bounded_number(0.0, "float", 0.0, 1.0, low_open=True) is None
     assert bounded_number(0.01, "float", 0.0, 1.0, low_open=True) == 0.01
+
+
+def test_the_objective_read_from_metrics_follows_the_same_rule():
+    assert score_of({"sharpe": 1.5}, "sharpe") == 1.5
+    for bad in (None, True, "1.5", "n/a", math.nan, math.inf):
+        assert score_of({"sharpe": bad}, "sharpe") == 0.0  # "n/a" used to raise ValueError
+    assert score_of(None, "sharpe") == 0.0
