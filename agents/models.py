@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from agents.agent_settings import Objective, RefinerChoice, setting
 from agents.market.models import BarFeedConfig, BarImport, BarInterval, Instrument, PriceBar
 
 __all__ = [
@@ -17,8 +18,10 @@ __all__ = [
     "ExamReading",
     "Instrument",
     "LearningIteration",
+    "Objective",
     "PriceBar",
     "Refinement",
+    "RefinerChoice",
     "StrategyVersion",
     "Trade",
     "TradingAgent",
@@ -29,20 +32,6 @@ class AgentStatus(models.TextChoices):
     LEARNING = "learning", "Learning"
     PAPER_TRADING = "paper_trading", "Paper trading"
     LIVE_TRADING = "live_trading", "Live trading"
-
-
-class RefinerChoice(models.TextChoices):
-    AUTO = "auto", "Auto (Claude with a key, else Optuna)"
-    OPTUNA = "optuna", "Optuna"
-    CLAUDE = "claude", "Claude"
-
-
-class Objective(models.TextChoices):
-    SHARPE = "sharpe", "Sharpe ratio"
-    SORTINO = "sortino", "Sortino ratio"
-    CALMAR = "calmar", "Calmar ratio"
-    TOTAL_RETURN = "total_return", "Total return"
-    PSR = "psr", "Probabilistic Sharpe ratio"
 
 
 class ContinuousState(models.TextChoices):
@@ -56,27 +45,24 @@ class ContinuousState(models.TextChoices):
 class TradingAgent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agents")
-    name = models.CharField(max_length=120)
-    description = models.TextField(blank=True)
+    # The owner's settings: default, help, bounds and choices declared in agents.agent_settings.
+    name = models.CharField(**setting("name").column())
+    description = models.TextField(blank=True, **setting("description").column())
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="agents")
     strategy_template = models.CharField(max_length=64)
     status = models.CharField(max_length=20, choices=AgentStatus.choices, default=AgentStatus.LEARNING)
     current_version = models.ForeignKey(
         "StrategyVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    refiner = models.CharField(max_length=10, choices=RefinerChoice.choices, default=RefinerChoice.AUTO)
-    objective = models.CharField(max_length=20, choices=Objective.choices, default=Objective.SHARPE)
-    fee_bps = models.FloatField(default=1.0, help_text="Fee per side in basis points.")
-    slippage_bps = models.FloatField(default=1.0, help_text="Slippage per side in basis points.")
-    test_fraction = models.FloatField(
-        default=0.2, help_text="Share of the newest bars kept as the sealed test window (the exam)."
-    )
-    n_folds = models.PositiveSmallIntegerField(
-        default=5, help_text="Walk-forward folds the selection data (all older bars) is cut into."
-    )
-    candidates_per_iteration = models.PositiveSmallIntegerField(default=8)
-    initial_capital = models.FloatField(default=100_000.0)
-    random_seed = models.IntegerField(default=42, help_text="Seeds the optimiser so runs are reproducible.")
+    refiner = models.CharField(max_length=10, **setting("refiner").column())
+    objective = models.CharField(max_length=20, **setting("objective").column())
+    fee_bps = models.FloatField(**setting("fee_bps").column())
+    slippage_bps = models.FloatField(**setting("slippage_bps").column())
+    test_fraction = models.FloatField(**setting("test_fraction").column())
+    n_folds = models.PositiveSmallIntegerField(**setting("n_folds").column())
+    candidates_per_iteration = models.PositiveSmallIntegerField(**setting("candidates_per_iteration").column())
+    initial_capital = models.FloatField(**setting("initial_capital").column())
+    random_seed = models.IntegerField(**setting("random_seed").column())
 
     # Phase 2 (autonomy) columns, named as in the seed.
     auto_learn_enabled = models.BooleanField(default=False)
@@ -90,9 +76,9 @@ class TradingAgent(models.Model):
         max_length=20, choices=ContinuousState.choices, default=ContinuousState.STOPPED
     )
     continuous_stop_reason = models.CharField(max_length=300, blank=True)
-    max_iterations_per_day = models.PositiveIntegerField(default=10)
-    min_iteration_gap_minutes = models.PositiveIntegerField(default=60)
-    convergence_threshold = models.FloatField(default=0.01)
+    max_iterations_per_day = models.PositiveIntegerField(**setting("max_iterations_per_day").column())
+    min_iteration_gap_minutes = models.PositiveIntegerField(**setting("min_iteration_gap_minutes").column())
+    convergence_threshold = models.FloatField(**setting("convergence_threshold").column())
 
     # Graduation (the graduation app owns the behaviour; the columns live on the agent).
     auto_graduate = models.BooleanField(

@@ -23,8 +23,9 @@ from django.db import IntegrityError, transaction
 
 from agents.services.errors import ValidationFailed
 from alerts.channels import get_channel, ssrf
-from alerts.channels.base import build_test_payload, redact
+from alerts.channels.base import build_test_payload
 from alerts.models import AlertType, ChannelKind, NotificationChannel, Severity
+from config.redaction import redact
 
 logger = logging.getLogger("alerts.notifications")
 

@@ -68,6 +68,7 @@ from statistics import NormalDist
 from django.conf import settings
 from django.db.models import Count, Max
 
+from agents.evaluation.numbers import finite_or_none
 from agents.evaluation.statistics import proportion_drop_test, sharpe_standard_error
 from agents.models import AgentStatus, IterationStatus, LearningIteration, TradingAgent
 from alerts.models import AgentAlert, AlertType, Severity
@@ -84,15 +85,6 @@ def objective_floor():
     return float(getattr(settings, "LAB_ALERT_OBJECTIVE_FLOOR", DEFAULT_OBJECTIVE_FLOOR))
 
 
-def _number(value):
-    """A finite float, or None (missing, null, NaN)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _pct(value):
     return f"{value * 100:.1f}%"
 
@@ -104,7 +96,7 @@ def degradation_severity(agent):
 # --- the rules as pure functions (documented above; tested directly) ----------------------
 def win_rate_drop(wr_then, n_then, wr_now, n_now, threshold, *, min_trades=1, alpha=1.0):
     """(relative drop, p-value) when the drop exceeds threshold and is significant at alpha, else None."""
-    wr_then, wr_now, n_then, n_now = map(_number, (wr_then, wr_now, n_then, n_now))
+    wr_then, wr_now, n_then, n_now = map(finite_or_none, (wr_then, wr_now, n_then, n_now))
     if None in (wr_then, wr_now, n_then, n_now) or min(n_then, n_now) < max(min_trades, 1) or wr_then <= 0:
         return None
     drop = (wr_then - wr_now) / wr_then
@@ -117,17 +109,17 @@ def win_rate_drop(wr_then, n_then, wr_now, n_now, threshold, *, min_trades=1, al
 def sharpe_upper_bound(iteration, z):
     """Upper confidence bound of the iteration's annualised sealed-window Sharpe, or None."""
     stats = iteration.evidence or {}
-    sr, t = _number(stats.get("test_sharpe")), _number(stats.get("test_bars"))
+    sr, t = finite_or_none(stats.get("test_sharpe")), finite_or_none(stats.get("test_bars"))
     if sr is None or t is None:
         return None
     se = sharpe_standard_error(sr, int(t), stats.get("test_skew", 0.0) or 0.0, stats.get("test_kurtosis", 3.0) or 3.0)
-    return _number(iteration.score) + z * se * math.sqrt(iteration.agent.instrument.bars_per_year)
+    return finite_or_none(iteration.score) + z * se * math.sqrt(iteration.agent.instrument.bars_per_year)
 
 
 def objective_drop(score, recent_scores, margin, floor):
     """(mean, relative shortfall) when score is below the recent mean by more than margin, else None."""
-    score = _number(score)
-    recent = [s for s in map(_number, recent_scores) if s is not None]
+    score = finite_or_none(score)
+    recent = [s for s in map(finite_or_none, recent_scores) if s is not None]
     if score is None or not recent or len(recent) < len(recent_scores):
         return None
     mean = sum(recent) / len(recent)
@@ -137,8 +129,8 @@ def objective_drop(score, recent_scores, margin, floor):
 
 
 def meets_win_rate_milestone(metrics):
-    wr = _number((metrics or {}).get("win_rate"))
-    trades = _number((metrics or {}).get("num_trades"))
+    wr = finite_or_none((metrics or {}).get("win_rate"))
+    trades = finite_or_none((metrics or {}).get("num_trades"))
     return (
         wr is not None and trades is not None
         and wr >= settings.LAB_ALERT_MILESTONE_WIN_RATE and trades >= settings.LAB_ALERT_MILESTONE_MIN_TRADES
@@ -278,7 +270,7 @@ def _degradation(iteration, previous, totals):
                 },
             ))
     window = settings.LAB_ALERT_RECENT_WINDOW
-    trades = _number(metrics.get("num_trades")) or 0
+    trades = finite_or_none(metrics.get("num_trades")) or 0
     if len(previous) >= window and trades >= settings.LAB_ALERT_MIN_TRADES:
         recent = previous[:window]
         found = objective_drop(
@@ -326,7 +318,7 @@ def _milestones(iteration, previous, totals):
                 details={"milestone": count, "iteration": iteration.number, "score": iteration.score},
             ))
 
-    best_before, score = _number(totals["best"]), _number(iteration.score)
+    best_before, score = finite_or_none(totals["best"]), finite_or_none(iteration.score)
     if best_before is not None and score is not None and score > best_before:
         raised.append(raise_alert(
             agent, AlertType.MILESTONE, Severity.INFO,

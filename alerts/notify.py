@@ -50,7 +50,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.channels import get_channel
-from alerts.channels.base import SendResult, build_payload, redact
+from alerts.channels.base import SendResult, build_payload
 from alerts.channels.log import alert_extra, log_alert
 from alerts.models import (
     SEVERITY_RANK,
@@ -61,6 +61,7 @@ from alerts.models import (
     NotificationChannel,
     Severity,
 )
+from config.redaction import redact
 
 logger = logging.getLogger("alerts.notifications")
 

@@ -32,16 +32,3 @@ def flush_folded_task(self, channel_id):
 def requeue_stale_deliveries_task():
     """Periodic: re-queue deliveries whose message was lost (broker down), flush stale folds."""
     return notify.requeue_stale_deliveries()
-
-
-@shared_task(acks_late=True, queue="default", ignore_result=True)
-def send_test_notification_task(channel_id):
-    """The test notification from a worker (the admin and API send it synchronously)."""
-    from alerts.channel_service import send_test_notification
-    from alerts.models import NotificationChannel
-
-    channel = NotificationChannel.objects.filter(pk=channel_id).first()
-    if channel is None:
-        return None
-    outcome = send_test_notification(channel, user=None)
-    return {"ok": outcome.ok, "error": outcome.error, "response_code": outcome.response_code}

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
+from agents import agent_settings
 from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
 from agents.models import IterationStatus, IterationTrigger, LearningIteration, TradingAgent
 from agents.services import agents as agent_service
@@ -59,14 +60,12 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
     readonly_fields = ["id", "status", "current_version", "schedule_description", "next_scheduled_iteration",
                        "continuous_state", "continuous_stop_reason", "created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["owner", "name", "description", "instrument", "strategy_template", "params", "status",
-                           "current_version"]}),
-        ("Learning", {"fields": ["refiner", "objective", "candidates_per_iteration", "test_fraction", "n_folds",
-                                 "fee_bps", "slippage_bps", "initial_capital", "random_seed"]}),
+        (None, {"fields": ["owner", *agent_settings.names("identity"), "instrument", "strategy_template", "params",
+                           "status", "current_version"]}),
+        ("Learning", {"fields": agent_settings.names("learning")}),
         ("Autonomy", {"fields": ["auto_learn", "learning_cron", "learning_timezone", "schedule_description",
                                  "next_scheduled_iteration", "auto_approve", "thresholds", "continuous",
-                                 "continuous_state", "continuous_stop_reason", "max_iterations_per_day",
-                                 "min_iteration_gap_minutes", "convergence_threshold"]}),
+                                 "continuous_state", "continuous_stop_reason", *agent_settings.names("autonomy")]}),
     ]
     actions = ["run_iteration_now", "enable_auto_learn", "disable_auto_learn", "start_continuous",
                "stop_continuous", "acknowledge_alerts", "apply_approved_refinements", "enable_auto_approve",

@@ -4,21 +4,26 @@ Validation reuses the services' validators so the console shows the API's messag
 goes through the services (admin.py), never by writing the autonomy columns directly.
 """
 
-import json
-
 from django import forms
 
+from agents import agent_settings
 from agents.models import TradingAgent
 from agents.services import approval, scheduling
 from agents.services.errors import ServiceError
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import get_template, template_choices
 
-SETTINGS_FIELDS = [
-    "name", "description", "refiner", "objective", "fee_bps", "slippage_bps", "test_fraction", "n_folds",
-    "candidates_per_iteration", "initial_capital", "random_seed", "max_iterations_per_day",
-    "min_iteration_gap_minutes", "convergence_threshold",
-]
+SETTINGS_FIELDS = agent_settings.names()
+
+
+def setting_form_field(setting):
+    """A number setting's form field, from its declaration: bounds (also the HTML min and max),
+    help, and the service's words for a bad value. Text and choice settings keep the fields the
+    model gives them, whose length and choices come from the same declaration."""
+    rule = f"must be {setting.words}"
+    cls = forms.IntegerField if setting.kind == "int" else forms.FloatField
+    return cls(min_value=setting.low, max_value=setting.high, help_text=setting.help,
+               error_messages={"invalid": rule, "min_value": rule, "max_value": rule})
 
 
 class AgentAdminForm(forms.ModelForm):
@@ -41,6 +46,10 @@ class AgentAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Built per form, so that the declaration in force is the one shown and enforced.
+        for setting in agent_settings.AGENT_SETTINGS:
+            if setting.kind in agent_settings.NUMERIC_KINDS and setting.name in self.fields:
+                self.fields[setting.name] = setting_form_field(setting)
         agent = self.instance
         if not agent._state.adding:
             for name in ("owner", "instrument", "strategy_template", "params"):
@@ -102,7 +111,3 @@ class AgentAdminForm(forms.ModelForm):
             else None,
             "continuous": data.get("continuous"),
         }
-
-
-def pretty_json(value):
-    return json.dumps(value, indent=2, sort_keys=True)

@@ -1,5 +1,6 @@
 """What the agent page shows, read through the services; the template only lays it out."""
 
+from agents.evaluation.numbers import finite_or_none
 from agents.evaluation.rules import describe
 from agents.models import LearningIteration, Refinement, RefinementStatus, StrategyVersion
 from agents.services import approval, continuous, scheduling
@@ -44,10 +45,6 @@ def pop_stash(request, agent):
     return request.session.pop(STASH_KEY.format(agent_id=agent.pk), None) or {}
 
 
-def _number(value):
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def show(value, kind="number"):
     """A criterion's required or actual value as text (strings such as '> current score 0.5' pass)."""
     if value is None:
@@ -72,7 +69,7 @@ SUMMARY_METRICS = (
 def metric_summary(metrics):
     """The headline metrics as (label, text) pairs."""
     metrics = metrics or {}
-    return [(label, show(_number(metrics.get(key)), kind)) for key, label, kind in SUMMARY_METRICS]
+    return [(label, show(finite_or_none(metrics.get(key)), kind)) for key, label, kind in SUMMARY_METRICS]
 
 
 def param_text(value):
@@ -118,7 +115,7 @@ def evidence(refinement):
          "better": None},
     ]
     for key, label, fmt, higher in EVIDENCE_METRICS:
-        candidate, current = _number(candidate_metrics.get(key)), _number(current_metrics.get(key))
+        candidate, current = finite_or_none(candidate_metrics.get(key)), finite_or_none(current_metrics.get(key))
         rows.append({"label": f"{label} (in-sample)", "candidate": show(candidate, fmt), "current": show(current, fmt),
                      "better": _better(candidate, current, higher)})
     # Judged by the gate while the iteration ran (rows before the protocol have none).

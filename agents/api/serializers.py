@@ -1,17 +1,17 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents import agent_settings
 from agents.api.rule_fields import RuleResultSerializer
-from agents.api.strict import RejectUnknownFieldsMixin, StrictFloatField, without_form_controls
+from agents.api.setting_fields import DeclaredSettingsMixin
+from agents.api.strict import RejectUnknownFieldsMixin, without_form_controls
 from agents.evaluation.headline import headline_of
 from agents.evaluation.rules import describe
 from agents.models import (
     ActivityLog,
     Instrument,
     LearningIteration,
-    Objective,
     Refinement,
-    RefinerChoice,
     StrategyVersion,
     TradingAgent,
 )
@@ -74,13 +74,11 @@ class AgentSerializer(serializers.ModelSerializer):
     class Meta:
         model = TradingAgent
         fields = [
-            "id", "name", "description", "owner", "instrument", "strategy_template", "status",
-            "current_version", "headline", "refiner", "objective", "fee_bps", "slippage_bps", "test_fraction",
-            "n_folds", "candidates_per_iteration", "initial_capital", "random_seed",
+            "id", "owner", "instrument", "strategy_template", "status", "current_version", "headline",
+            *agent_settings.names(),
             "auto_learn_enabled", "learning_schedule", "schedule_timezone", "next_scheduled_iteration",
             "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
-            "continuous_stop_reason", "max_iterations_per_day", "min_iteration_gap_minutes",
-            "convergence_threshold", "created_at", "updated_at",
+            "continuous_stop_reason", "created_at", "updated_at",
         ]
         read_only_fields = [
             "id", "owner", "instrument", "strategy_template", "status", "current_version", "headline",
@@ -90,51 +88,20 @@ class AgentSerializer(serializers.ModelSerializer):
         ]
 
 
-class AgentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    """Types only; the domain rules (bounds, params schema, unique name) are the service's."""
+class AgentCreateSerializer(DeclaredSettingsMixin, RejectUnknownFieldsMixin, serializers.Serializer):
+    """The settings' fields come from agents.agent_settings; the rules beyond their type and bounds
+    (params schema, unique name) are the service's."""
 
     # Refused by name: an agent is never created in another status or with another's version.
     read_only_names = ("status", "current_version", "owner", "id")
+    required_settings = ("name",)
 
-    name = serializers.CharField(max_length=120)
-    description = serializers.CharField(required=False, allow_blank=True)
     instrument = serializers.CharField(help_text="Instrument symbol, e.g. SPX.")
     strategy_template = serializers.CharField(help_text="Template key, see /api/strategies.")
     params = serializers.DictField(required=False, default=dict, help_text="Overrides of the template defaults.")
-    refiner = serializers.ChoiceField(choices=RefinerChoice.choices, required=False)
-    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
-    fee_bps = StrictFloatField(required=False)
-    slippage_bps = StrictFloatField(required=False)
-    test_fraction = StrictFloatField(
-        required=False, help_text="Share of the newest bars kept as the sealed test window."
-    )
-    n_folds = serializers.IntegerField(required=False, help_text="Walk-forward folds of the selection data.")
-    candidates_per_iteration = serializers.IntegerField(required=False)
-    initial_capital = StrictFloatField(required=False)
-    random_seed = serializers.IntegerField(required=False)
-    max_iterations_per_day = serializers.IntegerField(required=False)
-    min_iteration_gap_minutes = serializers.IntegerField(required=False)
-    convergence_threshold = StrictFloatField(required=False)
 
 
-class AgentUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=120, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
-    refiner = serializers.ChoiceField(choices=RefinerChoice.choices, required=False)
-    objective = serializers.ChoiceField(choices=Objective.choices, required=False)
-    fee_bps = StrictFloatField(required=False)
-    slippage_bps = StrictFloatField(required=False)
-    test_fraction = StrictFloatField(
-        required=False, help_text="Share of the newest bars kept as the sealed test window."
-    )
-    n_folds = serializers.IntegerField(required=False, help_text="Walk-forward folds of the selection data.")
-    candidates_per_iteration = serializers.IntegerField(required=False)
-    initial_capital = StrictFloatField(required=False)
-    random_seed = serializers.IntegerField(required=False)
-    max_iterations_per_day = serializers.IntegerField(required=False)
-    min_iteration_gap_minutes = serializers.IntegerField(required=False)
-    convergence_threshold = StrictFloatField(required=False)
-
+class AgentUpdateSerializer(DeclaredSettingsMixin, serializers.Serializer):
     def validate(self, attrs):
         read_only = {"status", "current_version", "owner", "instrument", "strategy_template", "id"}
         sent = set(without_form_controls(self.initial_data)) if hasattr(self.initial_data, "keys") else set()

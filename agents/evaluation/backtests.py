@@ -26,16 +26,15 @@ import numpy as np
 
 from agents.backtest.engine import run_backtest
 from agents.backtest.metrics import compute_metrics
+from agents.evaluation.numbers import finite_or_none
 from agents.evaluation.statistics import SharpeStats, sharpe_stats
 from config.observability import metrics as lab_metrics
 
 
 def score_of(metrics, objective):
     """The agent's objective read from a metrics dict; 0.0 when missing or not finite."""
-    value = (metrics or {}).get(objective)
-    if value is None or isinstance(value, bool) or not math.isfinite(float(value)):
-        return 0.0
-    return float(value)
+    value = finite_or_none((metrics or {}).get(objective))
+    return 0.0 if value is None else value
 
 
 def selection_score(fold_scores):

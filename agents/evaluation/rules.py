@@ -34,6 +34,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 
+from agents.evaluation.numbers import bounded_number, finite_or_none
 from agents.services.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -69,21 +70,8 @@ class Rule:
             return (value, None) if isinstance(value, bool) else (None, "must be true or false")
         if value is None:
             return (None, None) if self.nullable else (None, f"must be {self.words}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None, f"must be {self.words}"
-        try:
-            number = float(value)
-        except OverflowError:
-            return None, f"must be {self.words}"
-        if not math.isfinite(number):
-            return None, f"must be {self.words}"
-        if self.kind == "int":
-            if not number.is_integer():
-                return None, f"must be {self.words}"
-            number = int(number)
-        if number < self.low or (self.low_open and number == self.low) or number > self.high:
-            return None, f"must be {self.words}"
-        return number, None
+        number = bounded_number(value, self.kind, self.low, self.high, low_open=self.low_open)
+        return (number, None) if number is not None else (None, f"must be {self.words}")
 
 
 # --- the metric rules the gates share (declared once) -----------------------------------------
@@ -165,23 +153,12 @@ class Evidence:
     min_fold_pass: int = 1
 
 
-def number(value):
-    """A finite float, or None (booleans and strings are not numbers: a metric stored as "0.5" is bad data)."""
-    if isinstance(value, bool | str | bytes) or value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def compares(actual, op, required):
     return actual is not None and (actual >= required if op == ">=" else actual <= required)
 
 
 def _metric(metrics, rule):
-    value = number((metrics or {}).get(rule.metric))
+    value = finite_or_none((metrics or {}).get(rule.metric))
     if value is not None and rule.kind == "int":
         value = int(value)
     return value

@@ -7,7 +7,6 @@ backtests and stores what comes back. Every returned candidate is already cleane
 reason, so the service can record it.
 """
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -116,17 +115,6 @@ def clean_or_none(template: StrategyTemplate, params) -> dict | None:
         return template.validate(params)
     except ParamValidationError:
         return None
-
-
-def finite_score(value) -> float | None:
-    """The score as a finite float, or None (failed, missing, NaN or infinite)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 @dataclass

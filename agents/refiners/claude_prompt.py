@@ -8,7 +8,9 @@ import json
 import math
 from collections.abc import Mapping
 
-from .base import RefinerContext, finite_score
+from agents.evaluation.numbers import finite_or_none
+
+from .base import RefinerContext
 
 HISTORY_BEST = 10  # best-scoring sets shown to the model
 HISTORY_RECENT = 20  # plus the most recent ones (the two lists overlap at most fully)
@@ -69,14 +71,14 @@ def _dump(value):
 def _history_rows(history):
     """Chronological rows: the best-scoring sets and the most recent ones, bounded."""
     indexed = list(enumerate(history, start=1))
-    scored = [(i, t) for i, t in indexed if finite_score(t.score) is not None]
-    best = sorted(scored, key=lambda it: finite_score(it[1].score), reverse=True)[:HISTORY_BEST]
+    scored = [(i, t) for i, t in indexed if finite_or_none(t.score) is not None]
+    best = sorted(scored, key=lambda it: finite_or_none(it[1].score), reverse=True)[:HISTORY_BEST]
     chosen = {i for i, _ in best} | {i for i, _ in indexed[-HISTORY_RECENT:]}
     best_ids = {i for i, _ in best}
     rows = []
     for i, tried in indexed:
         if i in chosen:
-            row = {"trial": i, "score": finite_score(tried.score), "params": tried.params}
+            row = {"trial": i, "score": finite_or_none(tried.score), "params": tried.params}
             if i in best_ids:
                 row["top"] = True
             if row["score"] is None:
@@ -86,7 +88,7 @@ def _history_rows(history):
 
 
 def _trades_summary(trades):
-    returns = [finite_score(t.get("return_pct")) for t in trades if isinstance(t, Mapping)]
+    returns = [finite_or_none(t.get("return_pct")) for t in trades if isinstance(t, Mapping)]
     returns = [r for r in returns if r is not None]
     summary = {"count": len(trades)}
     if returns:
@@ -117,7 +119,7 @@ def build_prompt(ctx: RefinerContext) -> str:
         row["description"] = spec.description
         parameters.append(row)
     rules = [f"{names[0]}: {message}" for message, _predicate, names in template.constraints]
-    scored = [finite_score(t.score) for t in ctx.history]
+    scored = [finite_or_none(t.score) for t in ctx.history]
     best = max((s for s in scored if s is not None), default=None)
     sections = [
         f"Strategy template: {template.key} ({template.name})\n{template.description}",

@@ -24,7 +24,6 @@ import email.utils
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Mapping
 
@@ -32,6 +31,7 @@ import anthropic
 from django.conf import settings
 
 from agents.strategies.base import ParamValidationError
+from config.redaction import redact
 
 from .base import (
     CandidateCollector,
@@ -153,16 +153,6 @@ def refuse_long_retry_waits(request, call_next):
 
 # The call ---------------------------------------------------------------------------
 
-_KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
-
-
-def _scrub(text, api_key):
-    text = str(text)
-    if api_key:
-        text = text.replace(api_key, "[redacted]")
-    return _KEY_PATTERN.sub("[redacted]", text)
-
-
 class ClaudeRefiner:
     name = "claude"
 
@@ -230,10 +220,10 @@ class ClaudeRefiner:
                 output_config={"format": {"type": "json_schema", "schema": schema}},
             )
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
-            detail = _scrub(exc.api_message or exc.type or "authentication failed", api_key)
+            detail = redact(str(exc.api_message or exc.type or "authentication failed"), api_key)
             raise RefinerAuthError(f"Claude rejected the API key ({exc.status_code}): {detail}") from None
         except anthropic.RateLimitError as exc:
-            detail = _scrub(exc.api_message or "rate limited", api_key)
+            detail = redact(str(exc.api_message or "rate limited"), api_key)
             wait = retry_after_seconds(exc.response.headers)
             if wait is not None and wait > MAX_RETRY_WAIT_SECONDS:
                 after = f"and asks to wait {wait:.0f}s, more than the {MAX_RETRY_WAIT_SECONDS:.0f}s an iteration waits"
@@ -243,14 +233,14 @@ class ClaudeRefiner:
             timeout = getattr(timeout, "read", timeout)
             raise RefinerUnavailable(f"Claude did not answer in time (timeout {timeout}s) {after}") from None
         except anthropic.APIConnectionError as exc:
-            raise RefinerUnavailable(f"could not reach the Claude API {after}: {_scrub(exc, api_key)}") from None
+            raise RefinerUnavailable(f"could not reach the Claude API {after}: {redact(str(exc), api_key)}") from None
         except anthropic.APIStatusError as exc:
-            detail = _scrub(exc.api_message or exc.type or "no detail", api_key)
+            detail = redact(str(exc.api_message or exc.type or "no detail"), api_key)
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise RefinerUnavailable(f"Claude API error ({exc.status_code}) {after}: {detail}") from None
             raise RefinerError(f"Claude rejected the request ({exc.status_code}): {detail}") from None
         except anthropic.AnthropicError as exc:
-            raise RefinerError(f"Claude call failed: {_scrub(exc, api_key)}") from None
+            raise RefinerError(f"Claude call failed: {redact(str(exc), api_key)}") from None
 
     # Parsing the untrusted answer -----------------------------------------------------
 

@@ -18,13 +18,14 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from agents.evaluation.numbers import finite_or_none
+
 from .base import (
     CandidateCollector,
     RefinerContext,
     RefinerError,
     RefinerResult,
     clean_or_none,
-    finite_score,
     params_key,
 )
 
@@ -173,7 +174,7 @@ class OptunaRefiner:
             if clean is None or not _contains(distributions, clean):
                 continue
             point = {name: clean[name] for name in distributions}
-            score = finite_score(raw_score)
+            score = finite_or_none(raw_score)
             if score is None:
                 trials.append(create_trial(params=point, distributions=distributions, state=TrialState.FAIL))
                 continue

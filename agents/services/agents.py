@@ -1,16 +1,14 @@
 """Creating and editing agents. Each agent starts with version 1: the template's defaults
 merged with the params given."""
 
-import math
 import unicodedata
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from agents import agent_settings
 from agents.models import (
-    AgentStatus,
     Instrument,
-    Objective,
     RefinerChoice,
     StrategyVersion,
     TradingAgent,
@@ -23,24 +21,9 @@ from agents.services.scheduling import unschedule_agent
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import UnknownTemplateError, get_template
 
-# Numeric settings an owner may edit, with their inclusive bounds.
-NUMERIC_RULES = {
-    "fee_bps": (0.0, 1000.0),
-    "slippage_bps": (0.0, 1000.0),
-    "test_fraction": (0.05, 0.5),
-    "n_folds": (2, 20),
-    "candidates_per_iteration": (1, 32),
-    "initial_capital": (1.0, 1e12),
-    "max_iterations_per_day": (1, 1000),
-    "min_iteration_gap_minutes": (0, 7 * 24 * 60),
-    "convergence_threshold": (0.0, 1.0),
-    "random_seed": (0, 2**31 - 1),
-}
-INTEGER_FIELDS = {
-    "n_folds", "candidates_per_iteration", "max_iterations_per_day", "min_iteration_gap_minutes", "random_seed"}
-EDITABLE_FIELDS = {"name", "description", "refiner", "objective", *NUMERIC_RULES}
-MAX_NAME = 120
-MAX_DESCRIPTION = 5000
+# What an owner may set, and each setting's type and bounds: agents.agent_settings; the rules
+# beyond those are here (_service_rule).
+
 # Control characters (ANSI escapes, NUL, ...) and invisible format characters (bidi overrides,
 # zero-width) in a name would rewrite terminals and logs or disguise one agent as another.
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
@@ -51,72 +34,42 @@ def _bad_characters(text, *, allow=""):
                    and c not in allow})
 
 
-def _check_numeric(name, value, errors):
-    low, high = NUMERIC_RULES[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        errors[name] = "must be a number"
-        return None
-    if name in INTEGER_FIELDS:
-        if isinstance(value, float) and not value.is_integer():
-            errors[name] = "must be an integer"
-            return None
-        value = int(value)
-    if not low <= value <= high:
-        errors[name] = f"must be between {low} and {high}"
-        return None
-    return value
+def _service_rule(name, value):
+    """The rules beyond a setting's declared type and bounds, or None when it keeps them."""
+    if name == "name":
+        if not value:
+            return "must not be blank"
+        if bad := _bad_characters(value):
+            return f"must not contain control or invisible characters (found {', '.join(bad)})"
+    elif name == "description":
+        if bad := _bad_characters(value, allow="\n\r\t"):
+            return ("must not contain control or invisible characters other than newlines and tabs "
+                    f"(found {', '.join(bad)})")
+    elif name == "refiner" and value == RefinerChoice.CLAUDE and not settings.ANTHROPIC_API_KEY:
+        return ("claude needs ANTHROPIC_API_KEY, which this lab does not have: choose 'auto' "
+                "(Claude once a key is set, Optuna until then) or 'optuna'")
+    return None
 
 
 def _clean_settings(values, errors):
+    declared = agent_settings.declared()
     clean = {}
     for name, value in values.items():
-        if name in NUMERIC_RULES:
-            checked = _check_numeric(name, value, errors)
-            if checked is not None:
-                clean[name] = checked
-        elif name == "name":
-            value = (value or "").strip() if isinstance(value, str) else value
-            if not isinstance(value, str):
-                errors["name"] = "must be a string"
-            elif not value:
-                errors["name"] = "must not be blank"
-            elif len(value) > MAX_NAME:
-                errors["name"] = f"must be at most {MAX_NAME} characters"
-            elif bad := _bad_characters(value):
-                errors["name"] = f"must not contain control or invisible characters (found {', '.join(bad)})"
-            clean["name"] = value
-        elif name == "refiner":
-            if value not in RefinerChoice.values:
-                errors["refiner"] = f"must be one of {', '.join(RefinerChoice.values)}"
-            elif value == RefinerChoice.CLAUDE and not settings.ANTHROPIC_API_KEY:
-                errors["refiner"] = ("claude needs ANTHROPIC_API_KEY, which this lab does not have: choose 'auto' "
-                                     "(Claude once a key is set, Optuna until then) or 'optuna'")
-            clean["refiner"] = value
-        elif name == "objective":
-            if value not in Objective.values:
-                errors["objective"] = f"must be one of {', '.join(Objective.values)}"
-            clean["objective"] = value
-        elif name == "description":
-            value = value or ""
-            if not isinstance(value, str):
-                errors["description"] = "must be a string"
-            elif len(value) > MAX_DESCRIPTION:
-                errors["description"] = f"must be at most {MAX_DESCRIPTION} characters (got {len(value)})"
-            elif bad := _bad_characters(value, allow="\n\r\t"):
-                errors["description"] = ("must not contain control or invisible characters other than newlines "
-                                         f"and tabs (found {', '.join(bad)})")
-            clean["description"] = value
-        else:
+        setting = declared.get(name)
+        if setting is None:
             errors[name] = "cannot be set here"
+            continue
+        if name == "name" and isinstance(value, str):
+            value = value.strip()
+        elif name == "description" and value is None:
+            value = ""
+        checked, problem = setting.check(value)
+        problem = problem or _service_rule(name, checked)
+        if problem:
+            errors[name] = problem
+        else:
+            clean[name] = checked
     return clean
-
-
-def validate_params(template_key, params):
-    template = get_template(template_key)
-    try:
-        return template.validate(params or {})
-    except ParamValidationError as exc:
-        raise ValidationFailed({f"params.{k}" if k != "params" else k: v for k, v in exc.errors.items()})
 
 
 def agent_create(*, owner, name, instrument, strategy_template, params=None, **settings_values):
@@ -176,10 +129,11 @@ def agent_update(agent, *, actor, **values):
     errors = {}
     if values.get("refiner") == agent.refiner:
         values.pop("refiner")  # unchanged: an existing choice is not re-judged (e.g. claude after its key went)
+    editable = agent_settings.declared()
     for key in values:
-        if key not in EDITABLE_FIELDS:
+        if key not in editable:
             errors[key] = "is read-only here" if hasattr(agent, key) else "unknown field"
-    clean = _clean_settings({k: v for k, v in values.items() if k in EDITABLE_FIELDS}, errors)
+    clean = _clean_settings({k: v for k, v in values.items() if k in editable}, errors)
     if "name" in clean and not errors:
         clash = TradingAgent.objects.filter(owner=agent.owner, name=clean["name"]).exclude(pk=agent.pk)
         if clash.exists():
@@ -196,10 +150,6 @@ def agent_update(agent, *, actor, **values):
         log_activity(agent, "agent_updated", f"Settings changed: {', '.join(sorted(changed))}.", actor=actor,
                      details={"changed": changed})
     return agent
-
-
-def agent_is_trading(agent):
-    return agent.status in (AgentStatus.PAPER_TRADING, AgentStatus.LIVE_TRADING)
 
 
 def agent_delete(agent, *, actor):

@@ -173,7 +173,6 @@ def _run(agent, iteration):
         return _record_without_applying(agent, judged, passing, refusal, base_details)
 
     summary = _summary(judged=len(judged), passed=len(passing))
-    now = timezone.now()
     best = next((r for r, _rows in judged if _passes_gate(r)), None)
     if best is not None:
         rows = best.criteria_results
@@ -189,7 +188,7 @@ def _run(agent, iteration):
             continue
         failed = _failed(rows)
         if not failed and best is not None:
-            _supersede(agent, refinement, rows, best, now)
+            _supersede(refinement, rows, best)
             summary["superseded"] += 1
             continue
         reason = ("auto-rejected: failed " + describe_rows(failed)) if failed else (
@@ -209,20 +208,12 @@ def _run(agent, iteration):
     return summary
 
 
-def _supersede(agent, refinement, results, best, now):
+def _supersede(refinement, results, best):
     reason = (
         f"auto-approval: passed the selection rules but superseded by refinement {best.pk} "
         f"(selection score {_fmt(refinement.score)} vs {_fmt(best.score)}): two parameter sets cannot be merged"
     )
-    Refinement.objects.filter(pk=refinement.pk, status=RefinementStatus.PENDING).update(
-        status=RefinementStatus.SUPERSEDED, decided_by=None, decided_automatically=True,
-        decision_reason=reason, criteria_results=results, decided_at=now,
-    )
-    log_activity(
-        agent, "refinement_superseded", f"Refinement {refinement.pk} superseded: {reason}.",
-        actor_label=ACTOR_LABEL,
-        details={"refinement": refinement.pk, "reason": reason, "criteria": results, "superseded_by": best.pk},
-    )
+    decisions.refinement_supersede(refinement, by=best, reason=reason, criteria_results=results)
 
 
 def _record_without_applying(agent, judged, passing, refusal, base_details):

@@ -31,58 +31,68 @@ def _lock_agent(agent):
     return TradingAgent.objects.select_for_update().get(pk=agent.pk)
 
 
+def _record_decision(refinement, status, *, allowed, actor, automatic, reason, criteria_results, event, message,
+                     details=None):
+    """The one write of a decision on a refinement: a conditional update from the ``allowed``
+    statuses (a concurrent decision makes it a Conflict, never an overwrite), its activity line
+    and its metric. Runs inside the caller's transaction."""
+    updated = Refinement.objects.filter(pk=refinement.pk, status__in=allowed).update(
+        status=status,
+        decided_by=actor if getattr(actor, "pk", None) else None,
+        decided_automatically=automatic,
+        decision_reason=reason,
+        criteria_results=criteria_results if criteria_results is not None else refinement.criteria_results,
+        decided_at=timezone.now(),
+    )
+    if not updated:
+        raise Conflict({"status": "the refinement was decided by someone else meanwhile"})
+    agent = refinement.agent  # kept across the refresh, which would drop it and cost a query
+    refinement.refresh_from_db()  # also picks up what the caller wrote before (a sealed reading)
+    refinement.agent = agent
+    log_activity(
+        agent,
+        event,
+        message,
+        actor=actor,
+        actor_label="auto-approval" if automatic else None,
+        details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results,
+                 **(details or {})},
+    )
+    lab_metrics.refinement_decided(status, automatic=automatic)
+    return refinement
+
+
 def refinement_approve(refinement, *, actor, reason="", automatic=False, criteria_results=None):
     if refinement.status != RefinementStatus.PENDING:
         raise Conflict({"status": f"only a pending refinement can be approved (this one is {refinement.status})"})
     with transaction.atomic():
-        updated = Refinement.objects.filter(pk=refinement.pk, status=RefinementStatus.PENDING).update(
-            status=RefinementStatus.APPROVED,
-            decided_by=actor if getattr(actor, "pk", None) else None,
-            decided_automatically=automatic,
-            decision_reason=reason,
-            criteria_results=criteria_results if criteria_results is not None else refinement.criteria_results,
-            decided_at=timezone.now(),
+        return _record_decision(
+            refinement, RefinementStatus.APPROVED, allowed=[RefinementStatus.PENDING], actor=actor,
+            automatic=automatic, reason=reason, criteria_results=criteria_results, event="refinement_approved",
+            message=f"Refinement {refinement.pk} approved (score {_fmt(refinement.score)}).",
         )
-        if not updated:
-            raise Conflict({"status": "the refinement was decided by someone else meanwhile"})
-        refinement.refresh_from_db()
-        log_activity(
-            refinement.agent,
-            "refinement_approved",
-            f"Refinement {refinement.pk} approved (score {_fmt(refinement.score)}).",
-            actor=actor,
-            actor_label=None if not automatic else "auto-approval",
-            details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results},
-        )
-        lab_metrics.refinement_decided("approved", automatic=automatic)
-    return refinement
 
 
 def refinement_reject(refinement, *, actor, reason="", automatic=False, criteria_results=None):
     if refinement.status not in (RefinementStatus.PENDING, RefinementStatus.APPROVED):
         raise Conflict({"status": f"a {refinement.status} refinement cannot be rejected"})
     with transaction.atomic():
-        refinement.status = RefinementStatus.REJECTED
-        refinement.decided_by = actor if getattr(actor, "pk", None) else None
-        refinement.decided_automatically = automatic
-        refinement.decision_reason = reason
-        if criteria_results is not None:
-            refinement.criteria_results = criteria_results
-        refinement.decided_at = timezone.now()
-        refinement.save(
-            update_fields=["status", "decided_by", "decided_automatically", "decision_reason",
-                           "criteria_results", "decided_at"]
+        return _record_decision(
+            refinement, RefinementStatus.REJECTED, allowed=[RefinementStatus.PENDING, RefinementStatus.APPROVED],
+            actor=actor, automatic=automatic, reason=reason, criteria_results=criteria_results,
+            event="refinement_rejected",
+            message=f"Refinement {refinement.pk} rejected{': ' + reason if reason else ''}.",
         )
-        log_activity(
-            refinement.agent,
-            "refinement_rejected",
-            f"Refinement {refinement.pk} rejected{': ' + reason if reason else ''}.",
-            actor=actor,
-            actor_label=None if not automatic else "auto-approval",
-            details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results},
+
+
+def refinement_supersede(refinement, *, by, reason, criteria_results):
+    """Auto-approval's verdict on a pending candidate that passed but lost to ``by`` (the applied one)."""
+    with transaction.atomic():
+        return _record_decision(
+            refinement, RefinementStatus.SUPERSEDED, allowed=[RefinementStatus.PENDING], actor=None, automatic=True,
+            reason=reason, criteria_results=criteria_results, event="refinement_superseded",
+            message=f"Refinement {refinement.pk} superseded: {reason}.", details={"superseded_by": by.pk},
         )
-        lab_metrics.refinement_decided("rejected", automatic=automatic)
-    return refinement
 
 
 def _new_version(agent, *, params, origin, parent, actor, metrics=None, note=""):

@@ -60,13 +60,6 @@ class Channel:
         raise NotImplementedError
 
 
-def redact(text, secret):
-    """The text with the secret replaced; a belt over the braces of never formatting it."""
-    if secret and text:
-        return text.replace(secret, "[redacted]")
-    return text
-
-
 def _iso(value):
     return value.isoformat() if value is not None else None
 

@@ -1,4 +1,4 @@
-"""Log formatting, context and redaction: one configuration for web, workers and beat.
+"""Log formatting and context: one configuration for web, workers and beat.
 
 settings.LOGGING puts two filters on the console handler and picks the formatter by
 LAB_LOG_FORMAT:
@@ -8,7 +8,7 @@ LAB_LOG_FORMAT:
   `iteration_run` in `log_context`), `task_id` and `task_name` while a Celery task runs
   (config.observability.celery_signals). A value passed explicitly with `extra=` wins.
 - `RedactFilter` scrubs secrets from the message, the exception text and the extra fields
-  before any formatter sees them (see `redact`).
+  before any formatter sees them (config.redaction).
 - `TextFormatter` (default): `time LEVEL logger: message [agent=.. iteration=..]`.
 - `JsonFormatter` (LAB_LOG_FORMAT=json): one JSON object per line with `time` (UTC,
   ISO 8601), `level`, `logger`, `message`, `process`, the context fields when set, any
@@ -22,8 +22,9 @@ import contextvars
 import datetime as dt
 import json
 import logging
-import re
 from contextlib import contextmanager
+
+from config.redaction import redact, redact_structure
 
 CONTEXT_FIELDS = ("agent_id", "iteration_id", "task_id", "task_name")
 _context = contextvars.ContextVar("lab_log_context", default=None)
@@ -56,93 +57,8 @@ def bind_log_context(**fields):
     push_log_context(**fields)
 
 
-def current_log_context():
-    return dict(_context.get() or {})
-
-
 def _plain(value):
     return value if isinstance(value, int | float | bool | str) else str(value)
-
-
-# --- redaction -----------------------------------------------------------------------------
-REDACTED = "[redacted]"
-_PATTERNS = [
-    # Anthropic API keys, whoever formats them.
-    (re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}"), REDACTED),
-    # HMAC signatures (the webhook's X-Lab-Signature: sha256=<hex>).
-    (re.compile(r"(sha(?:1|256|512)=)[0-9a-fA-F]{16,}"), r"\1" + REDACTED),
-    # Credentials in header form, whatever the quoting: "Authorization: Bearer x",
-    # "'x-api-key': 'x'", "X-Lab-Signature=...", "Cookie: sessionid=...".
-    (
-        re.compile(
-            r"(?i)(\b(?:proxy-)?authorization|\bx-api-key|\bx-lab-signature|\bcookie|\bset-cookie)"
-            r"([\"']?\s*[:=]\s*[\"']?)([^\"'\r\n,}]+)"
-        ),
-        r"\1\2" + REDACTED,
-    ),
-    # Bare auth schemes (DRF's "Token <key>", OAuth "Bearer <token>", "Basic <b64>").
-    (re.compile(r"\b(Bearer|Token|Basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
-    # key=value / "key": "value" where the key names a secret.
-    (
-        re.compile(
-            r"(?i)(\b[\w-]*(?:api[_-]?key|secret|password|passwd|access[_-]?token|auth[_-]?token|\btoken))"
-            r"([\"']?\s*[:=]\s*[\"']?)([^\s\"',;&}]+)"
-        ),
-        r"\1\2" + REDACTED,
-    ),
-    # SQL debug lines (DEBUG=True): the value compared with a token, session or password column.
-    (
-        re.compile(r"""(?i)("(?:key|session_key|password|secret|token)")(\s*(?:=|IN\s*\()\s*)'[^']*'"""),
-        r"\1\2'" + REDACTED + "'",
-    ),
-    # Passwords in URLs: scheme://user:password@host.
-    (re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@/\s]+@"), r"\1" + REDACTED + "@"),
-]
-_MIN_LITERAL_SECRET = 6
-_literal_cache = {"key": None, "pattern": None}
-
-
-def _literal_secrets():
-    """Secret values known to the settings; each is scrubbed wherever it appears."""
-    try:
-        from django.conf import settings
-
-        if not settings.configured:
-            return ()
-        values = [
-            getattr(settings, "ANTHROPIC_API_KEY", ""),
-            getattr(settings, "SECRET_KEY", ""),
-            getattr(settings, "LAB_METRICS_TOKEN", ""),
-            getattr(settings, "EMAIL_HOST_PASSWORD", ""),
-            settings.DATABASES.get("default", {}).get("PASSWORD", ""),
-        ]
-    except Exception:  # logging must never fail because settings are half-loaded
-        return ()
-    return tuple(sorted({str(v) for v in values if v and len(str(v)) >= _MIN_LITERAL_SECRET}, key=len, reverse=True))
-
-
-def _literal_pattern():
-    secrets = _literal_secrets()
-    if secrets != _literal_cache["key"]:
-        _literal_cache["key"] = secrets
-        _literal_cache["pattern"] = re.compile("|".join(re.escape(s) for s in secrets)) if secrets else None
-    return _literal_cache["pattern"]
-
-
-def redact(text, *extra_secrets):
-    """`text` with every known secret value and every secret-looking pattern replaced."""
-    if not text:
-        return text
-    text = str(text)
-    for secret in extra_secrets:
-        if secret:
-            text = text.replace(str(secret), REDACTED)
-    literal = _literal_pattern()
-    if literal is not None:
-        text = literal.sub(REDACTED, text)
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
 
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` or a filter.
@@ -174,16 +90,8 @@ class RedactFilter(logging.Filter):
             if isinstance(value, str):
                 setattr(record, key, redact(value))
             elif isinstance(value, dict | list | tuple):
-                setattr(record, key, _redact_structure(value))
+                setattr(record, key, redact_structure(value))
         return True
-
-
-def _redact_structure(value):
-    if isinstance(value, dict):
-        return {k: _redact_structure(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_structure(v) for v in value]
-    return redact(value) if isinstance(value, str) else value
 
 
 class ContextFilter(logging.Filter):

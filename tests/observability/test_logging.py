@@ -17,8 +17,8 @@ from config.observability.logging import (
     RedactFilter,
     TextFormatter,
     log_context,
-    redact,
 )
+from config.redaction import redact
 from tests.factories import make_agent, make_claude_agent_without_key
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,13 +5,15 @@ import pytest
 from django.forms.models import model_to_dict
 from rest_framework.test import APIClient
 
+from agents.agent_settings import setting
 from agents.models import TradingAgent
 from agents.services import approval
-from agents.services.agents import MAX_DESCRIPTION
 from graduation import criteria
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 
 pytestmark = pytest.mark.django_db
+
+MAX_DESCRIPTION = setting("description").max_length
 
 
 @pytest.fixture(autouse=True)
