@@ -21,10 +21,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from agents.services.errors import ValidationFailed
 from alerts.channels import get_channel, ssrf
 from alerts.channels.base import build_test_payload, redact
 from alerts.models import AlertType, ChannelKind, NotificationChannel, Severity
+from core.errors import ValidationFailed
 
 logger = logging.getLogger("alerts.notifications")
 

@@ -49,6 +49,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from agents.selectors import users_seeing_everything
 from alerts.channels import get_channel
 from alerts.channels.base import SendResult, build_payload, redact
 from alerts.channels.log import alert_extra, log_alert
@@ -122,7 +123,9 @@ def matching_channels(alert):
     if alert.agent_id is not None:
         qs = qs.filter(owner_id=alert.agent.owner_id)
     else:
-        recipients = Q(owner__is_staff=True)
+        # A lab-wide alert goes to those who may see it (agents.selectors), and to a channel's owner
+        # about their own channel.
+        recipients = users_seeing_everything("owner")
         owner_id = (alert.details or {}).get("owner_id") if excluded_channel_id(alert) else None
         if isinstance(owner_id, int):
             recipients |= Q(owner_id=owner_id)

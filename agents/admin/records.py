@@ -136,14 +136,11 @@ class RefinementAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(OwnedAdminMixin, admin.ModelAdmin):
     list_display = ["iteration", "side", "entry_time", "exit_time", "return_pct", "pnl", "bars_held"]
     list_select_related = ["iteration__agent"]
     list_filter = ["side"]
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        return qs if request.user.is_superuser else qs.filter(iteration__agent__owner=request.user)
+    owner_path = "iteration__agent__owner"
 
 
 @admin.register(ExamReading)

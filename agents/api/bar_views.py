@@ -20,7 +20,8 @@ from rest_framework.response import Response
 from agents.market import uploads
 from agents.market.csvreport import FIELDS, MISSING_POLICIES, NON_POSITIVE_POLICIES
 from agents.market.models import BarImport
-from agents.services.errors import ValidationFailed
+from agents.selectors import owned_rows
+from core.errors import ValidationFailed
 
 COLUMN_FIELDS = tuple(f"{name}_column" for name in FIELDS)
 ALLOWED = {"file", "dry_run", "close_only", "missing", "adjusted", "non_positive", "timezone", "name", "interval",
@@ -75,7 +76,5 @@ class BarUploadMixin:
             import_id = uuid.UUID(import_id)
         except ValueError:
             raise Http404("no such import") from None
-        jobs = BarImport.objects.filter(symbol=symbol)
-        if not request.user.is_staff:
-            jobs = jobs.filter(requested_by=request.user)
+        jobs = owned_rows(BarImport.objects.filter(symbol=symbol), request.user, owner_path="requested_by")
         return Response(uploads.import_status(get_object_or_404(jobs, pk=import_id)))

@@ -2,7 +2,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.api.rule_fields import RuleResultSerializer
-from agents.api.strict import RejectUnknownFieldsMixin, StrictFloatField, without_form_controls
 from agents.evaluation.headline import headline_of
 from agents.evaluation.rules import describe
 from agents.models import (
@@ -15,6 +14,7 @@ from agents.models import (
     StrategyVersion,
     TradingAgent,
 )
+from core.strict import RejectUnknownFieldsMixin, StrictFloatField, without_form_controls
 
 
 class InstrumentSerializer(serializers.ModelSerializer):

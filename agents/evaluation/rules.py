@@ -34,7 +34,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from agents.services.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agents.api.filters import filter_or_400, schema_parameters
 from alerts import channel_service
 from alerts.api.filters import ChannelFilter, DeliveryFilter
 from alerts.channel_service import RATE_LIMIT_MAX, RATE_LIMIT_MIN
 from alerts.models import AlertType, ChannelKind, Delivery, NotificationChannel, Severity
+from core.filters import filter_or_400, schema_parameters
 
 
 class ChannelSerializer(serializers.ModelSerializer):

@@ -1,6 +1,6 @@
 """Graduation API: views validate, call one graduation service, render.
 
-Owners see only their agents (another owner's agent is a 404, as in agents.api); staff see all.
+Agents are scoped by agents.selectors.agents_visible_to (another owner's agent is a 404).
 """
 
 from django.shortcuts import get_object_or_404
@@ -12,10 +12,10 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.api.filters import to_utc
-from agents.api.parsers import LabJSONParser
-from agents.api.views import visible_agents
-from agents.services.errors import ValidationFailed
+from agents.selectors import agents_visible_to
+from core.errors import ValidationFailed
+from core.filters import to_utc
+from core.parsers import LabJSONParser
 from graduation import criteria, services
 from graduation.api.serializers import (
     CriteriaSerializer,
@@ -37,7 +37,7 @@ AGENT_ID = OpenApiParameter("agent_id", OpenApiTypes.UUID, OpenApiParameter.PATH
 
 class _AgentView(APIView):
     def agent(self):
-        return get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+        return get_object_or_404(agents_visible_to(self.request.user), pk=self.kwargs["agent_id"])
 
 
 @extend_schema(parameters=[AGENT_ID])
@@ -92,7 +92,7 @@ class HistoryView(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return GraduationEvent.objects.none()
-        agent = get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+        agent = get_object_or_404(agents_visible_to(self.request.user), pk=self.kwargs["agent_id"])
         return services.history(agent)
 
 

@@ -36,8 +36,8 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import learning
-from agents.services.errors import PermissionRefused
 from alerts.models import AgentAlert, AlertType, Delivery, NotificationChannel, Severity
+from core.errors import PermissionRefused
 from graduation import services as graduation_services
 from graduation.models import GraduationEvent, PaperAccount
 from graduation.paper.runner import paper_tick
