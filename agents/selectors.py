@@ -5,7 +5,7 @@ A superuser (the lab's administrator) sees every agent, everything under them an
 rows (agent-less alerts, health details). Everyone else, staff included, sees only the agents they
 own and what hangs under them. `is_staff` is Django's "may log in to the console" flag: every
 console user has it, so it cannot also mean "sees everything" without undoing owner scoping for
-every console user (and, before this rule, the API and the console disagreed on it).
+every console user, and the API would show, to the same session, agents the console hides.
 """
 
 from django.db.models import Q

@@ -6,8 +6,9 @@ or notified again after the repeat interval. It runs outside any transaction and
 1. writes the always-on structured log line (alerts.channels.log.log_alert);
 2. finds the matching channels: enabled, owner active, `min_severity` at or below the
    alert's severity, `alert_types` empty or holding the alert's type; for an agent's alert
-   the agent owner's channels, for a lab-wide alert (agent null) every staff user's
-   channels (plus, for a failing-channel alert, that channel's owner's other channels);
+   the agent owner's channels, for a lab-wide alert (agent null) the channels of those
+   who see everything (agents.selectors: superusers), plus, for a failing-channel alert,
+   that channel's owner's other channels;
 3. creates one Delivery per channel for this notification number (`sequence`), idempotent
    under the (alert, channel, sequence) unique constraint, and queues `deliver_task` after
    commit. A channel that errors is logged and skipped: it never blocks the others.

@@ -78,6 +78,13 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole number (django-filter's NumberFilter takes decimals); `min_value` / `max_value` are
+    the bounds a 400 names."""
+
+    field_class = forms.IntegerField
+
+
 class LabFilterSet(django_filters.FilterSet):
     """The lab's FilterSet: boolean model fields filter strictly."""
 
@@ -85,25 +92,42 @@ class LabFilterSet(django_filters.FilterSet):
                        models.BooleanField: {"filter_class": StrictBooleanFilter}}
 
 
+def _valid_or_400(filterset):
+    if not filterset.is_valid():
+        raise ValidationError({name: list(errors) for name, errors in filterset.errors.items()})
+    return filterset
+
+
 def filter_or_400(filterset_class, request, queryset):
     """The queryset filtered by the request's query parameters; ValidationError (400) naming each
     invalid one. For code outside a view's filter backends."""
-    filterset = filterset_class(request.query_params, queryset=queryset, request=request)
-    if not filterset.is_valid():
-        raise ValidationError({name: list(errors) for name, errors in filterset.errors.items()})
-    return filterset.qs
+    return _valid_or_400(filterset_class(request.query_params, queryset=queryset, request=request)).qs
+
+
+def params_or_400(filterset_class, request):
+    """The request's query parameters as the FilterSet types them ({name: value}, absent ones
+    left out), for a view that reads a parameter rather than filtering by it (a time, a limit):
+    one declaration types, bounds and documents it (schema_parameters) as for a list filter.
+    ValidationError (400) naming each invalid one."""
+    none = filterset_class._meta.model._default_manager.none()
+    filterset = _valid_or_400(filterset_class(request.query_params, queryset=none, request=request))
+    return {name: value for name, value in filterset.form.cleaned_data.items()
+            if name in request.query_params and value is not None}
 
 
 def schema_parameters(filterset_class):
     """OpenAPI query parameters of a FilterSet used through filter_or_400 (the schema generator only
-    reads a view's own filter backends): choices as enums, date-times, booleans, UUIDs."""
+    reads a view's own filter backends): choices as enums, date-times, booleans, UUIDs, integers; a
+    filter's help_text is the parameter's description."""
     types = ((django_filters.IsoDateTimeFilter, OpenApiTypes.DATETIME),
-             (django_filters.BooleanFilter, OpenApiTypes.BOOL), (django_filters.UUIDFilter, OpenApiTypes.UUID))
+             (django_filters.BooleanFilter, OpenApiTypes.BOOL), (django_filters.UUIDFilter, OpenApiTypes.UUID),
+             (IntegerFilter, OpenApiTypes.INT))
     parameters = []
     for name, item in filterset_class.base_filters.items():
         kind = next((kind for cls, kind in types if isinstance(item, cls)), OpenApiTypes.STR)
         choices = getattr(item.field, "choices", None)
         enum = [value for value, _label in choices if value != ""] if choices else None
         many = isinstance(item, django_filters.MultipleChoiceFilter)
-        parameters.append(OpenApiParameter(name, kind, enum=enum, many=many))
+        parameters.append(OpenApiParameter(name, kind, enum=enum, many=many,
+                                           description=item.extra.get("help_text", "")))
     return parameters

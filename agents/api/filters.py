@@ -3,7 +3,7 @@
 import django_filters
 
 from agents.models import ActivityLog, LearningIteration, Refinement, TradingAgent
-from core.filters import LabFilterSet, UTCIsoDateTimeFilter
+from core.filters import LabFilterSet, StrictBooleanFilter, UTCIsoDateTimeFilter
 
 
 class AgentFilter(LabFilterSet):
@@ -36,3 +36,13 @@ class ActivityFilter(LabFilterSet):
     class Meta:
         model = ActivityLog
         fields = ["event", "since"]
+
+
+class IterationStartParams(LabFilterSet):
+    """The query parameters of POST .../iterations (read by the view, not a filter)."""
+
+    wait = StrictBooleanFilter(help_text="true: run the iteration inline and return it finished.")
+
+    class Meta:
+        model = LearningIteration
+        fields = ["wait"]

@@ -7,7 +7,7 @@ agents.selectors.agents_visible_to gives them; another owner's agent is a 404.
 from django.db.models import Count, Max, Min
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -43,7 +43,7 @@ from agents.selectors import agents_visible_to
 from agents.services import agents as agent_service
 from agents.services import decisions, dispatch, learning, manual_approval, performance
 from agents.strategies.registry import all_templates
-from core.filters import filter_or_400, schema_parameters
+from core.filters import filter_or_400, params_or_400, schema_parameters
 
 
 class LearningAgentViewSet(
@@ -105,7 +105,7 @@ class LearningAgentViewSet(
                    parameters=schema_parameters(filters.IterationFilter))
     @extend_schema(
         methods=["POST"], request=None, responses={202: IterationSerializer, 200: IterationSerializer},
-        parameters=[OpenApiParameter("wait", bool, description="Run inline and return the finished iteration.")],
+        parameters=schema_parameters(filters.IterationStartParams),
     )
     @action(detail=True, methods=["get", "post"], url_path="iterations",
             filter_backends=[])
@@ -115,7 +115,7 @@ class LearningAgentViewSet(
             qs = LearningIteration.objects.filter(agent=agent).select_related("version", "requested_by")
             qs = filter_or_400(filters.IterationFilter, request, qs)
             return self._paginate(qs.order_by("-number"), IterationSerializer)
-        if request.query_params.get("wait", "").lower() in ("1", "true", "yes"):
+        if params_or_400(filters.IterationStartParams, request).get("wait"):
             iteration, _created = learning.iteration_run_now(
                 agent, trigger=IterationTrigger.API, requested_by=request.user
             )

@@ -1,9 +1,9 @@
 """Bar file uploads (the API's POST /api/instruments/<symbol>/bars and the console's Import bars
 page): who may import, the options a form sends, a preview, and imports inline or by a worker.
 
-Who may import bars into an instrument: staff into any; any other user into an instrument they
+Who may import bars into an instrument: a superuser into any; any other user into an instrument they
 created by an upload (``Instrument.created_by``) or into a new symbol (which they then own). The
-bundled and operator-made instruments (no ``created_by``) take uploads from staff only.
+bundled and operator-made instruments (no ``created_by``) take uploads from superusers only.
 
 A file of at most LAB_IMPORT_INLINE_MAX_BYTES is imported during the request. A larger one is
 saved under LAB_VAR_DIR/imports and imported by ``agents.tasks.bar_import_task``; its

@@ -1,7 +1,7 @@
 """Notification channel API: views validate, call alerts.channel_service, render.
 
 Channels are personal: every route is scoped to the caller's own channels (another user's
-channel is a 404, staff included; operators manage all channels in the admin). The secret
+channel is a 404, superusers included; superusers manage all channels in the admin). The secret
 is write-only: it is returned once, as `secret`, in the response that generated it.
 """
 

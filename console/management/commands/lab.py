@@ -2,8 +2,8 @@
 
 Exit codes: 0 done; 1 bad input or unknown agent/alert (nothing changed); 2 usage (argparse);
 3 the agent's state does not allow it now; 4 permission refused. Writes need `--as USERNAME`
-(or LAB_SHELL_USER), the actor recorded in the activity log; a user who is not staff may act
-only on their own agents, as in the API.
+(or LAB_SHELL_USER), the actor recorded in the activity log; a user who is not a superuser may
+act only on their own agents, as in the API (agents.selectors).
 """
 
 import json
