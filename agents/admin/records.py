@@ -195,7 +195,8 @@ class BarFeedConfigAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(BarImport)
-class BarImportAdmin(_ReadOnlyAdmin):
+class BarImportAdmin(OwnedAdminMixin, _ReadOnlyAdmin):
+    owner_path = "requested_by"  # as in the API: an import is seen by who asked for it
     list_display = ["symbol", "filename", "size", "status", "phase", "done", "total", "requested_by", "created_at",
                     "finished_at"]
     list_filter = ["status"]

@@ -1,7 +1,7 @@
 """POST /api/instruments/{symbol}/bars (multipart bar file upload) and its progress polling.
 
-Rules (agents.market.uploads): superusers import into any instrument, other users into instruments
-they created by an upload or into a new symbol. Small files are imported during the request
+Rules (agents.market.uploads): users with agents.change_instrument import into any instrument,
+others into instruments they created by an upload or into a new symbol. Small files are imported during the request
 (201); larger ones go to a worker (202 and a Location to poll). A body over LAB_MAX_UPLOAD_BYTES
 is a 413 before anything is read (config.middleware).
 """

@@ -13,6 +13,7 @@ from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from agents.admin.common import OwnedAdminMixin
+from agents.market.models import BarImport
 from agents.models import ActivityLog, StrategyVersion, TradingAgent
 from agents.selectors import agents_visible_to, owned_rows, sees_everything
 from alerts.models import AgentAlert, AlertType, NotificationChannel, Severity
@@ -95,11 +96,11 @@ def test_every_admin_of_owned_rows_is_scoped_by_the_one_mixin():
     owned = []
     for model, model_admin in admin.site._registry.items():
         names = {f.name for f in model._meta.get_fields()}
-        if model is TradingAgent or names & {"agent", "owner", "iteration", "channel"}:
+        if model is TradingAgent or names & {"agent", "owner", "iteration", "channel", "requested_by"}:
             assert isinstance(model_admin, OwnedAdminMixin), f"{model.__name__}'s admin is not owner-scoped"
             assert _owner_path_reaches_a_user(model, model_admin.owner_path), model.__name__
             owned.append(model)
-    assert {TradingAgent, AgentAlert, StrategyVersion, ActivityLog, NotificationChannel} <= set(owned)
+    assert {TradingAgent, AgentAlert, StrategyVersion, ActivityLog, NotificationChannel, BarImport} <= set(owned)
 
 
 @pytest.mark.parametrize("model", [TradingAgent, AgentAlert, StrategyVersion, ActivityLog])
