@@ -12,16 +12,19 @@ from django.db.models import Q
 
 from agents.models import TradingAgent
 
+# The user flag that means "sees everything", read by the predicate and by the query below.
+SEES_EVERYTHING_FLAG = "is_superuser"
+
 
 def sees_everything(user):
     """True for the users who see every owner's agents and the lab-wide rows."""
-    return bool(user.is_superuser)
+    return bool(getattr(user, SEES_EVERYTHING_FLAG))
 
 
 def users_seeing_everything(user_path):
     """The same rule as a filter on a user foreign key, e.g. the channels that may receive a
     lab-wide alert: Q(owner__is_superuser=True) for user_path="owner"."""
-    return Q(**{f"{user_path}__is_superuser": True})
+    return Q(**{f"{user_path}__{SEES_EVERYTHING_FLAG}": True})
 
 
 def owned_rows(queryset, user, owner_path="agent__owner"):
