@@ -9,12 +9,13 @@ import importlib.util
 
 from django.contrib import admin, messages
 
+from agents.admin.common import OwnedAdminMixin
 from alerts import services
 from alerts.models import AgentAlert
 
 
 @admin.register(AgentAlert)
-class AgentAlertAdmin(admin.ModelAdmin):
+class AgentAlertAdmin(OwnedAdminMixin, admin.ModelAdmin):
     list_display = [
         "severity", "alert_type", "agent", "short_message", "occurrence_count", "acknowledged",
         "last_seen_at", "created_at",
@@ -30,11 +31,6 @@ class AgentAlertAdmin(admin.ModelAdmin):
         "agent", "alert_type", "severity", "message", "details", "fingerprint", "occurrence_count",
         "created_at", "last_seen_at", "last_notified_at", "acknowledged", "acknowledged_by", "acknowledged_at",
     ]
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        # Staff who are not superusers see only their own agents' alerts (no lab-wide ones).
-        return qs if request.user.is_superuser else qs.filter(agent__owner=request.user)
 
     @admin.display(description="message")
     def short_message(self, obj):

@@ -1,6 +1,7 @@
 """Admin for notification channels and their deliveries (imported by alerts/admin.py).
 
-Staff who are not superusers see and edit only their own channels (and their deliveries).
+Scoped by owner like every admin page (agents.selectors): a user sees and edits only their own
+channels and their deliveries; a superuser sees all.
 The webhook secret is write-only: never displayed; typing a new one replaces it, ticking
 "rotate" (or saving a webhook without one) generates one that is shown once in a message.
 Saving goes through alerts.channel_service, so the admin applies the API's rules (SSRF
@@ -10,9 +11,11 @@ check of the URL, email address, known alert types, rate limit bounds).
 from django import forms
 from django.contrib import admin, messages
 
-from agents.services.errors import ServiceError
+from agents.admin.common import OwnedAdminMixin
+from agents.selectors import sees_everything
 from alerts import channel_service
 from alerts.models import AlertType, Delivery, NotificationChannel
+from core.errors import ServiceError
 
 SERVICE_FIELDS = ("name", "kind", "target", "min_severity", "alert_types", "enabled", "rate_limit_per_minute")
 
@@ -72,7 +75,8 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(NotificationChannel)
-class NotificationChannelAdmin(admin.ModelAdmin):
+class NotificationChannelAdmin(OwnedAdminMixin, admin.ModelAdmin):
+    owner_path = "owner"
     form = ChannelForm
     list_display = ["name", "owner", "kind", "target", "min_severity", "enabled", "rate_limit_per_minute",
                     "has_secret", "created_at"]
@@ -85,14 +89,10 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     def has_secret(self, obj):
         return bool(obj.secret)
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        return qs if request.user.is_superuser else qs.filter(owner=request.user)
-
     def get_fields(self, request, obj=None):
         fields = ["owner", "name", "kind", "target", "min_severity", "alert_types", "enabled",
                   "rate_limit_per_minute", "new_secret", "rotate_secret"]
-        return fields if request.user.is_superuser else fields[1:]
+        return fields if sees_everything(request.user) else fields[1:]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -127,7 +127,7 @@ class NotificationChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(OwnedAdminMixin, admin.ModelAdmin):
     """Read-only: deliveries are written by the notification code only."""
 
     list_display = ["id", "alert", "channel", "sequence", "status", "attempts", "response_code", "created_at",
@@ -141,9 +141,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     fields = readonly_fields
     show_full_result_count = False
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        return qs if request.user.is_superuser else qs.filter(channel__owner=request.user)
+    owner_path = "channel__owner"
 
     def has_add_permission(self, request):
         return False

@@ -21,11 +21,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from agents.services.errors import ValidationFailed
 from alerts.channels import get_channel, ssrf
 from alerts.channels.base import build_test_payload
 from alerts.models import AlertType, ChannelKind, NotificationChannel, Severity
 from config.redaction import redact
+from core.errors import ValidationFailed
 
 logger = logging.getLogger("alerts.notifications")
 

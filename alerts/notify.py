@@ -6,8 +6,9 @@ or notified again after the repeat interval. It runs outside any transaction and
 1. writes the always-on structured log line (alerts.channels.log.log_alert);
 2. finds the matching channels: enabled, owner active, `min_severity` at or below the
    alert's severity, `alert_types` empty or holding the alert's type; for an agent's alert
-   the agent owner's channels, for a lab-wide alert (agent null) every staff user's
-   channels (plus, for a failing-channel alert, that channel's owner's other channels);
+   the agent owner's channels, for a lab-wide alert (agent null) the channels of those
+   who see everything (agents.selectors: superusers), plus, for a failing-channel alert,
+   that channel's owner's other channels;
 3. creates one Delivery per channel for this notification number (`sequence`), idempotent
    under the (alert, channel, sequence) unique constraint, and queues `deliver_task` after
    commit. A channel that errors is logged and skipped: it never blocks the others.
@@ -49,6 +50,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from agents.selectors import users_seeing_everything
 from alerts.channels import get_channel
 from alerts.channels.base import SendResult, build_payload
 from alerts.channels.log import alert_extra, log_alert
@@ -123,7 +125,9 @@ def matching_channels(alert):
     if alert.agent_id is not None:
         qs = qs.filter(owner_id=alert.agent.owner_id)
     else:
-        recipients = Q(owner__is_staff=True)
+        # A lab-wide alert goes to those who may see it (agents.selectors), and to a channel's owner
+        # about their own channel.
+        recipients = users_seeing_everything("owner")
         owner_id = (alert.details or {}).get("owner_id") if excluded_channel_id(alert) else None
         if isinstance(owner_id, int):
             recipients |= Q(owner_id=owner_id)

@@ -29,9 +29,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.services.activity import log_activity
-from agents.services.errors import ValidationFailed
 from alerts.models import SEVERITY_RANK, AgentAlert, AlertType, Severity
 from config.observability import metrics
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -193,20 +193,20 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # DRF's JSON parser with a nesting limit (agents/api/parsers.py); forms for the browsable API.
+    # DRF's JSON parser with a nesting limit (core/parsers.py); forms for the browsable API.
     "DEFAULT_PARSER_CLASSES": [
-        "agents.api.parsers.LabJSONParser",
+        "core.parsers.LabJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "agents.api.filters.StrictOrderingFilter",
+        "core.filters.StrictOrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "agents.api.pagination.LabPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.LabPagination",
     "PAGE_SIZE": env.int("LAB_API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "agents.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "core.exception_handler.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",

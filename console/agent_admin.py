@@ -13,12 +13,13 @@ from django.utils.html import format_html
 from agents import agent_settings
 from agents.admin.common import OwnedAdminMixin, fmt, run_per_row
 from agents.models import IterationStatus, IterationTrigger, LearningIteration, TradingAgent
+from agents.selectors import sees_everything
 from agents.services import agents as agent_service
 from agents.services import approval, continuous, decisions, dispatch, scheduling
-from agents.services.errors import Conflict
 from console import panels
 from console.controls import ConsoleControlsMixin
 from console.forms import SETTINGS_FIELDS, AgentAdminForm
+from core.errors import Conflict
 
 NEW_AGENT_HIDDEN = {"status", "current_version", "schedule_description", "next_scheduled_iteration",
                     "continuous_state", "continuous_stop_reason"}
@@ -91,9 +92,9 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
 
     # --- columns ------------------------------------------------------------------------------
     def get_list_display(self, request):
-        # Only superusers see other people's agents: only they need the owner column.
+        # Only those who see other people's agents need the owner column.
         columns = list(super().get_list_display(request))
-        return [columns[0], "owner", *columns[1:]] if request.user.is_superuser else columns
+        return [columns[0], "owner", *columns[1:]] if sees_everything(request.user) else columns
 
     @admin.display(description="instrument · strategy", ordering="instrument__symbol")
     def market(self, obj):

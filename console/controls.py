@@ -21,9 +21,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.models import AgentStatus, Refinement, StrategyVersion
 from agents.services import continuous
-from agents.services.errors import ServiceError
 from console import actions
 from console.panels import STASH_KEY, criteria_rows
+from core.errors import ServiceError
 
 
 def error_messages(exc):

@@ -11,10 +11,12 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from agents.models import AgentStatus, ContinuousState, IterationStatus
+from agents.models import ActivityLog, AgentStatus, ContinuousState, IterationStatus, LearningIteration
+from agents.selectors import agents_visible_to, owned_rows, sees_everything
 from agents.services.continuous import day_bounds
-from console import scope
+from alerts.models import AgentAlert
 from console.readiness import learning_readiness
+from graduation.models import GraduationEvent
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def _tile(label, value, url, tone=""):
 
 
 def agent_tiles(user):
-    agents = scope.agents_of(user)
+    agents = agents_visible_to(user)
     counts = agents.aggregate(
         total=Count("pk"),
         **{status: Count("pk", filter=Q(status=status)) for status in AgentStatus.values},
@@ -67,7 +69,7 @@ def agent_tiles(user):
 def iteration_tiles(user, now):
     start, end = day_bounds(now)
     today = Q(queued_at__gte=start, queued_at__lt=end)
-    counts = scope.iterations_of(user).aggregate(
+    counts = owned_rows(LearningIteration.objects.all(), user).aggregate(
         running=Count("pk", filter=Q(status=IterationStatus.RUNNING)),
         queued=Count("pk", filter=Q(status=IterationStatus.QUEUED)),
         today=Count("pk", filter=today),
@@ -90,7 +92,7 @@ def iteration_tiles(user, now):
 
 
 def alert_panel(user):
-    open_alerts = scope.alerts_of(user).filter(acknowledged=False)
+    open_alerts = owned_rows(AgentAlert.objects.all(), user).filter(acknowledged=False)
     counts = open_alerts.aggregate(
         total=Count("pk"), **{severity: Count("pk", filter=Q(severity=severity)) for severity in SEVERITIES}
     )
@@ -111,7 +113,7 @@ def health(user, now):
         from config.observability.health import health_report
 
         # No alerting side effect on a page view: /health and check_health raise the alerts.
-        return health_report(public=not user.is_superuser, check_alerts=False, now=now)
+        return health_report(public=not sees_everything(user), check_alerts=False, now=now)
     except Exception:
         logger.exception("dashboard: the health report failed")
         return None
@@ -159,12 +161,12 @@ def dashboard(user, now=None):
         "iterations": iteration_tiles(user, now),
         "alerts": alert_panel(user),
         "graduations": list(
-            scope.graduation_events_of(user).select_related("agent", "version").order_by("-created_at", "-id")
-            [:RECENT_GRADUATIONS]
+            owned_rows(GraduationEvent.objects.all(), user).select_related("agent", "version")
+            .order_by("-created_at", "-id")[:RECENT_GRADUATIONS]
         ),
         "graduations_url": changelist("graduation_graduationevent"),
-        "activity": list(scope.activity_of(user).select_related("agent").order_by("-created_at", "-id")
-                         [:RECENT_ACTIVITY]),
+        "activity": list(owned_rows(ActivityLog.objects.all(), user).select_related("agent")
+                         .order_by("-created_at", "-id")[:RECENT_ACTIVITY]),
         "activity_url": changelist("agents_activitylog"),
         "health": report,
         "health_rows": health_rows(report),

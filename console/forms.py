@@ -9,9 +9,9 @@ from django import forms
 from agents import agent_settings
 from agents.models import TradingAgent
 from agents.services import approval, scheduling
-from agents.services.errors import ServiceError
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import get_template, template_choices
+from core.errors import ServiceError
 
 SETTINGS_FIELDS = agent_settings.names()
 

@@ -7,7 +7,7 @@ the first READINESS_AGENTS learning agents by name, each judged on its stored ev
 
 from agents.evaluation.headline import annotate_headline, headline_of
 from agents.models import AgentStatus
-from console import scope
+from agents.selectors import agents_visible_to
 from graduation.eligibility import eligibility
 
 READINESS_AGENTS = 12
@@ -15,7 +15,7 @@ READINESS_AGENTS = 12
 
 def learning_readiness(user):
     agents = annotate_headline(
-        scope.agents_of(user).filter(status=AgentStatus.LEARNING).select_related("current_version", "instrument"),
+        agents_visible_to(user).filter(status=AgentStatus.LEARNING).select_related("current_version", "instrument"),
         "current_version",
     ).order_by("name")[:READINESS_AGENTS]
     rows = []

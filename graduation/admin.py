@@ -1,24 +1,19 @@
 """Operator console: graduation events (read-only) and paper accounts with their fills.
 
-Staff who are not superusers see only their own agents' rows. Transitions are made through the
+Rows are scoped by owner (agents.selectors). Transitions are made through the
 API or the agent page, which call graduation.services; nothing here edits the ledger.
 """
 
 from django.contrib import admin
 from django.db.models import OuterRef, Subquery
 
+from agents.admin.common import OwnedAdminMixin
 from graduation.models import GraduationEvent, PaperAccount, PaperFill, PaperTrade
 
 RECENT_FILLS = 50
 
 
-class OwnedReadOnlyAdmin(admin.ModelAdmin):
-    owner_path = "agent__owner"
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        return qs if request.user.is_superuser else qs.filter(**{self.owner_path: request.user})
-
+class OwnedReadOnlyAdmin(OwnedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request, obj=None):
         return False
 

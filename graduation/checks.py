@@ -24,8 +24,8 @@ import logging
 from django.conf import settings
 
 from agents.models import AgentStatus, IterationStatus, LearningIteration, TradingAgent
-from agents.services.errors import ServiceError
 from alerts.models import AgentAlert, AlertType, Severity
+from core.errors import ServiceError
 from graduation import episodes, services
 from graduation.criteria import effective_criteria
 from graduation.eligibility import eligibility

@@ -27,7 +27,7 @@ from django.utils import timezone
 from agents.evaluation.exam import exam_record_stored
 from agents.models import AgentStatus, ExamPurpose, StrategyVersion, TradingAgent
 from agents.services.activity import actor_label_for, log_activity
-from agents.services.errors import Conflict, PermissionRefused, ValidationFailed
+from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import episodes
 from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility, evidence_iteration
 from graduation.models import LIVE_PERMISSION, EventKind, GraduationEvent, PaperAccount

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["agents", "alerts", "graduation", "console"]
+ORDER = ["core", "agents", "alerts", "graduation", "console"]
 
 
 def imported_apps(path):

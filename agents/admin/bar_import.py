@@ -19,7 +19,7 @@ from django.urls import path, reverse
 
 from agents.market import uploads
 from agents.market.csvreport import MISSING_POLICIES, NON_POSITIVE_POLICIES
-from agents.services.errors import ServiceError
+from core.errors import ServiceError
 
 SESSION_KEY = "lab_bar_previews"
 

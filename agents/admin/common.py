@@ -2,7 +2,8 @@
 
 from django.contrib import messages
 
-from agents.services.errors import ServiceError
+from agents.selectors import owned_rows
+from core.errors import ServiceError
 
 MAX_ROW_MESSAGES = 25
 
@@ -12,13 +13,13 @@ def fmt(value, digits=3):
 
 
 class OwnedAdminMixin:
-    """Staff who are not superusers see only their own agents' rows."""
+    """For every ModelAdmin of owned rows: the rows agents.selectors lets the user see.
+    `owner_path` leads from a row to its owning user."""
 
     owner_path = "agent__owner"
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        return qs if request.user.is_superuser else qs.filter(**{self.owner_path: request.user})
+        return owned_rows(super().get_queryset(request), request.user, self.owner_path)
 
 
 def report(modeladmin, request, done, failures):

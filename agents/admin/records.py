@@ -136,14 +136,11 @@ class RefinementAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(admin.ModelAdmin):
+class TradeAdmin(OwnedAdminMixin, admin.ModelAdmin):
     list_display = ["iteration", "side", "entry_time", "exit_time", "return_pct", "pnl", "bars_held"]
     list_select_related = ["iteration__agent"]
     list_filter = ["side"]
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        return qs if request.user.is_superuser else qs.filter(iteration__agent__owner=request.user)
+    owner_path = "iteration__agent__owner"
 
 
 @admin.register(ExamReading)
@@ -198,7 +195,8 @@ class BarFeedConfigAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(BarImport)
-class BarImportAdmin(_ReadOnlyAdmin):
+class BarImportAdmin(OwnedAdminMixin, _ReadOnlyAdmin):
+    owner_path = "requested_by"  # as in the API: an import is seen by who asked for it
     list_display = ["symbol", "filename", "size", "status", "phase", "done", "total", "requested_by", "created_at",
                     "finished_at"]
     list_filter = ["status"]

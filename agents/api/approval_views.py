@@ -10,9 +10,9 @@ from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agents.api.parsers import LabJSONParser
 from agents.api.rule_fields import rules_serializer
 from agents.services import approval, approval_gate
+from core.parsers import LabJSONParser
 
 ApprovalThresholdsSerializer = rules_serializer(
     "ApprovalThresholds", approval_gate.APPROVAL_RULES, required=approval_gate.REQUIRED_KEYS,

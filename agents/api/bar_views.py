@@ -1,7 +1,7 @@
 """POST /api/instruments/{symbol}/bars (multipart bar file upload) and its progress polling.
 
-Rules (agents.market.uploads): staff import into any instrument, other users into instruments
-they created by an upload or into a new symbol. Small files are imported during the request
+Rules (agents.market.uploads): users with agents.change_instrument import into any instrument,
+others into instruments they created by an upload or into a new symbol. Small files are imported during the request
 (201); larger ones go to a worker (202 and a Location to poll). A body over LAB_MAX_UPLOAD_BYTES
 is a 413 before anything is read (config.middleware).
 """
@@ -20,7 +20,8 @@ from rest_framework.response import Response
 from agents.market import uploads
 from agents.market.csvreport import FIELDS, MISSING_POLICIES, NON_POSITIVE_POLICIES
 from agents.market.models import BarImport
-from agents.services.errors import ValidationFailed
+from agents.selectors import owned_rows
+from core.errors import ValidationFailed
 
 COLUMN_FIELDS = tuple(f"{name}_column" for name in FIELDS)
 ALLOWED = {"file", "dry_run", "close_only", "missing", "adjusted", "non_positive", "timezone", "name", "interval",
@@ -75,7 +76,5 @@ class BarUploadMixin:
             import_id = uuid.UUID(import_id)
         except ValueError:
             raise Http404("no such import") from None
-        jobs = BarImport.objects.filter(symbol=symbol)
-        if not request.user.is_staff:
-            jobs = jobs.filter(requested_by=request.user)
+        jobs = owned_rows(BarImport.objects.filter(symbol=symbol), request.user, owner_path="requested_by")
         return Response(uploads.import_status(get_object_or_404(jobs, pk=import_id)))

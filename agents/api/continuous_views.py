@@ -9,9 +9,9 @@ from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agents.api.strict import RejectUnknownFieldsMixin
 from agents.models import ContinuousState
 from agents.services import continuous
+from core.strict import RejectUnknownFieldsMixin
 
 
 class ContinuousStopSerializer(RejectUnknownFieldsMixin, serializers.Serializer):

@@ -1,90 +1,9 @@
-"""The API's list filters, and the two backends every list uses.
-
-A value a list cannot filter or order by is a 400 naming the parameter and the rule, never a
-silently unfiltered list. Lists filter through django-filter's backend, which checks the FilterSet
-is valid before using its queryset (a FilterSet's `.qs` on its own drops invalid values; code
-outside the backends uses filter_or_400), and StrictOrderingFilter refuses unknown `ordering`
-fields (DRF's drops them). tests/security/test_list_filters.py tries every list parameter of the
-OpenAPI schema.
-"""
-
-import datetime as dt
+"""The agents API's list filters, built on core.filters (strict values, 400 naming the parameter)."""
 
 import django_filters
-from django import forms
-from django.db import models
-from django_filters.fields import IsoDateTimeField
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
-from rest_framework.exceptions import ValidationError
-from rest_framework.filters import OrderingFilter
 
 from agents.models import ActivityLog, LearningIteration, Refinement, TradingAgent
-
-
-class StrictOrderingFilter(OrderingFilter):
-    def get_ordering(self, request, queryset, view):
-        params = request.query_params.get(self.ordering_param)
-        if params:
-            allowed = [name for name, _label in self.get_valid_fields(queryset, view, {"request": request})]
-            terms = [term.strip() for term in params.split(",")]
-            bad = [term for term in terms if not term or term.removeprefix("-") not in allowed]
-            if bad:
-                raise ValidationError({self.ordering_param: [
-                    f"unknown field {', '.join(repr(t) for t in bad)}; allowed: {', '.join(allowed) or 'none'} "
-                    "(prefix - for descending)"
-                ]})
-        return super().get_ordering(request, queryset, view)
-
-
-def to_utc(value):
-    """An aware datetime in UTC. PostgreSQL refuses UTC offsets beyond +-15:59, which ISO 8601 and
-    Python allow (e.g. -17:05); converting first sends it a plain UTC time. OverflowError when the
-    conversion leaves the datetime range (0001-01-01T00:00+01:00)."""
-    return value.astimezone(dt.UTC)
-
-
-class UTCIsoDateTimeField(IsoDateTimeField):
-    def to_python(self, value):
-        value = super().to_python(value)
-        if value is None:
-            return value
-        try:
-            return to_utc(value)
-        except OverflowError:
-            raise forms.ValidationError("datetime out of range", code="invalid")
-
-
-class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    """ISO 8601 with any offset; compared in UTC."""
-
-    field_class = UTCIsoDateTimeField
-
-
-class StrictBooleanField(forms.Field):
-    """true/false (or 1/0), nothing else: django-filter's own boolean field reads any other value
-    as "no filter"."""
-
-    def to_python(self, value):
-        if value in (None, ""):
-            return None
-        text = str(value).strip().lower()
-        if text in ("true", "1"):
-            return True
-        if text in ("false", "0"):
-            return False
-        raise forms.ValidationError("must be true or false", code="invalid")
-
-
-class StrictBooleanFilter(django_filters.BooleanFilter):
-    field_class = StrictBooleanField
-
-
-class LabFilterSet(django_filters.FilterSet):
-    """The lab's FilterSet: boolean model fields filter strictly."""
-
-    FILTER_DEFAULTS = {**django_filters.FilterSet.FILTER_DEFAULTS,
-                       models.BooleanField: {"filter_class": StrictBooleanFilter}}
+from core.filters import LabFilterSet, StrictBooleanFilter, UTCIsoDateTimeFilter
 
 
 class AgentFilter(LabFilterSet):
@@ -119,25 +38,11 @@ class ActivityFilter(LabFilterSet):
         fields = ["event", "since"]
 
 
-def filter_or_400(filterset_class, request, queryset):
-    """The queryset filtered by the request's query parameters; ValidationError (400) naming each
-    invalid one. For code outside a view's filter backends."""
-    filterset = filterset_class(request.query_params, queryset=queryset, request=request)
-    if not filterset.is_valid():
-        raise ValidationError({name: list(errors) for name, errors in filterset.errors.items()})
-    return filterset.qs
+class IterationStartParams(LabFilterSet):
+    """The query parameters of POST .../iterations (read by the view, not a filter)."""
 
+    wait = StrictBooleanFilter(help_text="true: run the iteration inline and return it finished.")
 
-def schema_parameters(filterset_class):
-    """OpenAPI query parameters of a FilterSet used through filter_or_400 (the schema generator only
-    reads a view's own filter backends): choices as enums, date-times, booleans, UUIDs."""
-    types = ((django_filters.IsoDateTimeFilter, OpenApiTypes.DATETIME),
-             (django_filters.BooleanFilter, OpenApiTypes.BOOL), (django_filters.UUIDFilter, OpenApiTypes.UUID))
-    parameters = []
-    for name, item in filterset_class.base_filters.items():
-        kind = next((kind for cls, kind in types if isinstance(item, cls)), OpenApiTypes.STR)
-        choices = getattr(item.field, "choices", None)
-        enum = [value for value, _label in choices if value != ""] if choices else None
-        many = isinstance(item, django_filters.MultipleChoiceFilter)
-        parameters.append(OpenApiParameter(name, kind, enum=enum, many=many))
-    return parameters
+    class Meta:
+        model = LearningIteration
+        fields = ["wait"]

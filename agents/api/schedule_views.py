@@ -12,8 +12,8 @@ from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agents.api.strict import RejectUnknownFieldsMixin
 from agents.services import scheduling
+from core.strict import RejectUnknownFieldsMixin
 
 CRON_HELP = (
     "Five fields: minute hour day_of_month month_of_year day_of_week (0 = Sunday, or sun-sat), "

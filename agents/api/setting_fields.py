@@ -9,7 +9,7 @@ and the console say, keyed by the setting's name.
 from rest_framework import serializers
 
 from agents import agent_settings
-from agents.api.strict import StrictFloatField
+from core.strict import StrictFloatField
 
 
 def setting_field(setting, *, required):

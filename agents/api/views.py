@@ -1,13 +1,13 @@
 """Phase 1 API: agents, iterations, refinements, versions, activity, performance.
 
-Views validate input, call one service and render. Owners see only their agents (others'
-are a 404); staff see all.
+Views validate input, call one service and render. Each user sees the agents
+agents.selectors.agents_visible_to gives them; another owner's agent is a 404.
 """
 
 from django.db.models import Count, Max, Min
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -39,15 +39,11 @@ from agents.models import (
     StrategyVersion,
     TradingAgent,
 )
+from agents.selectors import agents_visible_to
 from agents.services import agents as agent_service
 from agents.services import decisions, dispatch, learning, manual_approval, performance
 from agents.strategies.registry import all_templates
-
-
-def visible_agents(user):
-    qs = annotate_headline(TradingAgent.objects.select_related("owner", "instrument", "current_version"),
-                           "current_version")
-    return qs if user.is_staff else qs.filter(owner=user)
+from core.filters import filter_or_400, params_or_400, schema_parameters
 
 
 class LearningAgentViewSet(
@@ -65,11 +61,12 @@ class LearningAgentViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return TradingAgent.objects.none()
-        return visible_agents(self.request.user)
+        qs = agents_visible_to(self.request.user).select_related("owner", "instrument", "current_version")
+        return annotate_headline(qs, "current_version")
 
     def filter_queryset(self, queryset):
         # The list's filters (?status=...) must not apply to one agent's nested routes, where
-        # the same names filter iterations or refinements (filters.filter_or_400 there).
+        # the same names filter iterations or refinements (filter_or_400 there).
         return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     # Routes that start work (an iteration now, or a loop of them) share the stricter scope.
@@ -105,10 +102,10 @@ class LearningAgentViewSet(
 
     # --- iterations ----------------------------------------------------------------------
     @extend_schema(methods=["GET"], responses=IterationSerializer(many=True),
-                   parameters=filters.schema_parameters(filters.IterationFilter))
+                   parameters=schema_parameters(filters.IterationFilter))
     @extend_schema(
         methods=["POST"], request=None, responses={202: IterationSerializer, 200: IterationSerializer},
-        parameters=[OpenApiParameter("wait", bool, description="Run inline and return the finished iteration.")],
+        parameters=schema_parameters(filters.IterationStartParams),
     )
     @action(detail=True, methods=["get", "post"], url_path="iterations",
             filter_backends=[])
@@ -116,9 +113,9 @@ class LearningAgentViewSet(
         agent = self.get_object()
         if request.method == "GET":
             qs = LearningIteration.objects.filter(agent=agent).select_related("version", "requested_by")
-            qs = filters.filter_or_400(filters.IterationFilter, request, qs)
+            qs = filter_or_400(filters.IterationFilter, request, qs)
             return self._paginate(qs.order_by("-number"), IterationSerializer)
-        if request.query_params.get("wait", "").lower() in ("1", "true", "yes"):
+        if params_or_400(filters.IterationStartParams, request).get("wait"):
             iteration, _created = learning.iteration_run_now(
                 agent, trigger=IterationTrigger.API, requested_by=request.user
             )
@@ -137,12 +134,12 @@ class LearningAgentViewSet(
 
     # --- refinements ---------------------------------------------------------------------
     @extend_schema(responses=RefinementSerializer(many=True),
-                   parameters=filters.schema_parameters(filters.RefinementFilter))
+                   parameters=schema_parameters(filters.RefinementFilter))
     @action(detail=True, methods=["get"], url_path="refinements", filter_backends=[])
     def refinements(self, request, pk=None):
         agent = self.get_object()
         qs = Refinement.objects.filter(agent=agent).select_related("iteration", "decided_by", "produced_version")
-        qs = filters.filter_or_400(filters.RefinementFilter, request, qs)
+        qs = filter_or_400(filters.RefinementFilter, request, qs)
         return self._paginate(qs.order_by("-id"), RefinementSerializer)
 
     @extend_schema(request=DecisionSerializer, responses=RefinementSerializer)
@@ -189,11 +186,11 @@ class LearningAgentViewSet(
 
     # --- activity and performance --------------------------------------------------------
     @extend_schema(responses=ActivitySerializer(many=True),
-                   parameters=filters.schema_parameters(filters.ActivityFilter))
+                   parameters=schema_parameters(filters.ActivityFilter))
     @action(detail=True, methods=["get"], url_path="activity", filter_backends=[])
     def activity(self, request, pk=None):
         agent = self.get_object()
-        qs = filters.filter_or_400(filters.ActivityFilter, request, ActivityLog.objects.filter(agent=agent))
+        qs = filter_or_400(filters.ActivityFilter, request, ActivityLog.objects.filter(agent=agent))
         return self._paginate(qs.order_by("-created_at", "-id"), ActivitySerializer)
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

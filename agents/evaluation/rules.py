@@ -35,7 +35,7 @@ import math
 from dataclasses import dataclass, field
 
 from agents.evaluation.numbers import bounded_number, finite_or_none
-from agents.services.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ class Instrument(models.Model):
     # False for close-only series (open = high = low = close): no intrabar range, so strategies that
     # read highs and lows are refused and stops are judged on closes (agents.strategies.registry).
     has_intrabar_range = models.BooleanField(default=True)
-    # Who created it by an upload: they may import into it; staff may import into any instrument.
+    # Who created it by an upload: they may import into it; so may anyone with agents.change_instrument.
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,9 +1,11 @@
 """Bar file uploads (the API's POST /api/instruments/<symbol>/bars and the console's Import bars
 page): who may import, the options a form sends, a preview, and imports inline or by a worker.
 
-Who may import bars into an instrument: staff into any; any other user into an instrument they
-created by an upload (``Instrument.created_by``) or into a new symbol (which they then own). The
-bundled and operator-made instruments (no ``created_by``) take uploads from staff only.
+Who may import bars into an instrument: a user with the agents.change_instrument permission into
+any (a superuser has every permission; staff rank grants nothing); any other user into an
+instrument they created by an upload (``Instrument.created_by``) or into a new symbol (which they
+then own). The bundled and operator-made instruments (no ``created_by``) take uploads only with
+that permission.
 
 A file of at most LAB_IMPORT_INLINE_MAX_BYTES is imported during the request. A larger one is
 saved under LAB_VAR_DIR/imports and imported by ``agents.tasks.bar_import_task``; its
@@ -24,17 +26,20 @@ from agents.market.csvparse import parse_bars
 from agents.market.csvreport import FIELDS, MISSING_POLICIES, NON_POSITIVE_POLICIES, CsvImportError, ImportOptions
 from agents.market.importer import import_bars_csv
 from agents.market.models import BarImport, BarInterval, ImportStatus, Instrument
-from agents.services.errors import PermissionRefused, ValidationFailed
+from core.errors import PermissionRefused, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_ROWS = 10
+CHANGE_ANY_INSTRUMENT = "agents.change_instrument"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
 
 def may_import(user, instrument):
-    if instrument is None or user.is_staff:
+    # Instruments are shared by every owner's agents: changing the bars of one the user did not
+    # create is a right granted by a permission (superusers have every permission), not by rank.
+    if instrument is None or user.has_perm(CHANGE_ANY_INSTRUMENT):
         return True
     return instrument.created_by_id is not None and instrument.created_by_id == user.pk
 
@@ -43,8 +48,9 @@ def check_may_import(user, symbol):
     """The instrument (None when new); PermissionRefused when the user may not import into it."""
     instrument = Instrument.objects.filter(symbol=(symbol or "").strip()).first()
     if not may_import(user, instrument):
-        raise PermissionRefused({"symbol": f"only staff, or the user who created it by an upload, may import bars "
-                                           f"into {instrument.symbol}"})
+        raise PermissionRefused({"symbol": f"only the user who created it by an upload, or one with the "
+                                           f"{CHANGE_ANY_INSTRUMENT} permission, may import bars into "
+                                           f"{instrument.symbol}"})
     return instrument
 
 

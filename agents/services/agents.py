@@ -16,10 +16,10 @@ from agents.models import (
 )
 from agents.services.activity import log_activity
 from agents.services.agent_lock import AgentGone, lock_agent_row
-from agents.services.errors import ValidationFailed
 from agents.services.scheduling import unschedule_agent
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import UnknownTemplateError, get_template
+from core.errors import ValidationFailed
 
 # What an owner may set, and each setting's type and bounds: agents.agent_settings; the rules
 # beyond those are here (_service_rule).

@@ -76,7 +76,7 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services.activity import actor_label_for, log_activity
-from agents.services.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from agents.models import (
     VersionOrigin,
 )
 from agents.services.activity import actor_label_for, log_activity
-from agents.services.errors import Conflict, ValidationFailed
 from config.observability import metrics as lab_metrics
+from core.errors import Conflict, ValidationFailed
 
 
 def _fmt(value):

@@ -13,9 +13,9 @@ from agents.evaluation.exam import exam_record, exam_usage
 from agents.evaluation.protocol import EvaluationError
 from agents.models import ExamPurpose, Refinement, RefinementStatus
 from agents.services import approval, approval_gate, decisions
-from agents.services.errors import Conflict
 from agents.services.iteration_evaluation import setting_for
 from agents.strategies.base import ParamValidationError
+from core.errors import Conflict
 
 
 def _sealed_row(refinement):

@@ -8,6 +8,7 @@ from agents.strategies import (
     sma_crossover,
 )
 from agents.strategies.base import StrategyTemplate
+from core.errors import ValidationFailed
 
 # Display order (stable): trend followers first, then mean reversion.
 _TEMPLATES: tuple[StrategyTemplate, ...] = (
@@ -22,12 +23,14 @@ if len(_BY_KEY) != len(_TEMPLATES):
     raise RuntimeError("duplicate strategy template key")
 
 
-class UnknownTemplateError(KeyError, ValueError):
-    """No template has this key. args[0] (and str()) is a message listing the known keys."""
+class UnknownTemplateError(ValidationFailed, KeyError, ValueError):
+    """No template has this key. args[0] (and str()) is a message listing the known keys; as a
+    ValidationFailed it reaches the API as a 400 naming `strategy_template`."""
 
     def __init__(self, key):
         self.key = key
-        super().__init__(f"unknown strategy template {key!r}; known: {', '.join(_BY_KEY)}")
+        message = f"unknown strategy template {key!r}; known: {', '.join(_BY_KEY)}"
+        super().__init__({"strategy_template": message}, message)
 
     def __str__(self):
         # KeyError would repr() the message, quoting it.

@@ -1,7 +1,7 @@
 """Notification channel API: views validate, call alerts.channel_service, render.
 
 Channels are personal: every route is scoped to the caller's own channels (another user's
-channel is a 404, staff included; operators manage all channels in the admin). The secret
+channel is a 404, superusers included; superusers manage all channels in the admin). The secret
 is write-only: it is returned once, as `secret`, in the response that generated it.
 """
 
@@ -10,11 +10,11 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agents.api.filters import filter_or_400, schema_parameters
 from alerts import channel_service
 from alerts.api.filters import ChannelFilter, DeliveryFilter
 from alerts.channel_service import RATE_LIMIT_MAX, RATE_LIMIT_MIN
 from alerts.models import AlertType, ChannelKind, Delivery, NotificationChannel, Severity
+from core.filters import filter_or_400, schema_parameters
 
 
 class ChannelSerializer(serializers.ModelSerializer):

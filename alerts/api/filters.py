@@ -1,7 +1,7 @@
 import django_filters
 
-from agents.api.filters import LabFilterSet, StrictBooleanFilter, UTCIsoDateTimeFilter
 from alerts.models import SEVERITY_RANK, AgentAlert, AlertType, Delivery, DeliveryStatus, NotificationChannel, Severity
+from core.filters import LabFilterSet, StrictBooleanFilter, UTCIsoDateTimeFilter
 
 
 class AlertFilter(LabFilterSet):

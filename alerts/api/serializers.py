@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from agents.api.strict import RejectUnknownFieldsMixin
 from alerts.models import AgentAlert, AlertType, Severity
+from core.strict import RejectUnknownFieldsMixin
 
 MAX_ID = 2**63 - 1
 

@@ -1,7 +1,7 @@
 """Alert API: views validate, call one alerts service, render.
 
-Owners see only their agents' alerts (another owner's agent or alert is a 404); staff see
-every alert, lab-wide (agent-less) ones included.
+Alerts are scoped by agents.selectors: owners see their agents' alerts (another owner's agent or
+alert is a 404); a superuser sees every alert, lab-wide (agent-less) ones included.
 """
 
 from django.shortcuts import get_object_or_404
@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 
-from agents.api.views import visible_agents
+from agents.selectors import agents_visible_to, owned_rows
 from alerts import services
 from alerts.api.filters import AlertFilter
 from alerts.api.serializers import AlertSerializer, BulkAcknowledgeResultSerializer, BulkAcknowledgeSerializer
@@ -21,8 +21,7 @@ ALERT_ID = OpenApiParameter("alert_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
 
 def visible_alerts(user):
-    qs = AgentAlert.objects.select_related("agent", "acknowledged_by")
-    return qs if user.is_staff else qs.filter(agent__owner=user)
+    return owned_rows(AgentAlert.objects.select_related("agent", "acknowledged_by"), user)
 
 
 class _AlertListBase(generics.ListAPIView):
@@ -59,7 +58,7 @@ class AgentAlertListView(_AlertListBase):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return AgentAlert.objects.none()
-        agent = get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+        agent = get_object_or_404(agents_visible_to(self.request.user), pk=self.kwargs["agent_id"])
         return AgentAlert.objects.filter(agent=agent).select_related("agent", "acknowledged_by")
 
 
@@ -70,7 +69,7 @@ class _OneAlertMixin:
     pagination_class = None
 
     def get_object(self):
-        agent = get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+        agent = get_object_or_404(agents_visible_to(self.request.user), pk=self.kwargs["agent_id"])
         return get_object_or_404(
             AgentAlert.objects.select_related("agent", "acknowledged_by"), agent=agent, pk=self.kwargs["alert_id"]
         )

@@ -3,6 +3,7 @@
 from django.db.models import OuterRef, Subquery
 
 from agents.models import IterationStatus, LearningIteration, TradingAgent
+from agents.selectors import agents_visible_to, owned_rows
 from agents.services import approval, continuous, scheduling
 from alerts.models import AgentAlert
 from console.operator.table import fmt, render
@@ -12,8 +13,9 @@ RECENT_ITERATIONS = 10
 
 
 def visible(user):
-    qs = TradingAgent.objects.select_related("owner", "instrument", "current_version")
-    return qs if user is None or user.is_staff else qs.filter(owner=user)
+    """The agents the shell user may see; with no user (no --as) the shell reads the whole lab."""
+    qs = TradingAgent.objects.all() if user is None else agents_visible_to(user)
+    return qs.select_related("owner", "instrument", "current_version")
 
 
 def _autonomy(agent):
@@ -91,8 +93,8 @@ def alerts_table(user, agent=None, *, include_acknowledged=False):
     qs = AgentAlert.objects.select_related("agent")
     if agent is not None:
         qs = qs.filter(agent=agent)
-    elif user is not None and not user.is_staff:
-        qs = qs.filter(agent__owner=user)
+    elif user is not None:
+        qs = owned_rows(qs, user)
     if not include_acknowledged:
         qs = qs.filter(acknowledged=False)
     rows = [(a.pk, a.agent.name if a.agent else "(lab)", a.severity, a.alert_type, a.last_seen_at,

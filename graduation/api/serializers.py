@@ -3,8 +3,8 @@
 from rest_framework import serializers
 
 from agents.api.rule_fields import RuleResultSerializer, rules_serializer
-from agents.api.strict import JSONBooleanField, RejectUnknownFieldsMixin
 from agents.models import AgentStatus
+from core.strict import JSONBooleanField, RejectUnknownFieldsMixin
 from graduation.criteria import GRADUATION_RULES
 from graduation.models import EventKind, GraduationEvent, PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
 from graduation.services import MAX_REASON

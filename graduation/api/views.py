@@ -1,22 +1,21 @@
 """Graduation API: views validate, call one graduation service, render.
 
-Owners see only their agents (another owner's agent is a 404, as in agents.api); staff see all.
+Agents are scoped by agents.selectors.agents_visible_to (another owner's agent is a 404).
 """
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agents.api.filters import to_utc
-from agents.api.parsers import LabJSONParser
-from agents.api.views import visible_agents
-from agents.services.errors import ValidationFailed
+from agents.selectors import agents_visible_to
+from core.filters import params_or_400, schema_parameters
+from core.parsers import LabJSONParser
 from graduation import criteria, services
+from graduation.api.filters import PaperParams, VersionAtParams
 from graduation.api.serializers import (
     CriteriaSerializer,
     CriteriaSettingsSerializer,
@@ -37,7 +36,7 @@ AGENT_ID = OpenApiParameter("agent_id", OpenApiTypes.UUID, OpenApiParameter.PATH
 
 class _AgentView(APIView):
     def agent(self):
-        return get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+        return get_object_or_404(agents_visible_to(self.request.user), pk=self.kwargs["agent_id"])
 
 
 @extend_schema(parameters=[AGENT_ID])
@@ -92,33 +91,19 @@ class HistoryView(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return GraduationEvent.objects.none()
-        agent = get_object_or_404(visible_agents(self.request.user), pk=self.kwargs["agent_id"])
+        agent = get_object_or_404(agents_visible_to(self.request.user), pk=self.kwargs["agent_id"])
         return services.history(agent)
 
 
 @extend_schema(parameters=[AGENT_ID])
 class VersionAtView(_AgentView):
     @extend_schema(
-        parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description="ISO 8601; default now.")],
-        responses=VersionAtSerializer, summary="Which version the agent traded, and in which status, at a time",
+        parameters=schema_parameters(VersionAtParams), responses=VersionAtSerializer,
+        summary="Which version the agent traded, and in which status, at a time",
     )
     def get(self, request, agent_id):
-        agent = self.agent()
-        raw = request.query_params.get("at")
-        bad = ValidationFailed({"at": "must be an ISO 8601 datetime, e.g. 2024-05-01T12:00:00Z"})
-        try:
-            # parse_datetime raises ValueError on a well-formed impossible date (month 13).
-            when = parse_datetime(raw) if raw else timezone.now()
-        except ValueError:
-            raise bad
-        if when is None:
-            raise bad
-        if timezone.is_naive(when):
-            when = timezone.make_aware(when, timezone.utc)
-        try:
-            when = to_utc(when)  # PostgreSQL refuses offsets beyond +-15:59
-        except OverflowError:
-            raise ValidationFailed({"at": "out of range"})
+        agent = self.agent()  # another owner's agent is a 404 whatever the parameters
+        when = params_or_400(VersionAtParams, request).get("at") or timezone.now()
         answer = services.version_at(agent, when)
         version = answer["version"]
         return Response(VersionAtSerializer({
@@ -175,28 +160,13 @@ class SwitchesView(_AgentView):
         return self._render(services.switches_set(self.agent(), request.data, actor=request.user))
 
 
-def _int_param(request, name, default):
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed({name: "must be an integer"})
-    if value < 1:
-        raise ValidationFailed({name: "must be >= 1"})
-    return value
-
-
 @extend_schema(parameters=[AGENT_ID])
 class PaperView(_AgentView):
     @extend_schema(
-        parameters=[OpenApiParameter("points", int, description="Equity points (most recent), 1..5000; 500."),
-                    OpenApiParameter("fills", int, description="Recent fills and trades, 1..500; 50.")],
-        responses=PaperSummarySerializer, summary="Paper account, recent fills and trades, equity curve, metrics",
+        parameters=schema_parameters(PaperParams), responses=PaperSummarySerializer,
+        summary="Paper account, recent fills and trades, equity curve, metrics",
     )
     def get(self, request, agent_id):
         agent = self.agent()
-        summary = paper_summary(agent, points=_int_param(request, "points", 500),
-                                fills=_int_param(request, "fills", 50))
+        summary = paper_summary(agent, **params_or_400(PaperParams, request))
         return Response(PaperSummarySerializer(summary).data)

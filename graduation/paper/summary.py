@@ -5,8 +5,8 @@ from graduation.paper.accounts import state_of
 from graduation.paper.engine import open_trade_mark
 from graduation.paper.metrics import account_metrics
 
-MAX_POINTS = 5000
-MAX_FILLS = 500
+DEFAULT_POINTS, MAX_POINTS = 500, 5000
+DEFAULT_FILLS, MAX_FILLS = 50, 500
 
 
 def latest_account(agent):
@@ -15,7 +15,7 @@ def latest_account(agent):
     return qs.filter(closed_at__isnull=True).first() or qs.order_by("-opened_at", "-id").first()
 
 
-def paper_summary(agent, *, points=500, fills=50):
+def paper_summary(agent, *, points=DEFAULT_POINTS, fills=DEFAULT_FILLS):
     account = latest_account(agent)
     if account is None:
         return {"account": None, "metrics": {}, "open_trade": None, "fills": [], "trades": [], "equity": []}

@@ -11,7 +11,7 @@ from agents import agent_settings
 from agents.api.serializers import AgentCreateSerializer, AgentUpdateSerializer
 from agents.models import TradingAgent
 from agents.services.agents import agent_update
-from agents.services.errors import ValidationFailed
+from core.errors import ValidationFailed
 from console.forms import AgentAdminForm
 from tests.factories import UserFactory, make_agent
 

@@ -99,11 +99,11 @@ def test_owners_see_only_their_agents(client, user, instrument):
     assert client.delete(base(theirs)).status_code == 404
 
 
-def test_staff_see_all(instrument):
+def test_superusers_see_all(instrument):
     make_agent(owner=UserFactory(username="bob"), instrument=instrument)
-    staff = UserFactory(username="ops", is_staff=True)
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
     c = APIClient()
-    c.force_authenticate(staff)
+    c.force_authenticate(root)
     assert c.get("/api/learning-agents").data["count"] == 1
 
 

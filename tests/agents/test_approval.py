@@ -23,8 +23,8 @@ from agents.models import (
     VersionOrigin,
 )
 from agents.services import approval, approval_gate, decisions, learning, manual_approval
-from agents.services.errors import Conflict, ValidationFailed
 from agents.strategies.registry import get_template
+from core.errors import Conflict, ValidationFailed
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from agents.market.feeds import ccxt_feed
 from agents.market.feeds.ccxt_feed import CcxtFeed
 from agents.market.feeds.service import feed_configure, feed_remove, feed_set_enabled, poll_feed
 from agents.market.models import BarFeedConfig, PriceBar
-from agents.services.errors import ValidationFailed
 from agents.tasks import poll_bar_feed_task
+from core.errors import ValidationFailed
 from graduation import services as graduation
 from graduation.models import PaperAccount
 from graduation.paper.runner import paper_tick

@@ -5,6 +5,7 @@ import io
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
@@ -93,16 +94,24 @@ def test_dry_run_previews_without_writing(alice):
     assert not Instrument.objects.exists()
 
 
-def test_owner_and_staff_rules(alice):
+def test_owner_and_permission_rules(alice):
     bob = UserFactory(username="bob")
     staff = UserFactory(username="ops", is_staff=True)
+    editor = UserFactory(username="editor")
+    editor.user_permissions.add(Permission.objects.get(codename="change_instrument"))
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
     InstrumentFactory(symbol="SPX")  # bundled-like: nobody created it by an upload
     assert api(alice).post("/api/instruments/MINE/bars", {"file": upload()}, format="multipart").status_code == 201
     refused = api(bob).post("/api/instruments/MINE/bars", {"file": upload()}, format="multipart")
-    assert refused.status_code == 403 and "only staff, or the user who created it" in refused.json()["symbol"][0]
+    assert refused.status_code == 403
+    assert "only the user who created it by an upload, or one with the agents.change_instrument permission" in (
+        refused.json()["symbol"][0])
     assert api(bob).post("/api/instruments/SPX/bars", {"file": upload()}, format="multipart").status_code == 403
-    assert api(staff).post("/api/instruments/SPX/bars", {"file": upload()}, format="multipart").status_code == 201
-    assert api(staff).post("/api/instruments/MINE/bars", {"file": upload()}, format="multipart").status_code == 201
+    # Staff rank (console access) is no right over shared instruments; the permission is.
+    assert api(staff).post("/api/instruments/SPX/bars", {"file": upload()}, format="multipart").status_code == 403
+    assert api(editor).post("/api/instruments/SPX/bars", {"file": upload()}, format="multipart").status_code == 201
+    assert api(root).post("/api/instruments/SPX/bars", {"file": upload()}, format="multipart").status_code == 201
+    assert api(root).post("/api/instruments/MINE/bars", {"file": upload()}, format="multipart").status_code == 201
     assert APIClient().post("/api/instruments/X/bars", {"file": upload()}, format="multipart").status_code in (401, 403)
 
 

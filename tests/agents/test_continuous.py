@@ -18,8 +18,8 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import continuous, learning
-from agents.services.errors import ValidationFailed
 from agents.tasks import continuous_tick_task
+from core.errors import ValidationFailed
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 
 pytestmark = pytest.mark.django_db

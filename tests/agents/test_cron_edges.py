@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 
 from agents.models import TradingAgent
 from agents.services import scheduling
-from agents.services.errors import ValidationFailed
 from agents.services.scheduling.cron import next_fire_time, parse_cron
+from core.errors import ValidationFailed
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db

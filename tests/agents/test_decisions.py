@@ -5,7 +5,7 @@ from prometheus_client import REGISTRY
 
 from agents.models import ActivityLog, Refinement, RefinementStatus
 from agents.services import decisions, learning
-from agents.services.errors import Conflict
+from core.errors import Conflict
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db

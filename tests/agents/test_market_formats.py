@@ -15,7 +15,7 @@ from agents.market.importer import CsvImportError, ImportOptions, import_bars_cs
 from agents.market.models import Instrument, PriceBar
 from agents.models import IterationTrigger
 from agents.services import learning
-from agents.services.errors import ValidationFailed
+from core.errors import ValidationFailed
 from graduation import services as graduation
 from graduation.paper.runner import paper_tick
 from tests.factories import UserFactory, make_agent

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 from agents.models import ActivityLog, IterationStatus, LearningIteration, TradingAgent
 from agents.services import scheduling
 from agents.services.agents import agent_delete
-from agents.services.errors import ValidationFailed
 from agents.tasks import reconcile_schedules_task, scheduled_iteration_task
+from core.errors import ValidationFailed
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 
 pytestmark = pytest.mark.django_db

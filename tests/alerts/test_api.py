@@ -88,10 +88,8 @@ def test_alerts_of_all_my_agents_are_the_open_ones(client, user, agent, stranger
     assert ids(client.get(f"/api/learning-agents/alerts{slash}?acknowledged=true")) == {closed.pk}
 
 
-def test_staff_see_every_alert_including_lab_wide_ones(agent, stranger_agent):
-    staff = UserFactory(username="ops")
-    staff.is_staff = True
-    staff.save()
+def test_superusers_see_every_alert_including_lab_wide_ones(agent, stranger_agent):
+    staff = UserFactory(username="root", is_staff=True, is_superuser=True)
     c = APIClient()
     c.force_authenticate(staff)
     mine, theirs = alert(agent), alert(stranger_agent)

@@ -6,10 +6,10 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from agents.services.errors import ValidationFailed
 from alerts import notify
 from alerts.channel_service import channel_create, send_test_notification
 from alerts.models import Delivery, NotificationChannel
+from core.errors import ValidationFailed
 from tests.alerts.test_webhook import (
     SECRET,
     make_alert,

@@ -62,19 +62,21 @@ def test_inactive_owners_get_nothing(queued):
     assert notify.notify_alert(make_alert(agent).pk) == []
 
 
-def test_lab_wide_alerts_go_to_every_staff_users_channels(queued):
-    staff_a, staff_b, plain = UserFactory(is_staff=True), UserFactory(is_staff=True), UserFactory()
-    a = channel(staff_a)
-    b = channel(staff_b, kind="email")
+def test_lab_wide_alerts_go_to_every_superusers_channels(queued):
+    root_a, root_b = UserFactory(is_staff=True, is_superuser=True), UserFactory(is_superuser=True)
+    staff, plain = UserFactory(is_staff=True), UserFactory()
+    a = channel(root_a)
+    b = channel(root_b, kind="email")
     channel(plain)
-    channel(staff_b, name="info-filtered", min_severity=Severity.CRITICAL)
+    channel(staff)  # console access, but lab-wide alerts are not theirs to see
+    channel(root_b, name="info-filtered", min_severity=Severity.CRITICAL)
     alert = AgentAlert.objects.create(agent=None, alert_type=AlertType.SYSTEM, severity=Severity.WARNING,
                                       message="beat has not ticked for 10 minutes", fingerprint="beat")
     assert {d.channel_id for d in notify.notify_alert(alert.pk)} == {a.pk, b.pk}
 
 
 def test_a_failing_channel_alert_skips_that_channel_and_reaches_its_owner(queued):
-    staff, owner = UserFactory(is_staff=True), UserFactory()
+    staff, owner = UserFactory(is_staff=True, is_superuser=True), UserFactory()
     failing = channel(owner, name="failing")
     owner_other = channel(owner, name="other")
     staff_channel = channel(staff)

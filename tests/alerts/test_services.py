@@ -6,9 +6,9 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from agents.models import ActivityLog
-from agents.services.errors import ValidationFailed
 from alerts import services
 from alerts.models import AgentAlert, AlertType, Severity
+from core.errors import ValidationFailed
 from tests.factories import InstrumentFactory, UserFactory, make_agent
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from agents.models import ActivityLog
-from agents.services.errors import ValidationFailed
+from core.errors import ValidationFailed
 from graduation import criteria
 from tests.factories import make_agent
 

@@ -14,9 +14,9 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import approval, decisions
-from agents.services.errors import Conflict, PermissionRefused, ValidationFailed
 from alerts.models import AgentAlert, AlertType, Severity
 from alerts.services import raise_alert
+from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import services
 from graduation.models import EventKind, GraduationEvent, PaperAccount
 from graduation.paper.runner import paper_tick

@@ -36,8 +36,8 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import learning
-from agents.services.errors import PermissionRefused
 from alerts.models import AgentAlert, AlertType, Delivery, NotificationChannel, Severity
+from core.errors import PermissionRefused
 from graduation import services as graduation_services
 from graduation.models import GraduationEvent, PaperAccount
 from graduation.paper.runner import paper_tick
@@ -464,9 +464,10 @@ def test_live_trading_only_through_graduate_with_permission_and_confirmation(pap
 
     # Not by editing the agent, not by staff rank, not without the permission.
     assert token_client(owner).patch(url, {"status": "live_trading"}, format="json").status_code == 400
+    # Staff rank does not even show another owner's agent (agents.selectors).
     staff = UserFactory(username="staff-no-perm", is_staff=True)
     resp = token_client(staff).post(url + "/graduate", {"reason": "r", "confirm": True}, format="json")
-    assert resp.status_code == 403 and "permission" in resp.json()
+    assert resp.status_code == 404
     resp = token_client(owner).post(url + "/graduate", {"reason": "r", "confirm": True}, format="json")
     assert resp.status_code == 403
     # Never automatically, even for a permitted owner.

@@ -14,10 +14,10 @@ import pytest
 from django.forms.models import model_to_dict
 from rest_framework.test import APIClient
 
-from agents.api.parsers import MAX_DEPTH, MAX_INT_DIGITS
 from agents.models import ActivityLog, LearningIteration, Refinement, StrategyVersion, TradingAgent
 from agents.services import learning
 from alerts.models import AgentAlert, AlertType, NotificationChannel, Severity
+from core.parsers import MAX_DEPTH, MAX_INT_DIGITS
 from graduation.models import GraduationEvent
 from graduation.services import MAX_REASON
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars

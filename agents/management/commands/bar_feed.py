@@ -7,7 +7,7 @@ from django.utils.dateparse import parse_datetime
 
 from agents.market.feeds import service
 from agents.market.models import BarFeedConfig, Instrument
-from agents.services.errors import ServiceError
+from core.errors import ServiceError
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.services.agents import agent_create
-from agents.services.errors import ServiceError
+from core.errors import ServiceError
 
 
 def parse_param(text):

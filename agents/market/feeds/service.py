@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from agents.market.feeds.ccxt_feed import TIMEFRAMES, CcxtFeed
 from agents.market.models import BarFeedConfig, FeedKind, Instrument
-from agents.services.errors import ValidationFailed
 from agents.services.scheduling.feeds import sync_feed_schedule, unschedule_feed
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from django.utils import timezone as djtz
 
 from agents.models import IterationTrigger, TradingAgent
 from agents.services.activity import log_activity
-from agents.services.errors import ValidationFailed
 from agents.services.scheduling.beat import (
     bulk_disable_auto_learn,
     bulk_enable_auto_learn,
@@ -44,6 +43,7 @@ from agents.services.scheduling.cron import (
     stored_schedule,
     zone_name,
 )
+from core.errors import ValidationFailed
 
 __all__ = [
     "ParsedCron",

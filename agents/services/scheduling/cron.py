@@ -29,7 +29,7 @@ from django.utils import timezone as djtz
 from django_celery_beat import validators as beat_validators
 from django_celery_beat.tzcrontab import TzAwareCrontab
 
-from agents.services.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
 

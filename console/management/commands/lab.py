@@ -2,8 +2,8 @@
 
 Exit codes: 0 done; 1 bad input or unknown agent/alert (nothing changed); 2 usage (argparse);
 3 the agent's state does not allow it now; 4 permission refused. Writes need `--as USERNAME`
-(or LAB_SHELL_USER), the actor recorded in the activity log; a user who is not staff may act
-only on their own agents, as in the API.
+(or LAB_SHELL_USER), the actor recorded in the activity log; a user who is not a superuser may
+act only on their own agents, as in the API (agents.selectors).
 """
 
 import json
@@ -13,11 +13,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from agents.management.commands._agent_lookup import find_agent
+from agents.selectors import sees_everything
 from agents.services import approval, continuous, scheduling
-from agents.services.errors import Conflict, PermissionRefused, ServiceError
 from alerts import services as alert_services
 from alerts.models import AgentAlert
 from console.operator import reports
+from core.errors import Conflict, PermissionRefused, ServiceError
 from graduation import services as graduation
 
 WRITES = {"auto-learn", "continuous", "auto-approve", "thresholds", "ack", "graduate", "demote"}
@@ -83,7 +84,7 @@ class Command(BaseCommand):
         if not words:
             raise CommandError(f"usage: manage.py lab {usage}")
         agent = find_agent(words.pop(0))
-        if user is not None and not user.is_staff and agent.owner_id != user.pk:
+        if user is not None and not sees_everything(user) and agent.owner_id != user.pk:
             raise CommandError(f"{user.username} may act only on their own agents", returncode=4)
         return agent
 
@@ -172,7 +173,7 @@ class Command(BaseCommand):
             raise CommandError(f"no alert {', '.join(missing)}; nothing acknowledged")
         for alert in alerts.values():
             owner = alert.agent.owner_id if alert.agent else None
-            if not user.is_staff and owner != user.pk:
+            if not sees_everything(user) and owner != user.pk:
                 raise CommandError(f"alert {alert.pk} is not on one of {user.username}'s agents", returncode=4)
         lines = []
         for alert in alerts.values():

@@ -3,13 +3,10 @@
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from agents.services.errors import ServiceError
-from agents.strategies.registry import UnknownTemplateError
+from core.errors import ServiceError
 
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         return Response({k: v if isinstance(v, list) else [v] for k, v in exc.errors.items()}, status=exc.status_code)
-    if isinstance(exc, UnknownTemplateError):
-        return Response({"strategy_template": [str(exc)]}, status=400)
     return drf_exception_handler(exc, context)
