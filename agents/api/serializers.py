@@ -4,7 +4,6 @@ from rest_framework import serializers
 from agents import agent_settings
 from agents.api.rule_fields import RuleResultSerializer
 from agents.api.setting_fields import DeclaredSettingsMixin
-from core.strict import RejectUnknownFieldsMixin, without_form_controls
 from agents.evaluation.headline import headline_of
 from agents.evaluation.rules import describe
 from agents.models import (
@@ -15,7 +14,7 @@ from agents.models import (
     StrategyVersion,
     TradingAgent,
 )
-from core.strict import RejectUnknownFieldsMixin, StrictFloatField, without_form_controls
+from core.strict import RejectUnknownFieldsMixin, without_form_controls
 
 
 class InstrumentSerializer(serializers.ModelSerializer):

@@ -11,8 +11,8 @@ from agents import agent_settings
 from agents.api.serializers import AgentCreateSerializer, AgentUpdateSerializer
 from agents.models import TradingAgent
 from agents.services.agents import agent_update
-from core.errors import ValidationFailed
 from console.forms import AgentAdminForm
+from core.errors import ValidationFailed
 from tests.factories import UserFactory, make_agent
 
 pytestmark = pytest.mark.django_db
