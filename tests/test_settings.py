@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -228,5 +229,9 @@ def test_this_xdist_process_runs_on_its_own_folder(settings):
     worker = os.environ["PYTEST_XDIST_WORKER"]
     assert settings.VAR_DIR.name == worker
     assert Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).parent == settings.VAR_DIR
+    # Celery reads the variable itself: it and the setting name the same broker.
+    assert os.environ["CELERY_BROKER_URL"] == settings.CELERY_BROKER_URL
+    if settings.CELERY_BROKER_URL.startswith("redis://"):
+        assert int(urlsplit(settings.CELERY_BROKER_URL).path.lstrip("/")) >= 1 + int(worker.removeprefix("gw"))
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         assert Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).is_relative_to(settings.VAR_DIR)
