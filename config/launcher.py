@@ -17,12 +17,12 @@ import sys
 import time
 import urllib.request
 
-from config import env as lab_env
 from config.bootstrap import bootstrap
+from config.env import metrics_dir, metrics_multiprocess, number
 
 # Seconds the children get to stop before they are killed: above a warm worker shutdown of a
 # short iteration, far below a supervisor's patience.
-STOP_TIMEOUT = lab_env.number("LAB_STOP_TIMEOUT", 50.0, 1.0, 3600.0)
+STOP_TIMEOUT = number("LAB_STOP_TIMEOUT", 50.0, 1.0, 3600.0)
 
 HOST = os.environ.get("LAB_HOST", "127.0.0.1")
 PORT = os.environ.get("LAB_PORT", "8000")
@@ -71,8 +71,8 @@ def _wait_until_up(url, procs, stopping, timeout=60):
 
 def _fresh_metrics_dir():
     # Multi-process metric files belong to one run of the lab; stale ones would double count.
-    if lab_env.metrics_multiprocess():
-        folder = lab_env.metrics_dir()
+    if metrics_multiprocess():
+        folder = metrics_dir()
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
 
