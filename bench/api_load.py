@@ -98,6 +98,9 @@ recreate_database(ARGS.database_url)
 
 import django  # noqa: E402
 
+from config.bootstrap import bootstrap  # noqa: E402
+
+bootstrap()
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402

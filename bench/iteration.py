@@ -21,6 +21,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
 
+from config.bootstrap import bootstrap  # noqa: E402
+
+bootstrap()
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402

@@ -69,6 +69,9 @@ def _init_child(root, log_level):
         os.environ.setdefault(name, "1")  # --jobs processes already use the cores
     import django
 
+    from config.bootstrap import bootstrap
+
+    bootstrap()
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command

@@ -17,9 +17,12 @@ import sys
 import time
 import urllib.request
 
+from config.bootstrap import bootstrap
+from config.env import metrics_dir, metrics_multiprocess, number
+
 # Seconds the children get to stop before they are killed: above a warm worker shutdown of a
 # short iteration, far below a supervisor's patience.
-STOP_TIMEOUT = float(os.environ.get("LAB_STOP_TIMEOUT", "50"))
+STOP_TIMEOUT = number("LAB_STOP_TIMEOUT", 50.0, 1.0, 3600.0)
 
 HOST = os.environ.get("LAB_HOST", "127.0.0.1")
 PORT = os.environ.get("LAB_PORT", "8000")
@@ -66,16 +69,19 @@ def _wait_until_up(url, procs, stopping, timeout=60):
     return False
 
 
-def _fresh_metrics_dir(env):
+def _fresh_metrics_dir():
     # Multi-process metric files belong to one run of the lab; stale ones would double count.
-    folder = env.get("PROMETHEUS_MULTIPROC_DIR") or os.path.join(env.get("LAB_VAR_DIR", "var"), "prometheus")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder, exist_ok=True)
+    if metrics_multiprocess():
+        folder = metrics_dir()
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 def main():
+    # The var folders, the secret key and PROMETHEUS_MULTIPROC_DIR, which the children inherit.
+    bootstrap()
+    _fresh_metrics_dir()
     env = dict(os.environ)
-    _fresh_metrics_dir(env)
     # The dev server serves the admin's static files only with DEBUG or --insecure.
     env.setdefault("PYTHONUNBUFFERED", "1")
     # Backtests are many small numpy calls; multi-threaded BLAS only adds stalls there.

@@ -1,6 +1,6 @@
 """Celery tasks of graduation: thin wrappers around one service each, idempotent.
 
-Beat schedule (config/settings.py CELERY_BEAT_SCHEDULE):
+Beat schedule (config/settings/celery.py CELERY_BEAT_SCHEDULE):
     "paper-tick":  graduation.tasks.paper_tick_task,  every LAB_PAPER_INTERVAL_SECONDS
     "replay-tick": graduation.tasks.replay_tick_task, every LAB_REPLAY_INTERVAL_SECONDS
 """

@@ -27,8 +27,6 @@ def database_url():
 
 def process_env(**extra):
     env = dict(os.environ)
-    # The paths and broker below already belong to this test process; do not suffix them again.
-    env.pop("PYTEST_XDIST_WORKER", None)
     env.update(
         DATABASE_URL=database_url(),
         LAB_VAR_DIR=str(settings.VAR_DIR),

@@ -251,7 +251,7 @@ class ClaudeRefiner:
         if message.stop_reason == "max_tokens":
             return None, (
                 f"the answer was cut at max_tokens={self.max_tokens} before the JSON was complete "
-                "(raise LAB_CLAUDE_MAX_TOKENS or ask for fewer candidates)"
+                "(raise ANTHROPIC_MAX_TOKENS or ask for fewer candidates)"
             )
         text = "".join(block.text for block in message.content if getattr(block, "type", "") == "text").strip()
         if not text:

@@ -28,10 +28,10 @@ Gauges are computed at scrape time by `LabStateCollector` from the database and 
 
 Multi-process mode. Web (gunicorn workers), Celery prefork children and beat are separate
 processes; an iteration counted in a worker must show in the web's /metrics. With
-PROMETHEUS_MULTIPROC_DIR set (settings sets it to var/prometheus unless
+PROMETHEUS_MULTIPROC_DIR set (config.bootstrap sets it to var/prometheus unless
 LAB_METRICS_MULTIPROCESS=0), every process writes its values to files in that directory
 and /metrics merges them with `MultiProcessCollector`. The variable must be set before
-prometheus_client is imported (settings does it first thing); wipe the directory when the
+prometheus_client is imported (bootstrap runs first thing); wipe the directory when the
 whole service (re)starts. Exiting processes are marked dead: gunicorn through
 `config/observability/gunicorn.py` (`gunicorn -c python:config.observability.gunicorn`),
 Celery pool children through `worker_process_shutdown` (celery_signals). Counters keep the

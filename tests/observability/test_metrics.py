@@ -255,7 +255,7 @@ def test_multiprocess_mode_merges_the_values_of_other_processes(tmp_path):
 @pytest.mark.skipif(os.environ.get("LAB_METRICS_MULTIPROCESS", "1").lower() in ("0", "false", "no", "off"),
                     reason="multi-process metrics switched off")
 def test_this_process_runs_in_multiprocess_mode_with_the_default_settings():
-    # settings sets PROMETHEUS_MULTIPROC_DIR under LAB_VAR_DIR before prometheus_client loads,
+    # bootstrap sets PROMETHEUS_MULTIPROC_DIR under LAB_VAR_DIR before prometheus_client loads,
     # so a worker's counters reach the web's /metrics.
     from django.conf import settings
 

@@ -52,7 +52,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker
 
 TASK = "agents.tasks.run_iteration_task"
 # Short limits for the worker processes, so that Redis redelivers within the test: its
-# visibility timeout is twice the hard limit (config/settings.py).
+# visibility timeout is twice the hard limit (config/settings/celery.py).
 SOFT_LIMIT, HARD_LIMIT = 8, 10
 LIMITS = {"LAB_ITERATION_SOFT_TIME_LIMIT": SOFT_LIMIT, "LAB_ITERATION_TIME_LIMIT": HARD_LIMIT}
 CANDIDATES = [sma(10, 30), sma(12, 40)]

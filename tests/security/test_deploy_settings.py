@@ -132,7 +132,9 @@ def test_production_settings_and_headers(tmp_path):
 def test_development_defaults_are_safe_too(tmp_path):
     # Without any production variable: DEBUG off, local hosts only, a generated per-install secret.
     env = production_env(tmp_path, DJANGO_SECRET_KEY=None, LAB_HTTPS=None, DJANGO_ALLOWED_HOSTS=None)
-    result = run(["-c", "import django; django.setup(); from django.conf import settings as s; "
+    # The start-up step (manage.py, wsgi, Celery run it) generates the key; the settings read it.
+    result = run(["-c", "from config.bootstrap import bootstrap; bootstrap(); import django; django.setup(); "
+                        "from django.conf import settings as s; "
                         "print(s.DEBUG, sorted(s.ALLOWED_HOSTS), len(s.SECRET_KEY))"], env)
     assert result.returncode == 0, result.stderr
     debug, *_rest = result.stdout.split()
