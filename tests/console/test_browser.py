@@ -145,7 +145,8 @@ def test_the_agent_page_follows_a_queued_iteration_until_a_worker_finishes_it(pa
     from agents.tasks import run_iteration_task
 
     sent = []
-    monkeypatch.setattr(run_iteration_task, "delay", lambda iteration_id: sent.append(iteration_id))
+    monkeypatch.setattr("config.task_messages.send",
+                        lambda name, iteration_id: sent.append(iteration_id) if name == run_iteration_task.name else None)
     operator = staff_user("operator")
     agent = make_agent(owner=operator, instrument=instrument, name="Queued")
     log_in(page, "operator")
