@@ -19,6 +19,7 @@ import numpy as np
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from agents import observability
 from agents.evaluation.exam import exam_record
 from agents.models import (
     IterationStatus,
@@ -135,19 +136,19 @@ def _propose(agent, context):
     if refiner.name == "claude":
         budget = llm_budget.budget_state()
         if budget.exhausted:
-            metrics.refiner_called(refiner.name, "skipped_budget")
+            observability.refiner_called(refiner.name, "skipped_budget")
             proposal = OptunaRefiner().propose(context)
             proposal.fallback_reason = f"{budget.describe()}; used Optuna instead"
             return proposal
     try:
         proposal = refiner.propose(context)
-        metrics.refiner_called(refiner.name, proposal)
+        observability.refiner_called(refiner.name, proposal)
         return proposal
     except RefinerAuthError as exc:
-        metrics.refiner_called(refiner.name, exc)
+        observability.refiner_called(refiner.name, exc)
         raise
     except RefinerError as exc:
-        metrics.refiner_called(refiner.name, exc)
+        observability.refiner_called(refiner.name, exc)
         if refiner.name == "optuna":
             raise
         logger.warning("refiner %s failed for agent %s, falling back to Optuna: %s", refiner.name, agent.pk, exc)

@@ -63,4 +63,5 @@ def test_a_broker_still_down_leaves_the_lost_iterations_queued_for_the_next_roun
         assert reaper.requeue_lost_iterations() == 0
     assert len(attempts) == 1  # the round stops at the first refusal instead of timing out on each
     assert "could not be handed to a worker" in caplog.text
-    assert all(row.status == IterationStatus.QUEUED for row in LearningIteration.objects.filter(pk__in=[i.pk for i in lost]))
+    statuses = LearningIteration.objects.filter(pk__in=[i.pk for i in lost]).values_list("status", flat=True)
+    assert list(statuses) == [IterationStatus.QUEUED] * 3
