@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from agents.models import AgentStatus, ContinuousState, IterationStatus
 from agents.services.continuous import day_bounds
+from config.observability.health import health_report
 from console import scope
 from console.readiness import learning_readiness
 
@@ -108,8 +109,6 @@ def alert_panel(user):
 def health(user, now):
     """The observability report (beat, workers, broker, database); None when it cannot be read."""
     try:
-        from config.observability.health import health_report
-
         # No alerting side effect on a page view: /health and check_health raise the alerts.
         return health_report(public=not user.is_superuser, check_alerts=False, now=now)
     except Exception:

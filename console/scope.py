@@ -1,6 +1,8 @@
 """Who sees what in the console: superusers see the whole lab, other staff their own agents."""
 
 from agents.models import ActivityLog, LearningIteration, TradingAgent
+from alerts.models import AgentAlert
+from graduation.models import GraduationEvent
 
 
 def sees_everything(user):
@@ -24,14 +26,10 @@ def activity_of(user):
 
 def alerts_of(user):
     """Alerts the user may see: lab-wide (SYSTEM) ones only for superusers."""
-    from alerts.models import AgentAlert
-
     qs = AgentAlert.objects.all()
     return qs if sees_everything(user) else qs.filter(agent__owner=user)
 
 
 def graduation_events_of(user):
-    from graduation.models import GraduationEvent
-
     qs = GraduationEvent.objects.all()
     return qs if sees_everything(user) else qs.filter(agent__owner=user)
