@@ -55,7 +55,7 @@ def convergence_window(agent):
 def after_iteration(iteration_id, now=None):
     """Bookkeeping once an iteration has committed: convergence, then capped / cooling_down.
 
-    Called by learning._announce after commit, for every iteration; does nothing unless the
+    Called by agents.services.announce after commit, for every iteration; does nothing unless the
     agent's loop is on. Returns the agent's new state, or None when the loop is off.
     """
     now = now or timezone.now()
