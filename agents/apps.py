@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AgentsConfig(AppConfig):
     name = "agents"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        # Imported here, not at module level: it reads models, which need the app registry ready.
+        from agents.observability import register_observability
+
+        register_observability()

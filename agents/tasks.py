@@ -1,4 +1,7 @@
-"""Celery tasks: thin wrappers that take ids and call one service. All are idempotent."""
+"""Celery tasks: thin wrappers that take ids and call one service. All are idempotent.
+
+Imports point one way: tasks import services, never the reverse; services send work by the
+names in agents.task_names (config.task_messages)."""
 
 import logging
 import multiprocessing
@@ -10,7 +13,10 @@ from celery.exceptions import Reject
 from celery.signals import task_failure, worker_ready, worker_shutting_down
 from django.db import InterfaceError, OperationalError
 
-from agents.services import dispatch, learning
+from agents import task_names
+from agents.market.feeds import service as feed_service
+from agents.market.uploads import run_bar_import
+from agents.services import continuous, dispatch, learning, reaper, scheduling
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +49,8 @@ def _stop_consuming(**kwargs):
 # reject_on_worker_lost=False: when the pool process running an iteration dies, the message is
 # acknowledged (not put back: a redelivery would find the iteration running and do nothing) and
 # task_failure fires in the worker's main process, which fails the iteration at once (below).
-@shared_task(bind=True, max_retries=None, acks_late=True, reject_on_worker_lost=False)
+@shared_task(name=task_names.RUN_ITERATION, bind=True, max_retries=None, acks_late=True,
+             reject_on_worker_lost=False)
 def run_iteration_task(self, iteration_id):
     """Run a queued iteration; a redelivered message for a finished one does nothing."""
     if _WORKER_STOPPING.value:
@@ -71,59 +78,45 @@ def _iteration_worker_lost(sender=None, exception=None, args=None, kwargs=None, 
     iteration_id = args[0] if args else (kwargs or {}).get("iteration_id")
     if iteration_id is None:
         return
-    from agents.services import reaper
-
     try:
         reaper.fail_lost_iteration(iteration_id, str(exception) or type(exception).__name__)
     except Exception:  # the reaper is the safety net; never break the worker's main loop
         logger.exception("could not fail iteration %s after its worker process was lost", iteration_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=task_names.CONTINUOUS_TICK, ignore_result=True)
 def continuous_tick_task():
     """The beat's minute tick of continuous learning; all its state is in the database."""
-    from agents.services import continuous
-
     return continuous.continuous_tick()
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=task_names.REAP_STUCK_ITERATIONS, ignore_result=True)
 def reap_stuck_iterations_task():
     """Fail iterations whose worker was lost; re-send queued ones whose message was lost."""
-    from agents.services import reaper
-
     return {"reaped": reaper.reap_stuck_iterations(), "requeued": reaper.requeue_lost_iterations()}
 
 
-@shared_task(acks_late=True)
+@shared_task(name=task_names.SCHEDULED_ITERATION, acks_late=True)
 def scheduled_iteration_task(agent_id):
     """Beat's per-agent row `agent:<id>:learn` fires this; one iteration per schedule slot."""
-    from agents.services import scheduling
-
     iteration = scheduling.scheduled_fire(agent_id)
     return iteration.pk if iteration is not None else None
 
 
-@shared_task(acks_late=True)
+@shared_task(name=task_names.RECONCILE_SCHEDULES, acks_late=True)
 def reconcile_schedules_task():
     """Every 5 minutes: beat rows back in line with the agents' columns (the source of truth)."""
-    from agents.services import scheduling
-
     return scheduling.reconcile_schedules()
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(name=task_names.IMPORT_BARS, ignore_result=True, acks_late=True)
 def bar_import_task(import_id):
     """Import an uploaded bar file saved for a worker (agents.market.uploads); a redelivery does nothing."""
-    from agents.market.uploads import run_bar_import
-
     job = run_bar_import(import_id)
     return job.status if job is not None else None
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=task_names.POLL_BAR_FEED, ignore_result=True)
 def poll_bar_feed_task(instrument_id):
     """Beat's per-instrument row `instrument:<id>:feed` fires this: fetch the new bars (agents.market.feeds)."""
-    from agents.market.feeds import service
-
-    return service.poll_feed(instrument_id)
+    return feed_service.poll_feed(instrument_id)

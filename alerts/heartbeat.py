@@ -40,6 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import AgentAlert, AlertType, Heartbeat, Severity
+from alerts.services import acknowledge_alerts, raise_system_alert
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +178,6 @@ def check_scheduler_health(now=None, *, components=COMPONENTS):
 
 
 def _raise_stale(component, row, part, now):
-    from alerts.services import raise_system_alert
-
     name, consequence = _DESCRIPTIONS[component]
     if part["last_seen"] is None:
         message = f"{name} has never reported (watched since {row.watched_since:%Y-%m-%d %H:%M:%S} UTC): {consequence}."
@@ -200,8 +199,6 @@ def _raise_stale(component, row, part, now):
 
 
 def _announce_recovery(component, row, part, now):
-    from alerts.services import acknowledge_alerts, raise_system_alert
-
     name, _consequence = _DESCRIPTIONS[component]
     with transaction.atomic():
         won = Heartbeat.objects.filter(pk=row.pk, alerted=True).update(alerted=False)

@@ -51,6 +51,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.selectors import users_seeing_everything
+from alerts import task_names
 from alerts.channels import get_channel
 from alerts.channels.base import SendResult, build_payload
 from alerts.channels.log import alert_extra, log_alert
@@ -63,6 +64,8 @@ from alerts.models import (
     NotificationChannel,
     Severity,
 )
+from alerts.services import raise_alert
+from config import task_messages
 from config.redaction import redact
 
 logger = logging.getLogger("alerts.notifications")
@@ -158,8 +161,6 @@ def _seconds_until_free(channel, now):
 
 def enqueue_delivery(alert, channel, sequence):
     """Create this notification's delivery on the channel: pending and queued, or folded."""
-    from alerts.tasks import deliver_task, flush_folded_task
-
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -176,9 +177,7 @@ def enqueue_delivery(alert, channel, sequence):
                 )
                 if first_of_burst:
                     countdown = _seconds_until_free(channel, now)
-                    transaction.on_commit(
-                        lambda: flush_folded_task.apply_async((channel.pk,), countdown=countdown)
-                    )
+                    task_messages.send_on_commit(task_names.FLUSH_FOLDED, channel.pk, countdown=countdown)
                 logger.info(
                     "notify: alert %s folded on channel %s (rate limit %s/min)",
                     alert.pk, channel.pk, channel.rate_limit_per_minute,
@@ -186,7 +185,7 @@ def enqueue_delivery(alert, channel, sequence):
                 )
                 return delivery
             delivery = Delivery.objects.create(alert=alert, channel=channel, sequence=sequence)
-            deliver_task.delay_on_commit(delivery.pk)
+            task_messages.send_on_commit(task_names.DELIVER, delivery.pk)
             return delivery
     except IntegrityError:
         # A concurrent notify of the same notification won the unique constraint.
@@ -195,8 +194,6 @@ def enqueue_delivery(alert, channel, sequence):
 
 def flush_folded(channel_id):
     """Send the folded tail of a burst once the window frees. Returns seconds to wait, or None."""
-    from alerts.tasks import deliver_task
-
     now = timezone.now()
     with transaction.atomic():
         channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id).first()
@@ -210,7 +207,7 @@ def flush_folded(channel_id):
         if _busy_deliveries(channel, now).count() >= channel.rate_limit_per_minute:
             return _seconds_until_free(channel, now)
         Delivery.objects.filter(pk=carrier.pk).update(status=DeliveryStatus.PENDING, updated_at=now)
-        deliver_task.delay_on_commit(carrier.pk)
+        task_messages.send_on_commit(task_names.DELIVER, carrier.pk)
     logger.info("notify: flushing folded alerts of channel %s through delivery %s", channel_id, carrier.pk,
                 extra={"channel_id": channel_id, "delivery_id": carrier.pk})
     return None
@@ -235,8 +232,6 @@ def requeue_stale_deliveries(now=None):
     deduplicate on X-Lab-Delivery. Folded rows nobody carried for 5 minutes get a flush.
     Meant for a periodic task (alerts.tasks.requeue_stale_deliveries_task).
     """
-    from alerts.tasks import deliver_task, flush_folded_task
-
     now = now or timezone.now()
     stale = Q(status=DeliveryStatus.PENDING, updated_at__lt=now - STALE_PENDING) | Q(
         status=DeliveryStatus.RETRYING, updated_at__lt=now - _stale_retrying_after()
@@ -244,7 +239,7 @@ def requeue_stale_deliveries(now=None):
     requeued = 0
     for pk in Delivery.objects.filter(stale).order_by("pk").values_list("pk", flat=True)[:1000]:
         try:
-            deliver_task.delay(pk)
+            task_messages.send(task_names.DELIVER, pk)
             requeued += 1
         except Exception:
             logger.exception("could not requeue delivery %s", pk, extra={"delivery_id": pk})
@@ -259,7 +254,7 @@ def requeue_stale_deliveries(now=None):
     )
     for channel_id in channels:
         try:
-            flush_folded_task.delay(channel_id)
+            task_messages.send(task_names.FLUSH_FOLDED, channel_id)
             flushed += 1
         except Exception:
             logger.exception("could not queue a flush of channel %s", channel_id, extra={"channel_id": channel_id})
@@ -363,8 +358,6 @@ def check_failing_channel(channel, *, last_error=""):
     if len(recent) < FAILING_CHANNEL_STREAK or any(s != DeliveryStatus.FAILED for s in recent):
         return None
     try:
-        from alerts.services import raise_alert
-
         alert, _created = raise_alert(
             None,
             AlertType.ERROR,

@@ -1,4 +1,5 @@
-"""Receivers of the domain signals of `agents` (connected in AlertsConfig.ready()).
+"""Receivers of the domain signals of `agents` and of alerts' own `alert_raised` (connected in
+AlertsConfig.ready()).
 
 Each only calls a service of alerts. They run after the sender's transaction committed; a
 failure is logged and never propagates, so it can fail neither the iteration that was
@@ -7,7 +8,7 @@ announced nor the receivers of other apps, nor the next agent's announcement.
 
 import logging
 
-from alerts import monitor
+from alerts import monitor, notify
 
 logger = logging.getLogger(__name__)
 
@@ -25,3 +26,12 @@ def on_learning_converged(sender, agent_id=None, reason="", details=None, **kwar
         monitor.on_converged(agent_id, reason, details)
     except Exception:
         logger.exception("convergence alert failed for agent %s", agent_id)
+
+
+def on_alert_raised(sender, alert_id=None, **kwargs):
+    if not kwargs.get("notify"):
+        return  # a repeat within the repeat interval: counted, not sent again
+    try:
+        notify.notify_alert(alert_id)
+    except Exception:
+        logger.exception("notifying alert %s failed", alert_id)

@@ -8,8 +8,9 @@ Deduplication
     makes this hold under races: the loser of a concurrent insert catches the IntegrityError
     and updates the winner's row instead. Once acknowledged, the next occurrence opens a new row.
 
-Notification (contract with alerts.notify)
-    `notify_alert(alert_id)` is called after commit, never inside a transaction, when
+Notification (contract with alerts.notify, through the `alert_raised` signal: alerts.signals)
+    Every raise sends `alert_raised` after commit; alerts.receivers calls
+    `notify_alert(alert_id)`, never inside a transaction, when
       - the alert is created, or
       - a repeat comes at least LAB_ALERT_REPEAT_INTERVAL_MINUTES after its last_notified_at, or
       - a repeat escalates the severity (e.g. ERROR WARNING -> CRITICAL after N consecutive
@@ -28,7 +29,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from agents.models import TradingAgent
 from agents.services.activity import log_activity
+from alerts import signals
 from alerts.models import SEVERITY_RANK, AgentAlert, AlertType, Severity
 from config.observability import metrics
 from core.errors import ValidationFailed
@@ -62,16 +65,18 @@ def _open_alerts(agent, alert_type, fingerprint):
     return qs.filter(agent__isnull=True) if agent is None else qs.filter(agent=agent)
 
 
-def _schedule_notification(alert_id):
+def _announce_raised(alert, *, created, notify):
+    """`alert_raised` once the raising transaction commits (alerts.signals); a failing receiver
+    is logged and never reaches the caller nor stops the other receivers."""
+    kwargs = {"alert_id": alert.pk, "agent_id": alert.agent_id, "alert_type": alert.alert_type,
+              "severity": alert.severity, "created": created, "notify": notify}
+
     def send():
-        # Imported at call time: alerts.notify is the notification side's module (and tests
-        # replace its notify_alert).
-        from alerts import notify
+        for receiver, result in signals.alert_raised.send_robust(sender=AgentAlert, **kwargs):
+            if isinstance(result, Exception):
+                logger.error("alert_raised receiver %r failed for alert %s", receiver, alert.pk, exc_info=result)
 
-        notify.notify_alert(alert_id)
-
-    # robust: a notification failure is logged by Django and never reaches the caller.
-    transaction.on_commit(send, robust=True)
+    transaction.on_commit(send)
 
 
 def raise_alert(agent, alert_type, severity, message, *, fingerprint="", details=None, now=None):
@@ -102,7 +107,7 @@ def raise_alert(agent, alert_type, severity, message, *, fingerprint="", details
                     # created_at / last_seen_at are auto_now_add; honour the caller's clock.
                     AgentAlert.objects.filter(pk=alert.pk).update(created_at=now, last_seen_at=now)
                     alert.created_at = alert.last_seen_at = now
-                _schedule_notification(alert.pk)
+                _announce_raised(alert, created=True, notify=True)
                 metrics.alert_raised(alert_type, severity, new=True)
                 logger.info(
                     "alert raised: %s %s agent=%s fingerprint=%r: %s",
@@ -132,9 +137,9 @@ def _repeat(existing, severity, message, details, now):
     if not escalated:
         claim = claim.filter(due)
     # Conditional: of two concurrent repeats, only the one that moves last_notified_at notifies.
-    if claim.update(last_notified_at=now):
-        _schedule_notification(existing.pk)
+    notify = bool(claim.update(last_notified_at=now))
     existing.refresh_from_db()
+    _announce_raised(existing, created=False, notify=notify)
     return existing
 
 
@@ -214,8 +219,6 @@ def delete_alerts(queryset, *, user):
 
 
 def _log_per_agent(per_agent, event, verb, user):
-    from agents.models import TradingAgent
-
     for agent in TradingAgent.objects.filter(pk__in=list(per_agent)):
         count = per_agent[agent.pk]
         log_activity(

@@ -2,11 +2,11 @@
 
 from celery import shared_task
 
-from alerts import notify
-from config.observability import metrics
+from alerts import notify, observability, task_names
 
 
-@shared_task(bind=True, acks_late=True, queue="default", max_retries=None, ignore_result=True)
+@shared_task(name=task_names.DELIVER, bind=True, acks_late=True, queue="default", max_retries=None,
+             ignore_result=True)
 def deliver_task(self, delivery_id):
     """One attempt of a delivery; a succeeded, failed or folded one is never sent again.
 
@@ -15,12 +15,13 @@ def deliver_task(self, delivery_id):
     Celery, so `max_retries` is unbounded here and LAB_WEBHOOK_MAX_ATTEMPTS is the limit.
     """
     wait = notify.attempt_delivery(delivery_id)
-    metrics.delivery_attempted(delivery_id)
+    observability.delivery_attempted(delivery_id)
     if wait is not None:
         raise self.retry(countdown=wait)
 
 
-@shared_task(bind=True, acks_late=True, queue="default", max_retries=None, ignore_result=True)
+@shared_task(name=task_names.FLUSH_FOLDED, bind=True, acks_late=True, queue="default", max_retries=None,
+             ignore_result=True)
 def flush_folded_task(self, channel_id):
     """Send a channel's folded alerts once its rate-limit window has room again."""
     wait = notify.flush_folded(channel_id)

@@ -11,6 +11,10 @@ from django.utils import timezone
 from agents.models import IterationStatus, IterationTrigger
 from agents.services import approval, continuous, decisions, dispatch, learning, manual_approval, scheduling
 from agents.services.approval_gate import DEFAULT_THRESHOLDS, describe_rows
+from alerts.models import AgentAlert
+from alerts.services import acknowledge_alert, acknowledge_alerts
+from graduation.services import demote as demote_service
+from graduation.services import graduate as graduate_service
 
 
 def _when(moment):
@@ -119,23 +123,16 @@ def apply_best(request, agent):
 
 
 def acknowledge_all(request, agent):
-    from alerts.models import AgentAlert
-    from alerts.services import acknowledge_alerts
-
     count = acknowledge_alerts(AgentAlert.objects.filter(agent=agent), user=request.user)
     return messages.SUCCESS, f"{count} alert{'s' if count != 1 else ''} acknowledged."
 
 
 def graduate(request, agent):
-    from graduation.services import graduate as graduate_service
-
     event = graduate_service(agent, actor=request.user, reason=request.POST.get("reason", ""))
     return messages.SUCCESS, f"Graduated to {event.get_to_status_display().lower()}: {event.reason}"
 
 
 def demote(request, agent):
-    from graduation.services import demote as demote_service
-
     event = demote_service(agent, actor=request.user, reason=request.POST.get("reason", ""))
     return messages.SUCCESS, f"Demoted to learning: {event.reason}"
 
@@ -184,8 +181,6 @@ def rollback(request, agent, version):
 
 
 def acknowledge(request, agent, alert):
-    from alerts.services import acknowledge_alert
-
     if alert.acknowledged:
         return messages.INFO, f"Alert {alert.pk} was already acknowledged."
     acknowledge_alert(alert, user=request.user)

@@ -16,6 +16,8 @@ from agents.models import IterationStatus, IterationTrigger, LearningIteration, 
 from agents.selectors import sees_everything
 from agents.services import agents as agent_service
 from agents.services import approval, continuous, decisions, dispatch, scheduling
+from alerts.models import AgentAlert
+from alerts.services import acknowledge_alerts
 from console import panels
 from console.controls import ConsoleControlsMixin
 from console.forms import SETTINGS_FIELDS, AgentAdminForm
@@ -26,8 +28,6 @@ NEW_AGENT_HIDDEN = {"status", "current_version", "schedule_description", "next_s
 
 
 def open_alerts_count():
-    from alerts.models import AgentAlert
-
     counted = (AgentAlert.objects.filter(agent=OuterRef("pk"), acknowledged=False).order_by()
                .values("agent").annotate(n=Count("pk")).values("n"))
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
@@ -176,9 +176,6 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
 
     @admin.action(description="Acknowledge the selected agents' alerts")
     def acknowledge_alerts(self, request, queryset):
-        from alerts.models import AgentAlert
-        from alerts.services import acknowledge_alerts
-
         def acknowledge(agent):
             count = acknowledge_alerts(AgentAlert.objects.filter(agent=agent), user=request.user)
             return f"{count} alert{'s' if count != 1 else ''} acknowledged"

@@ -21,9 +21,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.models import AgentStatus, Refinement, StrategyVersion
 from agents.services import continuous
+from alerts.models import AgentAlert
 from console import actions
 from console.panels import STASH_KEY, criteria_rows
 from core.errors import ServiceError
+from graduation.eligibility import eligibility
+from graduation.models import LIVE_PERMISSION
+from graduation.services import graduate
 
 
 def error_messages(exc):
@@ -121,8 +125,6 @@ class ConsoleControlsMixin:
         return require_POST(self._acknowledge)(request, object_id, alert_id)
 
     def _acknowledge(self, request, object_id, alert_id):
-        from alerts.models import AgentAlert
-
         agent = self.console_agent(request, object_id)
         alert = get_object_or_404(AgentAlert.objects.select_related("agent"), pk=alert_id, agent=agent)
         return self.perform(request, agent, lambda: actions.acknowledge(request, agent, alert), "alerts")
@@ -146,10 +148,6 @@ class ConsoleControlsMixin:
         })
 
     def go_live_view(self, request, object_id):
-        from graduation.eligibility import eligibility
-        from graduation.models import LIVE_PERMISSION
-        from graduation.services import graduate
-
         agent = self.console_agent(request, object_id)
         if agent.status != AgentStatus.PAPER_TRADING:
             messages.error(request, f"status: only a paper trading agent can go live (this one is {agent.status})")

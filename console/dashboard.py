@@ -15,6 +15,7 @@ from agents.models import ActivityLog, AgentStatus, ContinuousState, IterationSt
 from agents.selectors import agents_visible_to, owned_rows, sees_everything
 from agents.services.continuous import day_bounds
 from alerts.models import AgentAlert
+from config.observability.health import health_report
 from console.readiness import learning_readiness
 from graduation.models import GraduationEvent
 
@@ -110,8 +111,6 @@ def alert_panel(user):
 def health(user, now):
     """The observability report (beat, workers, broker, database); None when it cannot be read."""
     try:
-        from config.observability.health import health_report
-
         # No alerting side effect on a page view: /health and check_health raise the alerts.
         return health_report(public=not sees_everything(user), check_alerts=False, now=now)
     except Exception:

@@ -5,8 +5,12 @@ from agents.evaluation.rules import describe
 from agents.models import LearningIteration, Refinement, RefinementStatus, StrategyVersion
 from agents.services import approval, continuous, scheduling
 from agents.services.performance import agent_performance
+from alerts.models import AgentAlert
 from console import curves
 from console.charts import format_value
+from graduation.eligibility import eligibility
+from graduation.models import LIVE_PERMISSION, GraduationEvent
+from graduation.paper.summary import paper_summary
 
 RECENT_ITERATIONS = 8
 OPEN_REFINEMENTS = 12
@@ -192,17 +196,11 @@ def autonomy(agent, stash):
 
 
 def alerts(agent):
-    from alerts.models import AgentAlert
-
     open_alerts = AgentAlert.objects.filter(agent=agent, acknowledged=False)
     return {"open": list(open_alerts.order_by("-last_seen_at", "-id")[:OPEN_ALERTS]), "count": open_alerts.count()}
 
 
 def graduation(agent, user):
-    from graduation.eligibility import eligibility
-    from graduation.models import LIVE_PERMISSION, GraduationEvent
-    from graduation.paper.summary import paper_summary
-
     paper = paper_summary(agent, points=500, fills=10)
     account = paper["account"]
     result = eligibility(agent)

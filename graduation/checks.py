@@ -1,11 +1,13 @@
 """What graduation does by itself: after an iteration and after a paper tick.
 
-After a learning iteration (graduation.receivers, on ``iteration_finished``, which the alerts
-monitor receives first because alerts is installed before graduation and Django calls receivers
-in the order they connected):
+After an alert (graduation.receivers, on alerts' ``alert_raised``, sent after the alert's
+transaction committed, whoever raised it):
 
 - a trading agent is demoted when a CRITICAL PERFORMANCE_DEGRADATION alert about it was raised
-  (or repeated) since it entered its current status;
+  (or repeated) since it entered its current status.
+
+After a learning iteration (graduation.receivers, on ``iteration_finished``):
+
 - a learning agent's eligibility is checked after a succeeded iteration; the episode is updated
   (GRADUATION_READY once per episode) and, when ``auto_graduate`` is on and it is eligible, it
   moves to paper trading (never further).
@@ -14,8 +16,8 @@ After a paper tick processed an account (graduation.paper.runner):
 
 - the agent is demoted when the account's drawdown passes ``max_drawdown`` (strictly) or the
   account is ruined (equity 0);
-- the degradation check above runs too, so an alert that reached nobody (receiver order changed,
-  a receiver failed, an alert raised outside an iteration) demotes within one paper interval;
+- the degradation check above runs too, so an alert whose receiver failed demotes within one
+  paper interval;
 - a paper agent's eligibility for live trading updates its episode (an alert, never a move).
 """
 
@@ -38,13 +40,21 @@ def _load(agent_id):
     return TradingAgent.objects.select_related("instrument", "current_version").filter(pk=agent_id).first()
 
 
+def after_alert(agent_id, alert_type, severity):
+    """Returns "demoted" when the alert demoted its trading agent, else None."""
+    if agent_id is None or alert_type != AlertType.PERFORMANCE_DEGRADATION or severity != Severity.CRITICAL:
+        return None
+    agent = _load(agent_id)
+    if agent is None or agent.status not in services.TRADING:
+        return None
+    return "demoted" if demote_on_degradation(agent) else None
+
+
 def after_iteration(agent_id, iteration_id, status):
-    """Returns what it did: "demoted", "graduated", "ready", or None."""
+    """Returns what it did: "graduated", "ready", or None (demotion follows the alert: after_alert)."""
     agent = _load(agent_id)
     if agent is None:
         return None
-    if agent.status in services.TRADING:
-        return "demoted" if demote_on_degradation(agent) else None
     if agent.status != AgentStatus.LEARNING or status != IterationStatus.SUCCEEDED:
         return None
     number = LearningIteration.objects.filter(pk=iteration_id).values_list("number", flat=True).first()

@@ -19,6 +19,13 @@ def on_iteration_finished(sender, agent_id=None, iteration_id=None, status=None,
         logger.exception("graduation check failed after iteration %s of agent %s", iteration_id, agent_id)
 
 
+def on_alert_raised(sender, agent_id=None, alert_type=None, severity=None, alert_id=None, **kwargs):
+    try:
+        checks.after_alert(agent_id, alert_type, severity)
+    except Exception:
+        logger.exception("graduation check failed after alert %s about agent %s", alert_id, agent_id)
+
+
 def on_refinement_applied(sender, agent_id=None, version_id=None, refinement_id=None, automatic=False, **kwargs):
     try:
         services.record_repin(agent_id, version_id, automatic=bool(automatic), refinement_id=refinement_id)

@@ -7,18 +7,17 @@ Beat schedule (config/settings/celery.py CELERY_BEAT_SCHEDULE):
 
 from celery import shared_task
 
+from graduation.paper.feed import replay_tick
+from graduation.paper.runner import paper_tick
+
 
 @shared_task(ignore_result=True)
 def paper_tick_task():
     """Every open paper / live account processes the bars newer than the last one it saw."""
-    from graduation.paper.runner import paper_tick
-
     return paper_tick()
 
 
 @shared_task(ignore_result=True)
 def replay_tick_task():
     """Release the next held-back bars of the bundled datasets (does nothing unless LAB_REPLAY_ENABLED)."""
-    from graduation.paper.feed import replay_tick
-
     return replay_tick()

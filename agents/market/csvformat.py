@@ -16,6 +16,7 @@ share one definition of what a cell means:
 """
 
 import csv
+import io
 import math
 import os
 import re
@@ -169,6 +170,4 @@ def parse_timestamp(text: str, naive_zone=UTC) -> Timestamp | None:
 
 
 def reader_for(text: str, delimiter: str):
-    import io
-
     return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

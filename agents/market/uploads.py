@@ -8,7 +8,7 @@ then own). The bundled and operator-made instruments (no ``created_by``) take up
 that permission.
 
 A file of at most LAB_IMPORT_INLINE_MAX_BYTES is imported during the request. A larger one is
-saved under LAB_VAR_DIR/imports and imported by ``agents.tasks.bar_import_task``; its
+saved under LAB_VAR_DIR/imports and imported by the task ``agents.task_names.IMPORT_BARS``; its
 ``BarImport`` row says queued, running (phase reading, then writing) with rows done / total,
 then succeeded (counts and notes) or failed (every error). The file is removed once imported.
 """
@@ -22,10 +22,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agents import task_names
 from agents.market.csvparse import parse_bars
 from agents.market.csvreport import FIELDS, MISSING_POLICIES, NON_POSITIVE_POLICIES, CsvImportError, ImportOptions
 from agents.market.importer import import_bars_csv
 from agents.market.models import BarImport, BarInterval, ImportStatus, Instrument
+from config import task_messages
 from core.errors import PermissionRefused, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -155,14 +157,12 @@ def import_upload(user, upload, *, symbol, options, meta):
     with path.open("wb") as out:
         for chunk in upload.chunks():
             out.write(chunk)
-    from agents.tasks import bar_import_task
-
     with transaction.atomic():
         job = BarImport.objects.create(
             id=job_id, symbol=symbol.strip(), requested_by=user, path=str(path),
             filename=(getattr(upload, "name", "") or "")[:200], size=size, options=_options_dict(options, meta),
         )
-        bar_import_task.delay_on_commit(str(job.pk))
+        task_messages.send_on_commit(task_names.IMPORT_BARS, str(job.pk))
     return "queued", job
 
 

@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 
 from .base import Refiner, RefinerAuthError, RefinerContext, RefinerError, RefinerResult, RefinerUnavailable
+from .optuna_refiner import OptunaRefiner
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ def get_refiner(choice: str, *, api_key_configured: bool | None = None) -> Refin
         from .claude_refiner import ClaudeRefiner  # the SDK is only imported when used
 
         return ClaudeRefiner()
-    from .optuna_refiner import OptunaRefiner
-
     return OptunaRefiner()
 
 
@@ -46,8 +45,6 @@ def propose_with_fallback(refiner: Refiner, ctx: RefinerContext) -> RefinerResul
     except RefinerUnavailable as exc:
         if refiner.name == "optuna":
             raise
-        from .optuna_refiner import OptunaRefiner
-
         log.warning("refiner %s unavailable, falling back to optuna: %s", refiner.name, exc)
         result = OptunaRefiner().propose(ctx)
         result.fallback_reason = f"{refiner.name} unavailable: {exc}"

@@ -14,14 +14,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from agents import task_names
 from agents.models import IterationStatus, LearningIteration
+from config import task_messages
 
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = (IterationStatus.QUEUED, IterationStatus.RUNNING)
 # Arbitrary constant naming the lab's "claim an iteration slot" advisory lock.
 CLAIM_LOCK_KEY = 804_201
-
 
 
 class IterationDeferred(Exception):
@@ -113,14 +114,13 @@ def iteration_dispatch(iteration_id):
     once it has waited LAB_REQUEUE_AFTER_SECONDS (agents.services.reaper); a duplicate message
     is harmless because the worker claims the iteration with a conditional update.
     """
-    transaction.on_commit(lambda: _send_to_worker(iteration_id))
+    transaction.on_commit(lambda: send_to_worker(iteration_id))
 
 
-def _send_to_worker(iteration_id):
-    from agents.tasks import run_iteration_task
-
+def send_to_worker(iteration_id):
+    """Send the iteration's task now; False (logged) when the broker cannot take it."""
     try:
-        run_iteration_task.delay(iteration_id)
+        task_messages.send(task_names.RUN_ITERATION, iteration_id)
     except Exception as exc:  # kombu's OperationalError, or whatever the transport raises
         logger.error(
             "iteration %s is queued but could not be handed to a worker: the task broker is unreachable "

@@ -19,14 +19,13 @@ import numpy as np
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from agents import signals
+from agents import observability
 from agents.evaluation.exam import exam_record
 from agents.models import (
     IterationStatus,
     LearningIteration,
     Refinement,
     Trade,
-    TradingAgent,
 )
 from agents.refiners.base import RefinerAuthError, RefinerError
 from agents.refiners.factory import get_refiner
@@ -34,6 +33,7 @@ from agents.refiners.optuna_refiner import OptunaRefiner
 from agents.services import approval, llm_budget
 from agents.services.activity import log_activity
 from agents.services.agent_lock import AgentGone, agent_locked
+from agents.services.announce import announce_iteration_finished
 from agents.services.dispatch import iteration_claim, iteration_queue
 from agents.services.iteration_evaluation import evaluate_iteration
 from config.observability import metrics
@@ -136,19 +136,19 @@ def _propose(agent, context):
     if refiner.name == "claude":
         budget = llm_budget.budget_state()
         if budget.exhausted:
-            metrics.refiner_called(refiner.name, "skipped_budget")
+            observability.refiner_called(refiner.name, "skipped_budget")
             proposal = OptunaRefiner().propose(context)
             proposal.fallback_reason = f"{budget.describe()}; used Optuna instead"
             return proposal
     try:
         proposal = refiner.propose(context)
-        metrics.refiner_called(refiner.name, proposal)
+        observability.refiner_called(refiner.name, proposal)
         return proposal
     except RefinerAuthError as exc:
-        metrics.refiner_called(refiner.name, exc)
+        observability.refiner_called(refiner.name, exc)
         raise
     except RefinerError as exc:
-        metrics.refiner_called(refiner.name, exc)
+        observability.refiner_called(refiner.name, exc)
         if refiner.name == "optuna":
             raise
         logger.warning("refiner %s failed for agent %s, falling back to Optuna: %s", refiner.name, agent.pk, exc)
@@ -260,7 +260,7 @@ def _finish_success(iteration, outcome, started):
             log_activity(iteration.agent, "refiner_fallback", proposal.fallback_reason,
                          details={"iteration": iteration.number, "refiner": iteration.agent.refiner})
         _after_success_hooks(iteration)
-        _announce(iteration)
+        announce_iteration_finished(iteration)
         metrics.iteration_finished(iteration.status, iteration.trigger, time.monotonic() - started)
 
 
@@ -292,7 +292,7 @@ def _finish_failure(iteration, exc, started):
             iteration.agent, "iteration_failed", f"Iteration #{iteration.number} failed: {message}",
             details={"iteration": iteration.number, "error_type": type(exc).__name__},
         )
-        _announce(iteration)
+        announce_iteration_finished(iteration)
         metrics.iteration_finished(IterationStatus.FAILED, iteration.trigger, time.monotonic() - started)
 
 
@@ -305,30 +305,6 @@ def _readable_error(exc):
         return "stopped by a cold shutdown of the worker"
     text = str(exc) or name
     return f"{name}: {text}" if not isinstance(exc, RefinerError) else text
-
-
-def _announce(iteration):
-    agent_id, iteration_id, status = iteration.agent_id, iteration.pk, iteration.status
-
-    def after_commit():
-        # Continuous-learning bookkeeping (convergence, cap, cooldown) first, so receivers of
-        # iteration_finished see the loop's new state; its failure never breaks the iteration.
-        try:
-            from agents.services import continuous
-
-            continuous.after_iteration(iteration_id)
-        except Exception:
-            logger.exception("continuous-learning bookkeeping failed after iteration %s", iteration_id)
-        # Robust: a failing receiver (alerts, graduation) is logged and never fails the task
-        # of an iteration that has already committed, nor stops the other receivers.
-        for receiver, result in signals.iteration_finished.send_robust(
-            sender=TradingAgent, agent_id=agent_id, iteration_id=iteration_id, status=status
-        ):
-            if isinstance(result, Exception):
-                logger.error("iteration_finished receiver %r failed for iteration %s: %r",
-                             receiver, iteration_id, result)
-
-    transaction.on_commit(after_commit)
 
 
 def _aware(value):

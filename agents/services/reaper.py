@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from agents.models import IterationStatus, LearningIteration
 from agents.services.activity import log_activity
+from agents.services.announce import announce_iteration_finished
+from agents.services.dispatch import send_to_worker
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +71,13 @@ def _fail_running(iteration, error, now, activity_message):
         iteration.status = IterationStatus.FAILED
         iteration.error = error
         log_activity(iteration.agent, "iteration_reaped", activity_message, details={"iteration": iteration.number})
-        from agents.services.learning import _announce
-
-        _announce(iteration)
+        announce_iteration_finished(iteration)
     return 1
 
 
 def requeue_lost_iterations(now=None):
-    """Send again the task of iterations queued long ago and never started."""
-    from agents.tasks import run_iteration_task
-
+    """Send again the task of iterations queued long ago and never started; returns how many
+    were sent. A broker still down stops the round (dispatch logs it): the next one retries."""
     now = now or timezone.now()
     older = now - dt.timedelta(seconds=settings.LAB_REQUEUE_AFTER_SECONDS)
     ids = list(
@@ -86,8 +85,11 @@ def requeue_lost_iterations(now=None):
             "pk", flat=True
         )[:500]
     )
+    sent = 0
     for iteration_id in ids:
-        run_iteration_task.delay(iteration_id)
-    if ids:
-        logger.info("re-sent %d queued iterations whose message may have been lost", len(ids))
-    return len(ids)
+        if not send_to_worker(iteration_id):
+            break
+        sent += 1
+    if sent:
+        logger.info("re-sent %d queued iterations whose message may have been lost", sent)
+    return sent

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
+from agents.models import IterationStatus, LearningIteration
+
 FOLDED_LIST_LIMIT = 50
 MESSAGE_SUMMARY_CHARS = 300
 
@@ -85,8 +87,6 @@ def latest_metrics(agent):
     """The latest succeeded iteration's validation metrics: one indexed query."""
     if agent is None:
         return None
-    from agents.models import IterationStatus, LearningIteration
-
     row = (
         LearningIteration.objects.filter(agent=agent, status=IterationStatus.SUCCEEDED)
         .order_by("-number")

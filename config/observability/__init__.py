@@ -12,8 +12,11 @@
 
 Heartbeats of beat and workers, and the stale-scheduler alert, live in `alerts.heartbeat`.
 
-Nothing here imports an app at module level: apps import this package (agents counts its
-iterations through `metrics`), so app modules are imported inside functions only.
+- `config.observability.registry`: the health parts, health facts and gauges the apps register
+  from their AppConfig.ready() (what they measure is theirs).
+
+Nothing here imports an app: apps import this package (agents counts its iterations through
+`metrics`) and register what it should report about them.
 """
 
 from config.observability.logging import bind_log_context, log_context

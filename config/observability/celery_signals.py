@@ -11,6 +11,8 @@ import logging
 import os
 
 from celery import signals
+from django.conf import settings
+from prometheus_client import start_http_server
 
 from config.observability import metrics
 from config.observability.logging import pop_log_context, push_log_context
@@ -38,13 +40,9 @@ def _pool_process_exit(pid=None, **kwargs):
 
 @signals.worker_ready.connect(weak=False, dispatch_uid="observability.worker_metrics_port")
 def _serve_worker_metrics(sender=None, **kwargs):
-    from django.conf import settings
-
     port = getattr(settings, "LAB_WORKER_METRICS_PORT", 0)
     if not port:
         return
-    from prometheus_client import start_http_server
-
     server, _thread = start_http_server(port, addr=settings.LAB_WORKER_METRICS_ADDR,
                                         registry=metrics.build_registry(lab_state=False))
     logger.info("worker metrics served on %s:%s", settings.LAB_WORKER_METRICS_ADDR, port)

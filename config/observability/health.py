@@ -6,13 +6,13 @@ Parts (each {"ok": bool, ...}); the lab is healthy when every part is:
 - database: a `SELECT 1` answers.
 - broker: a connection to CELERY_BROKER_URL opens within LAB_HEALTH_TIMEOUT_SECONDS (the
   embedded filesystem broker: its queue folder exists and is writable).
-- beat: the single beat process published its heartbeat within LAB_HEARTBEAT_STALE_SECONDS.
-- workers: at least one worker recorded a heartbeat within LAB_HEARTBEAT_STALE_SECONDS.
+- the parts the apps register (config.observability.registry), read only when the database
+  answers: alerts registers beat (the single beat process published its heartbeat within
+  LAB_HEARTBEAT_STALE_SECONDS) and workers (at least one worker did); its check also raises
+  (once) the CRITICAL alert for a stale beat or no worker and the INFO recovery notice, in the
+  web process or a cron job, never in the component it watches.
 
-Plus, for information, the iterations running and queued. Computing the report also runs
-`alerts.heartbeat.check_scheduler_health`, which raises (once) the CRITICAL alert for a stale
-beat or no worker and the INFO recovery notice: this runs in the web process or a cron job,
-never in the component it watches.
+Plus the apps' facts, for information (agents: the iterations running and queued).
 
 `health_report(public=True)` is the /health body: no secret, no host name, no error text
 (errors go to the log); `public=False` (admin dashboard, command) adds each worker and the
@@ -26,18 +26,23 @@ import time
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from kombu import Connection
 
+from config.observability import registry
 from config.observability.logging import redact
 
 logger = logging.getLogger(__name__)
 
-PARTS = ("database", "broker", "beat", "workers")
+OWN_PARTS = ("database", "broker")
+
+
+def parts():
+    """Every part of the report: this module's, then the apps' in registration order."""
+    return OWN_PARTS + tuple(part for check in registry.health_checks() for part in check.parts)
 
 
 def broker_connection():
     """A kombu connection to the lab's broker with the health timeout (not yet connected)."""
-    from kombu import Connection
-
     timeout = settings.LAB_HEALTH_TIMEOUT_SECONDS
     options = dict(getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {})
     # Redis: bound the socket operations too, or a half-open connection hangs the check.
@@ -81,55 +86,46 @@ def check_broker():
     return {"ok": True, "transport": transport, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
-def iteration_counts():
-    from django.db.models import Count
-
-    from agents.models import IterationStatus, LearningIteration
-
-    rows = dict(
-        LearningIteration.objects.filter(status__in=[IterationStatus.QUEUED, IterationStatus.RUNNING])
-        .order_by().values_list("status").annotate(n=Count("pk"))
-    )
-    return {"running": rows.get(IterationStatus.RUNNING, 0), "queued": rows.get(IterationStatus.QUEUED, 0)}
-
-
 def health_report(*, public=False, check_alerts=True, now=None):
     """The lab's health as a dict: {"healthy", "failing", "time", parts..., "iterations"}.
 
     `check_alerts`: also run the stale-scheduler check (alerts once per outage, recovery once).
     """
-    from alerts import heartbeat
-
     now = now or timezone.now()
     report = {"database": check_database()}
     report["broker"] = check_broker()
-    if report["database"]["ok"]:
+    database_ok = report["database"]["ok"]
+    for check in registry.health_checks():
+        if not database_ok:
+            report.update({part: {"ok": False, "error": "database unreachable"} for part in check.parts})
+            continue
         try:
-            if check_alerts:
-                scheduler = heartbeat.check_scheduler_health(now=now)
-            else:
-                scheduler = heartbeat.scheduler_status(now=now)
-            report["beat"], report["workers"] = scheduler["beat"], scheduler["workers"]
-            report["iterations"] = iteration_counts()
+            found = check.read(now=now, check_alerts=check_alerts)
+            report.update({part: found[part] for part in check.parts})
         except Exception as exc:
-            logger.exception("health: could not read the heartbeats")
+            logger.exception("health: could not read %s", ", ".join(check.parts))
             failure = {"ok": False, "error": type(exc).__name__, "detail": redact(str(exc))[:300]}
-            report["beat"] = report["workers"] = failure
-            report["iterations"] = None
-    else:
-        unknown = {"ok": False, "error": "database unreachable"}
-        report["beat"] = report["workers"] = unknown
-        report["iterations"] = None
-    failing = [part for part in PARTS if not report[part]["ok"]]
+            report.update(dict.fromkeys(check.parts, failure))
+    for name, read in registry.health_facts().items():
+        report[name] = _fact(name, read) if database_ok else None
+    failing = [part for part in parts() if not report[part]["ok"]]
     result = {"healthy": not failing, "status": "ok" if not failing else "unhealthy", "failing": failing,
               "time": now.isoformat(), **report}
     return _public(result) if public else result
 
 
+def _fact(name, read):
+    try:
+        return read()
+    except Exception:
+        logger.exception("health: could not read %s", name)
+        return None
+
+
 def _public(report):
     """Drop what an unauthenticated caller must not read: error texts and worker names."""
     clean = dict(report)
-    for part in PARTS:
+    for part in parts():
         item = dict(clean[part])
         item.pop("detail", None)
         item.pop("members", None)
@@ -141,7 +137,7 @@ def format_report(report):
     """Plain text for the command line."""
     lines = [f"lab health: {report['status'].upper()}" + (f" (failing: {', '.join(report['failing'])})"
                                                           if report["failing"] else "")]
-    for part in PARTS:
+    for part in parts():
         item = report[part]
         facts = ", ".join(f"{k}={v}" for k, v in item.items() if k not in ("ok", "members"))
         lines.append(f"  {part:<9} {'ok ' if item['ok'] else 'FAIL'}  {facts}")
@@ -149,7 +145,8 @@ def format_report(report):
             state = "ok" if member["ok"] else ("stopped" if member.get("stopped") else "stale")
             lines.append(f"      {member['name']}: {state}, last seen {member['last_seen']} "
                          f"({member['age_seconds']}s ago)")
-    iterations = report.get("iterations")
-    if iterations is not None:
-        lines.append(f"  iterations running={iterations['running']} queued={iterations['queued']}")
+    for name in registry.health_facts():
+        fact = report.get(name)
+        if isinstance(fact, dict):
+            lines.append(f"  {name} " + " ".join(f"{k}={v}" for k, v in fact.items()))
     return "\n".join(lines)

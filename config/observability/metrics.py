@@ -17,12 +17,13 @@ transaction commits, so a rolled-back decision is never counted.
     lab_deliveries_total{channel_kind,outcome}        delivery attempts: succeeded|retrying|failed
 
 Gauges are computed at scrape time by `LabStateCollector` from the database and the broker
-(so they are right whichever process serves the scrape):
+(so they are right whichever process serves the scrape). The database gauges belong to the app
+that owns the rows and are registered from its AppConfig.ready() (config.observability.registry):
 
-    lab_agents{status,continuous_state}               agents by lifecycle status and learning state
-    lab_iterations_active{status}                     queued|running iterations
-    lab_alerts_open{severity}                         unacknowledged alerts
-    lab_heartbeat_age_seconds{component}              beat|workers: seconds since the last heartbeat
+    lab_agents{status,continuous_state}               agents by lifecycle status and learning state (agents)
+    lab_iterations_active{status}                     queued|running iterations (agents)
+    lab_alerts_open{severity}                         unacknowledged alerts (alerts)
+    lab_heartbeat_age_seconds{component}              beat|workers: seconds since the last heartbeat (alerts)
     lab_celery_queue_length{queue}                    messages waiting (Redis, filesystem, AMQP)
     lab_scrape_ok{part}                               1 when the database / broker part was read
 
@@ -41,6 +42,8 @@ directory: set LAB_WORKER_METRICS_PORT there and scrape each worker host too.
 
 import logging
 
+from django.conf import settings
+from django.db import transaction
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -51,6 +54,9 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily
+
+from config.observability import registry
+from config.observability.health import broker_connection
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +81,9 @@ ALERTS = Counter("lab_alerts_raised", "Alerts raised, by type and severity; kind
 DELIVERIES = Counter("lab_deliveries", "Notification delivery attempts, by channel kind and outcome.",
                      ["channel_kind", "outcome"])
 
-LLM_REFINERS = frozenset({"claude"})
-
 
 def _on_commit(func):
     """Run after the current transaction commits (at once outside one); never raises."""
-    from django.db import transaction
-
     def safe():
         try:
             func()
@@ -112,31 +114,14 @@ def refinement_decided(decision, *, automatic=False, count=1):
         _on_commit(lambda: DECISIONS.labels(decision=decision, mode="auto" if automatic else "manual").inc(count))
 
 
-def refiner_called(refiner_name, outcome):
-    """`outcome`: the RefinerResult, the RefinerError raised, or "skipped_budget".
-
-    Only LLM refiners count (Optuna is local); tokens come from the result or the error.
-    """
-    if refiner_name not in LLM_REFINERS:
-        return
+def llm_call_counted(outcome, *, input_tokens=0, output_tokens=0):
+    """One call of an LLM refiner (`outcome`: success|error|unavailable|auth_error|skipped_budget)
+    and the tokens it billed; agents decides the outcome of its own refiners."""
     try:
-        from agents.refiners.base import RefinerAuthError, RefinerError, RefinerUnavailable
-
-        if isinstance(outcome, str):
-            label = outcome
-        elif isinstance(outcome, RefinerAuthError):
-            label = "auth_error"
-        elif isinstance(outcome, RefinerUnavailable):
-            label = "unavailable"
-        elif isinstance(outcome, RefinerError):
-            label = "error"
-        else:
-            label = "success"
-        LLM_CALLS.labels(outcome=label).inc()
-        for direction in ("input", "output"):
-            tokens = getattr(outcome, f"{direction}_tokens", 0) or 0
+        LLM_CALLS.labels(outcome=outcome).inc()
+        for direction, tokens in (("input", input_tokens), ("output", output_tokens)):
             if tokens:
-                LLM_TOKENS.labels(direction=direction, outcome=label).inc(tokens)
+                LLM_TOKENS.labels(direction=direction, outcome=outcome).inc(tokens)
     except Exception:
         logger.exception("metrics update failed")
 
@@ -146,22 +131,16 @@ def alert_raised(alert_type, severity, *, new):
                                      kind="new" if new else "repeat").inc())
 
 
-def delivery_attempted(delivery_id):
-    """Count the outcome of the attempt that just ran, read back from the Delivery row."""
+def delivery_counted(channel_kind, outcome):
+    """One delivery attempt that ended `outcome` (succeeded|retrying|failed) on a channel kind."""
     try:
-        from alerts.models import Delivery, DeliveryStatus
-
-        row = Delivery.objects.filter(pk=delivery_id).values("status", "channel__kind").first()
-        if row and row["status"] in (DeliveryStatus.SUCCEEDED, DeliveryStatus.RETRYING, DeliveryStatus.FAILED):
-            DELIVERIES.labels(channel_kind=row["channel__kind"], outcome=row["status"]).inc()
+        DELIVERIES.labels(channel_kind=channel_kind, outcome=outcome).inc()
     except Exception:
         logger.exception("metrics update failed")
 
 
 # --- scrape-time gauges --------------------------------------------------------------------
 def celery_queues():
-    from django.conf import settings
-
     queues = {settings.CELERY_TASK_DEFAULT_QUEUE}
     for route in (getattr(settings, "CELERY_TASK_ROUTES", None) or {}).values():
         if isinstance(route, dict) and route.get("queue"):
@@ -171,8 +150,6 @@ def celery_queues():
 
 def queue_lengths(queues):
     """{queue: messages waiting}, for brokers that can tell (virtual transports and AMQP)."""
-    from config.observability.health import broker_connection
-
     lengths = {}
     with broker_connection() as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=conn.connect_timeout)
@@ -208,38 +185,8 @@ class LabStateCollector:
         yield ok
 
     def _database(self):
-        from django.db.models import Count
-        from django.utils import timezone
-
-        from agents.models import IterationStatus, LearningIteration, TradingAgent
-        from alerts.models import AgentAlert, Heartbeat, Severity
-
-        agents = GaugeMetricFamily("lab_agents", "Agents by status and learning state.",
-                                   labels=["status", "continuous_state"])
-        for row in TradingAgent.objects.order_by().values("status", "continuous_state").annotate(n=Count("pk")):
-            agents.add_metric([row["status"], row["continuous_state"]], row["n"])
-        active = GaugeMetricFamily("lab_iterations_active", "Iterations queued or running.", labels=["status"])
-        counts = dict(
-            LearningIteration.objects.filter(status__in=[IterationStatus.QUEUED, IterationStatus.RUNNING])
-            .order_by().values_list("status").annotate(n=Count("pk"))
-        )
-        for status in (IterationStatus.QUEUED, IterationStatus.RUNNING):
-            active.add_metric([status.value], counts.get(status.value, 0))
-        alerts = GaugeMetricFamily("lab_alerts_open", "Unacknowledged alerts by severity.", labels=["severity"])
-        open_counts = dict(
-            AgentAlert.objects.filter(acknowledged=False).order_by().values_list("severity").annotate(n=Count("pk"))
-        )
-        for severity in Severity.values:
-            alerts.add_metric([severity], open_counts.get(severity, 0))
-        ages = GaugeMetricFamily("lab_heartbeat_age_seconds", "Seconds since the last heartbeat of beat / any worker.",
-                                 labels=["component"])
-        now = timezone.now()
-        for component, seen in Heartbeat.objects.filter(component__in=["beat", "workers"]).values_list(
-            "component", "last_seen"
-        ):
-            if seen is not None:
-                ages.add_metric([component], max((now - seen).total_seconds(), 0.0))
-        yield from (agents, active, alerts, ages)
+        for collect in registry.gauges():
+            yield from collect()
 
     def _broker(self):
         lengths = GaugeMetricFamily("lab_celery_queue_length", "Messages waiting in each Celery queue.",

@@ -121,12 +121,12 @@ def test_a_large_file_goes_to_a_worker_with_progress_by_polling(alice, settings,
     monkeypatch.setattr("agents.market.csvparse.READ_PROGRESS_ROWS", 100)  # 500 rows: 5 steps
     body = ("\n".join(fred_series(500)) + "\n").encode()
     queued = []
-    monkeypatch.setattr(bar_import_task, "delay_on_commit", lambda *args: queued.append(args))
+    monkeypatch.setattr("config.task_messages.send_on_commit", lambda name, *args: queued.append((name, *args)))
     response = api(alice).post("/api/instruments/WTI/bars", {"file": upload(body=body), "close_only": "1",
                                                               "missing": "ffill"}, format="multipart")
     assert response.status_code == 202, response.json()
     job_id = response.json()["id"]
-    assert response.json()["status"] == "queued" and queued == [(job_id,)]
+    assert response.json()["status"] == "queued" and queued == [(bar_import_task.name, job_id)]
     assert response["Location"].endswith(f"/api/instruments/WTI/bars/imports/{job_id}")
     saved = Path(BarImport.objects.get().path)
     assert saved.read_bytes() == body and not PriceBar.objects.exists()
@@ -159,7 +159,7 @@ def test_a_large_file_goes_to_a_worker_with_progress_by_polling(alice, settings,
 def test_a_failed_worker_import_lists_every_error(alice, settings, tmp_path, monkeypatch):
     settings.LAB_IMPORT_INLINE_MAX_BYTES = 10
     settings.VAR_DIR = tmp_path
-    monkeypatch.setattr(bar_import_task, "delay_on_commit", lambda *args: None)
+    monkeypatch.setattr("config.task_messages.send_on_commit", lambda *args: None)
     body = b"timestamp,open,high,low,close\n2020-01-02,10,9,11,10\n"
     job_id = api(alice).post("/api/instruments/BAD/bars", {"file": upload(body=body)}, format="multipart").json()["id"]
     job = run_bar_import(job_id)

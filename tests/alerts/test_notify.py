@@ -131,17 +131,15 @@ def test_one_channel_failing_does_not_block_the_others(queued, monkeypatch, capl
     agent = make_owner_agent()
     first = channel(agent.owner, name="a-first")
     second = channel(agent.owner, name="b-second")
-    from alerts.tasks import deliver_task
-
     calls = []
 
-    def flaky(delivery_id):
+    def flaky(name, delivery_id):
         calls.append(delivery_id)
         if len(calls) == 1:
             raise ConnectionError("broker down")
         queued["deliveries"].append(delivery_id)
 
-    monkeypatch.setattr(deliver_task, "delay_on_commit", flaky)
+    monkeypatch.setattr("config.task_messages.send_on_commit", flaky)
     deliveries = notify.notify_alert(make_alert(agent).pk)
     assert [d.channel_id for d in deliveries] == [second.pk]
     assert not Delivery.objects.filter(channel=first).exists()  # rolled back, nothing half-queued
@@ -346,8 +344,8 @@ def test_deliveries_whose_message_was_lost_are_queued_again(queued, monkeypatch,
     settings.LAB_WEBHOOK_BACKOFF_SECONDS = 2.0
     settings.LAB_WEBHOOK_MAX_ATTEMPTS = 5  # longest backoff 2 * 2**4 * 1.5 = 48 s
     sent, flushed = [], []
-    monkeypatch.setattr(deliver_task, "delay", lambda pk: sent.append(pk))
-    monkeypatch.setattr(flush_folded_task, "delay", lambda pk: flushed.append(pk))
+    monkeypatch.setattr("config.task_messages.send",
+                        lambda name, pk: {deliver_task.name: sent, flush_folded_task.name: flushed}[name].append(pk))
     agent = make_owner_agent()
     c = channel(agent.owner, rate_limit_per_minute=1)
     with time_machine.travel(T0, tick=False):

@@ -105,11 +105,16 @@ class Receivers:
 def record_queue(monkeypatch):
     """Record the delivery ids (and flushes) queued to Celery, instead of using a broker."""
     record = {"deliveries": [], "flushes": []}
-    monkeypatch.setattr(deliver_task, "delay_on_commit", lambda delivery_id: record["deliveries"].append(delivery_id))
-    monkeypatch.setattr(
-        flush_folded_task, "apply_async",
-        lambda args=(), countdown=None, **kw: record["flushes"].append((args[0], countdown)),
-    )
+
+    def send_on_commit(name, *args, countdown=None):
+        if name == deliver_task.name:
+            record["deliveries"].append(args[0])
+        elif name == flush_folded_task.name:
+            record["flushes"].append((args[0], countdown))
+        else:
+            raise AssertionError(f"unexpected task {name}")
+
+    monkeypatch.setattr("config.task_messages.send_on_commit", send_on_commit)
     return record
 
 

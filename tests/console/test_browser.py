@@ -145,7 +145,7 @@ def test_the_agent_page_follows_a_queued_iteration_until_a_worker_finishes_it(pa
     from agents.tasks import run_iteration_task
 
     sent = []
-    monkeypatch.setattr(run_iteration_task, "delay", lambda iteration_id: sent.append(iteration_id))
+    monkeypatch.setattr("config.task_messages.send", lambda name, *args: sent.append((name, *args)))
     operator = staff_user("operator")
     agent = make_agent(owner=operator, instrument=instrument, name="Queued")
     log_in(page, "operator")
@@ -153,8 +153,8 @@ def test_the_agent_page_follows_a_queued_iteration_until_a_worker_finishes_it(pa
     page.click('[data-testid="run-queued"]')
     expect(messages(page)).to_contain_text("Iteration #1 queued for a worker.")
     expect(page.locator("#active-iteration")).to_contain_text("Iteration #1 is queued")
-    assert sent == [agent.iterations.get().pk]
+    assert sent == [(run_iteration_task.name, agent.iterations.get().pk)]
     # The worker's turn (what the task does); the page notices by itself and reloads.
-    run_iteration_task(sent[0])
+    run_iteration_task(sent[0][1])
     expect(page.locator('#iteration-table tr[data-iteration="1"]')).to_contain_text("succeeded", timeout=20_000)
     expect(page.locator("#active-iteration")).to_have_count(0)

@@ -70,7 +70,7 @@ def test_a_bad_option_is_named_next_to_its_field(operator, instrument):
 def test_a_large_file_is_queued_and_the_page_polls_its_progress(operator, settings, tmp_path, monkeypatch):
     settings.VAR_DIR = tmp_path
     settings.LAB_IMPORT_INLINE_MAX_BYTES = 100
-    monkeypatch.setattr(bar_import_task, "delay_on_commit", lambda *args: None)
+    monkeypatch.setattr("config.task_messages.send_on_commit", lambda *args: None)
     wti = InstrumentFactory(symbol="WTI")
     body = ("\n".join(fred_series(300)) + "\n").encode()
     client = console(operator)

@@ -235,7 +235,31 @@ def test_automatic_demotion_when_the_paper_drawdown_passes_max_drawdown():
     assert account.closed_at is not None and account.max_drawdown > 0.1
 
 
-def test_automatic_demotion_on_a_critical_degradation_alert_from_the_monitor(settings):
+@pytest.fixture(params=["alerts first", "graduation first"])
+def receiver_order(request):
+    """iteration_finished's receivers in INSTALLED_APPS order, and reversed: demotion must not care."""
+    if request.param == "alerts first":
+        yield request.param
+        return
+    from alerts import receivers as alert_receivers
+    from graduation import receivers as graduation_receivers
+
+    uids = {"alerts.monitor.iteration_finished": alert_receivers.on_iteration_finished,
+            "graduation.iteration_finished": graduation_receivers.on_iteration_finished}
+    for uid in uids:
+        signals.iteration_finished.disconnect(dispatch_uid=uid)
+    for uid in reversed(uids):
+        signals.iteration_finished.connect(uids[uid], dispatch_uid=uid)
+    yield request.param
+    for uid in uids:
+        signals.iteration_finished.disconnect(dispatch_uid=uid)
+    for uid, receiver in uids.items():
+        signals.iteration_finished.connect(receiver, dispatch_uid=uid)
+
+
+def test_automatic_demotion_on_a_critical_degradation_alert_from_the_monitor(
+    settings, receiver_order, django_capture_on_commit_callbacks
+):
     settings.LAB_ALERT_WIN_RATE_DROP = 0.1
     many = {"num_trades": 100.0}  # a drop on 100 trades each side is evidence
     agent = eligible_agent(iterations=0)
@@ -243,10 +267,12 @@ def test_automatic_demotion_on_a_critical_degradation_alert_from_the_monitor(set
         add_iteration(agent, many)
     services.graduate(agent, actor=agent.owner, reason="ready")
     agent.refresh_from_db()
-    finish(add_iteration(agent, many))  # the monitor sees no drop yet
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(add_iteration(agent, many))  # the monitor sees no drop yet
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING
-    finish(add_iteration(agent, {**many, "win_rate": 0.2}))  # win rate 0.6 -> 0.2: CRITICAL while trading
+    with django_capture_on_commit_callbacks(execute=True):
+        finish(add_iteration(agent, {**many, "win_rate": 0.2}))  # win rate 0.6 -> 0.2: CRITICAL while trading
     alert = AgentAlert.objects.get(agent=agent, alert_type=AlertType.PERFORMANCE_DEGRADATION)
     assert alert.severity == Severity.CRITICAL
     agent.refresh_from_db()
@@ -280,6 +306,27 @@ def test_a_degradation_alert_from_before_the_graduation_or_a_warning_does_not_de
     # An alert the iteration path missed is still acted on by the next paper tick.
     raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "now", fingerprint="n")
     assert paper_tick()["demoted"] == 1
+
+
+def test_a_critical_degradation_alert_demotes_its_trading_agent_once_committed(django_capture_on_commit_callbacks):
+    agent = eligible_agent()
+    services.graduate(agent, actor=agent.owner)
+    agent.refresh_from_db()
+    with django_capture_on_commit_callbacks(execute=True):
+        raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.WARNING, "a dip", fingerprint="dd")
+        raise_alert(agent, AlertType.ERROR, Severity.CRITICAL, "not a degradation", fingerprint="e")
+    agent.refresh_from_db()
+    assert agent.status == AgentStatus.PAPER_TRADING
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "worse", fingerprint="dd")
+    agent.refresh_from_db()
+    assert agent.status == AgentStatus.PAPER_TRADING  # nothing acts on an alert before its commit
+    for callback in callbacks:
+        callback()
+    agent.refresh_from_db()
+    assert agent.status == AgentStatus.LEARNING  # the repeat escalated WARNING -> CRITICAL
+    event = GraduationEvent.objects.get(agent=agent, kind=EventKind.DEMOTE)
+    assert event.automatic and event.metrics_snapshot["trigger"] == "performance_degradation"
 
 
 # --- re-pins -------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Point an instrument at an exchange's candles (ccxt), turn its feed on or off, poll it now, list feeds."""
 
 import json
+from datetime import UTC
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
@@ -74,8 +75,6 @@ class Command(BaseCommand):
             if start is None:
                 errors.append(f"--start: cannot parse {opts['start']!r} as an ISO datetime")
             elif start.tzinfo is None:
-                from datetime import UTC
-
                 start = start.replace(tzinfo=UTC)
         if errors:
             raise CommandError("\n".join(errors))

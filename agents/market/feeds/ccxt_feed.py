@@ -21,6 +21,7 @@ One poll, for one instrument and its ``BarFeedConfig``:
 import io
 import logging
 import time
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -199,6 +200,4 @@ def _first_error_line(report):
 
 
 def _iso(ms):
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")

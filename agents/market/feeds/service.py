@@ -6,6 +6,7 @@ Every write of a feed's beat row goes through agents.services.scheduling.feeds.
 import logging
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from agents.market.feeds.ccxt_feed import TIMEFRAMES, CcxtFeed
@@ -110,8 +111,6 @@ def poll_feed(instrument_id, *, feed=None):
     if result.ok:
         values["last_success_at"] = started
     if result.created:
-        from django.db.models import F
-
         values["bars_imported"] = F("bars_imported") + result.created
     BarFeedConfig.objects.filter(pk=config.pk).update(**values)
     if result.created or result.updated or result.error:

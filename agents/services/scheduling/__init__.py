@@ -23,6 +23,7 @@ from django.utils import timezone as djtz
 
 from agents.models import IterationTrigger, TradingAgent
 from agents.services.activity import log_activity
+from agents.services.dispatch import iteration_start
 from agents.services.scheduling.beat import (
     bulk_disable_auto_learn,
     bulk_enable_auto_learn,
@@ -176,8 +177,6 @@ def scheduled_fire(agent_id, now=None):
     Re-reads the agent (the source of truth): gone, auto-learn off or no schedule means no
     iteration, and its row is removed or disabled. Returns the iteration or None.
     """
-    from agents.services.dispatch import iteration_start
-
     now = aware(now or djtz.now())
     try:
         agent_uuid = uuid.UUID(str(agent_id))

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone as djtz
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
+from agents import task_names
 from agents.models import ActivityLog, TradingAgent
 from agents.services.activity import actor_label_for
 from agents.services.scheduling.cron import (
@@ -31,7 +32,7 @@ from agents.services.scheduling.cron import (
 
 logger = logging.getLogger(__name__)
 
-TASK = "agents.tasks.scheduled_iteration_task"
+TASK = task_names.SCHEDULED_ITERATION
 QUEUE = "default"
 ROW_DESCRIPTION = (
     "Learning schedule of agent {agent_id}. Managed by the lab from the agent's columns: change it "

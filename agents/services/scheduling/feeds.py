@@ -11,7 +11,9 @@ import json
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
 
-TASK = "agents.tasks.poll_bar_feed_task"
+from agents import task_names
+
+TASK = task_names.POLL_BAR_FEED
 QUEUE = "default"
 
 
