@@ -64,7 +64,10 @@ def run(agent):
 
 
 def refinements(iteration):
-    return list(Refinement.objects.filter(iteration=iteration).order_by("id"))
+    """The iteration's candidates; none is a failure, since the tests check each with all(...) or a loop."""
+    found = list(Refinement.objects.filter(iteration=iteration).order_by("id"))
+    assert found, f"iteration {iteration.number} proposed no refinement"
+    return found
 
 
 def criteria(refinement):
@@ -87,16 +90,13 @@ def sealed_score(agent, params):
 
 
 # --- threshold validation ---------------------------------------------------------------------
-def test_defaults_are_documented_and_valid():
+def test_defaults_are_valid():
     assert approval.DEFAULT_THRESHOLDS == {
         "min_dsr": 0.95, "max_improvement_p": 0.05, "max_test_shortfall": 0.25, "min_fold_pass": 3,
         "min_win_rate": 0.4, "min_sharpe_ratio": 0.5, "min_signals": 5, "min_total_return": 0.0,
         "require_improvement": True, "max_drawdown": None,
     }
     assert approval.validate_thresholds(dict(approval.DEFAULT_THRESHOLDS)) == approval.DEFAULT_THRESHOLDS
-    for name, value in approval.DEFAULT_THRESHOLDS.items():
-        line = next(line for line in approval_gate.__doc__.splitlines() if line.startswith(f"``{name}``"))
-        assert str(value).lower().replace("none", "null") in line.split()
 
 
 def test_full_replace_merges_over_defaults_and_cleans_types():
@@ -606,7 +606,7 @@ def test_default_thresholds_change_nothing_on_a_random_walk():
 
 def test_require_improvement_compares_selection_scores():
     agent = auto_agent({**LOOSE, "require_improvement": True}, candidates_per_iteration=4)
-    blocked_only_by_improvement = 0
+    blocked_only_by_improvement = applied_count = 0
     for _ in range(3):
         iteration = run(agent)
         refs = refinements(iteration)
@@ -624,14 +624,17 @@ def test_require_improvement_compares_selection_scores():
         if beating:
             best = max(beating, key=lambda r: (r.score, -r.pk))
             assert best.status == RefinementStatus.APPLIED
+            applied_count += 1
             agent.refresh_from_db()
             assert agent.current_version.params == best.proposed_params
         else:
             assert not any(r.status == RefinementStatus.APPLIED for r in refs)
-    assert blocked_only_by_improvement > 0
+    assert blocked_only_by_improvement > 0 and applied_count > 0  # both branches ran
     # Each applied version beat the selection score of the version it replaced.
-    for applied in Refinement.objects.filter(agent=agent, status=RefinementStatus.APPLIED):
-        assert applied.score > applied.iteration.selection_score
+    applied = list(Refinement.objects.filter(agent=agent, status=RefinementStatus.APPLIED))
+    assert len(applied) == applied_count
+    for refinement in applied:
+        assert refinement.score > refinement.iteration.selection_score
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,9 @@ def test_the_claude_key_echoed_by_a_401_is_never_logged(settings, caplog, raw_lo
     raw = "\n".join(raw_logs.texts)
     assert "401" in raw or "API key" in raw  # the failure itself is logged...
     assert_absent(API_KEY, raw, caplog.text, json_logs.text, iteration.error)  # ...never the key
-    for entry in ActivityLog.objects.filter(agent=agent):
+    entries = list(ActivityLog.objects.filter(agent=agent))
+    assert entries, "the failed iteration left no activity entry to search"
+    for entry in entries:
         assert_absent(API_KEY, entry.message, str(entry.details))
 
 
