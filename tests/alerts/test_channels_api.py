@@ -10,7 +10,7 @@ from agents.services.errors import ValidationFailed
 from alerts import notify
 from alerts.channel_service import channel_create, send_test_notification
 from alerts.models import Delivery, NotificationChannel
-from tests.alerts.test_webhook import (
+from tests.alerts.helpers import (
     SECRET,
     make_alert,
     make_owner_agent,
@@ -24,23 +24,6 @@ pytestmark = pytest.mark.django_db
 
 
 BASE = "/api/notification-channels"
-
-
-@pytest.fixture
-def no_private(settings):
-    settings.LAB_WEBHOOK_ALLOW_PRIVATE = False
-
-
-@pytest.fixture
-def user():
-    return UserFactory()
-
-
-@pytest.fixture
-def api(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def post(api, path, data):

@@ -25,11 +25,9 @@ GOOD = {"win_rate": 0.6, "sharpe": 1.2, "total_return": 0.1, "num_trades": 12.0,
 
 
 @pytest.fixture(autouse=True)
-def _no_notifications(monkeypatch):
+def _no_notifications(notified):
     # Alerts raised here are checked on the pages; their channel fan-out is the alerts app's business.
-    calls = []
-    monkeypatch.setattr("alerts.notify.notify_alert", calls.append)
-    return calls
+    return notified
 
 
 def staff_user(username, *, live=False, view_only=False):

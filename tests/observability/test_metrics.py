@@ -14,7 +14,7 @@ from agents.services import decisions, learning
 from alerts import services as alert_services
 from alerts.models import AlertType, Delivery, DeliveryStatus, Severity
 from config.observability import metrics
-from tests.alerts import test_webhook as hooks
+from tests.alerts import helpers as hooks
 from tests.factories import UserFactory, make_agent, make_claude_agent_without_key
 from tests.fake_anthropic import FakeAnthropic, api_error, message, sma_candidates
 from tests.processes import purge_filesystem_broker

@@ -10,7 +10,7 @@ from agents.models import ActivityLog, IterationStatus
 from agents.services import learning
 from alerts.channels.webhook import sign
 from alerts.models import Delivery, DeliveryStatus
-from tests.alerts import test_webhook as hooks
+from tests.alerts import helpers as hooks
 from tests.factories import make_agent
 from tests.fake_anthropic import FakeAnthropic, api_error
 

@@ -15,7 +15,7 @@ import pytest
 
 from alerts import notify
 from alerts.models import AgentAlert, AlertType, Delivery, DeliveryStatus, NotificationChannel, Severity
-from tests.alerts.test_webhook import Receiver
+from tests.alerts.helpers import Receiver
 from tests.factories import make_agent
 from tests.processes import celery_process, wait_for
 from tests.reliability.conftest import WORKER_ARGS

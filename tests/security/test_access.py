@@ -50,22 +50,11 @@ PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # The factories' users have a password; PBKDF2 would take most of each test's time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _fresh_throttle_history():
     # Throttle counters live in the cache; no test may inherit or leave any.
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _no_notifications(monkeypatch):
-    monkeypatch.setattr("alerts.notify.notify_alert", lambda *args, **kwargs: None)
 
 
 @pytest.fixture(scope="module")

@@ -26,14 +26,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # The factories' users have a password; PBKDF2 would take most of each test's time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch, settings):
-    monkeypatch.setattr("alerts.notify.notify_alert", lambda *args, **kwargs: None)
+def _no_private_targets(settings):
     settings.LAB_WEBHOOK_ALLOW_PRIVATE = False
 
 
