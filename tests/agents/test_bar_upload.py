@@ -13,7 +13,7 @@ from agents.market import importer
 from agents.market.models import BarImport, Instrument, PriceBar
 from agents.market.uploads import run_bar_import
 from agents.tasks import bar_import_task
-from tests.agents.test_market_formats import fred_series
+from tests.agents.helpers import fred_series
 from tests.factories import InstrumentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
