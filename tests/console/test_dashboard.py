@@ -11,7 +11,7 @@ from django.urls import reverse
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
 from agents.services import continuous, dispatch
 from console.readiness import learning_readiness
-from tests.console.conftest import add_iteration, eligible_agent, raise_alert
+from tests.console.helpers import add_iteration, eligible_agent, raise_alert
 from tests.factories import UserFactory, make_agent
 
 pytestmark = pytest.mark.django_db

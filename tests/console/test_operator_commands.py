@@ -10,7 +10,7 @@ from agents.models import ActivityLog
 from alerts.models import AgentAlert
 from graduation import services as graduation_services
 from graduation.eligibility import eligibility
-from tests.console.conftest import eligible_agent, raise_alert, staff_user
+from tests.console.helpers import eligible_agent, raise_alert, staff_user
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import eligible_agent as evidenced_agent
 

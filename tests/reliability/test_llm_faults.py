@@ -18,7 +18,7 @@ from agents.refiners import claude_refiner
 from agents.services import approval, learning
 from alerts.models import AgentAlert, AlertType
 from tests.factories import make_agent
-from tests.reliability.conftest import claude_error, claude_message, sma
+from tests.reliability.helpers import claude_error, claude_message, sma
 
 pytestmark = pytest.mark.django_db
 

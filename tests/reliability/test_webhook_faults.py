@@ -18,7 +18,7 @@ from alerts.models import AgentAlert, AlertType, Delivery, DeliveryStatus, Notif
 from tests.alerts.helpers import Receiver
 from tests.factories import make_agent
 from tests.processes import celery_process, wait_for
-from tests.reliability.conftest import WORKER_ARGS
+from tests.reliability.helpers import WORKER_ARGS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker, pytest.mark.slow]
 
