@@ -15,6 +15,9 @@
 5. Prints both tables, the p95 ratio (target: under load <= 1.5 x idle) and the iterations run,
    then stops everything it started. About two minutes; requests go to 127.0.0.1 only.
 
+The processes it starts and the latency sampling live in bench/_api_load_processes.py and
+bench/_api_load_latency.py.
+
 Run from the project root, with PostgreSQL and Redis up:
     .venv/bin/python bench/api_load.py [--database-url postgres://postgres@127.0.0.1:5432/lab_bench]
 """
@@ -24,10 +27,6 @@ import datetime as dt
 import os
 import random
 import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +34,9 @@ import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
+
+from _api_load_latency import measure, percentile, table
+from _api_load_processes import Processes, deprioritise_session, free_port, wait_for_web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -127,7 +129,8 @@ from agents.strategies.registry import get_template  # noqa: E402
 from alerts.models import AgentAlert, AlertType, Severity  # noqa: E402
 
 TEMPLATE = "sma_crossover"
-STARTED = []  # (name, Popen) of every process this script started
+PROCESSES = Processes(ROOT, ENV)  # every process this script started
+LOG_PATH = VAR_DIR / "processes.log"
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -245,116 +248,7 @@ def query_counts(user, agent_ids):
     return all(c[0][0] == c[1][0] for _n, c in rows)
 
 
-# --- processes ----------------------------------------------------------------------------------
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start(name, args, log):
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **ENV}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    STARTED.append((name, proc))
-    return proc
-
-
-def deprioritise_session(pid, nice):
-    """Linux's autogroup scheduling shares the CPU fairly between sessions whatever their processes'
-    nice values: a worker in a session of its own needs its session's nice too."""
-    path = Path(f"/proc/{pid}/autogroup")
-    if nice and path.exists():
-        try:
-            path.write_text(str(nice))
-        except OSError as exc:
-            print(f"could not lower the priority of session {pid}: {exc}")
-
-
-def stop_all():
-    for _name, proc in STARTED:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    for name, proc in STARTED:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"{name} did not stop in time: killed")
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    STARTED.clear()
-
-
-def wait_for_web(session, base, token, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if session.get(base + "/api/strategies/", timeout=2,
-                           headers={"Authorization": f"Token {token}"}).status_code == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    log = (VAR_DIR / "processes.log").read_text(errors="replace")[-3000:]
-    raise SystemExit(f"gunicorn did not answer in time; its log ends with:\n{log}")
-
-
-def measure(base, token, paths, label):
-    """Latency samples (ms) per endpoint: ARGS.requests each, from ARGS.threads clients."""
-    import requests
-
-    names = list(paths)
-    plan = [name for _ in range(ARGS.requests) for name in names]
-    random.Random(3).shuffle(plan)
-    samples = {name: [] for name in names}
-    errors = []
-    lock = threading.Lock()
-    cursor = iter(plan)
-    deadline = time.monotonic() + ARGS.phase_seconds
-
-    def client():
-        session = requests.Session()
-        session.headers["Authorization"] = f"Token {token}"
-        for _ in range(3):  # warm the connection and the worker
-            session.get(base + paths["agents list"](), timeout=30)
-        while time.monotonic() < deadline:
-            with lock:
-                name = next(cursor, None)
-                path = paths[name]() if name else None
-            if name is None:
-                return
-            started = time.perf_counter()
-            response = session.get(base + path, timeout=30)
-            elapsed = (time.perf_counter() - started) * 1000
-            with lock:
-                if response.status_code != 200:
-                    errors.append((path, response.status_code))
-                samples[name].append(elapsed)
-
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(ARGS.threads)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        print(f"{label}: {len(errors)} non-200 answers, e.g. {errors[:3]}")
-    return samples
-
-
-def percentile(values, p):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def table(label, samples):
-    print(f"\n{label}: latency in ms ({ARGS.threads} client threads, gunicorn -w 2)")
-    print(f"  {'endpoint':<18} {'n':>5} {'p50':>8} {'p95':>8} {'mean':>8}")
-    for name, values in samples.items():
-        if values:
-            print(f"  {name:<18} {len(values):>5} {percentile(values, 50):>8.1f} {percentile(values, 95):>8.1f} "
-                  f"{statistics.fmean(values):>8.1f}")
-
-
+# --- the beat, fast -----------------------------------------------------------------------------
 class Ticker(threading.Thread):
     """The beat's continuous-learning tick, every second instead of every minute.
 
@@ -396,23 +290,24 @@ def main():
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    logs = open(VAR_DIR / "processes.log", "ab")  # noqa: SIM115 - closed in finally
+    phase = {"requests_per_endpoint": ARGS.requests, "threads": ARGS.threads, "phase_seconds": ARGS.phase_seconds}
+    logs = open(LOG_PATH, "ab")  # noqa: SIM115 - closed in finally
     ticker = None
     try:
-        start("gunicorn", [str(BIN / "gunicorn"), "-c", "python:config.observability.gunicorn", "config.wsgi",
+        PROCESSES.start("gunicorn", [str(BIN / "gunicorn"), "-c", "python:config.observability.gunicorn", "config.wsgi",
                            "-w", "2", "-b", f"127.0.0.1:{port}"], logs)
-        wait_for_web(requests.Session(), base, token)
+        wait_for_web(requests.Session(), base, token, LOG_PATH)
         paths = endpoints(agent_ids)
-        idle = measure(base, token, paths, "idle")
+        idle = measure(base, token, paths, "idle", **phase)
 
         purge_broker()
         nice = ["nice", "-n", str(ARGS.worker_nice)] if ARGS.worker_nice else []
         if ARGS.worker_cpus:
             nice = ["taskset", "-c", ARGS.worker_cpus, *nice]
         for n in (1, 2):
-            worker = start(f"worker{n}", [*nice, str(BIN / "celery"), "-A", "config", "worker", "-c", "1", "-Q",
-                                          "iterations,default", "-n", f"bench{n}@%h", "--without-mingle",
-                                          "--without-gossip", "-l", "WARNING"], logs)
+            worker = PROCESSES.start(f"worker{n}", [*nice, str(BIN / "celery"), "-A", "config", "worker", "-c", "1",
+                                                    "-Q", "iterations,default", "-n", f"bench{n}@%h",
+                                                    "--without-mingle", "--without-gossip", "-l", "WARNING"], logs)
             deprioritise_session(worker.pid, ARGS.worker_nice)
         learners = TradingAgent.objects.filter(pk__in=agent_ids[: ARGS.learning_agents])
         learners.update(min_iteration_gap_minutes=0, max_iterations_per_day=100_000, convergence_threshold=0.0)
@@ -427,11 +322,11 @@ def main():
         while LearningIteration.objects.filter(trigger=IterationTrigger.CONTINUOUS,
                                                status=IterationStatus.SUCCEEDED).count() < before + 4:
             if time.monotonic() > deadline:
-                log = (VAR_DIR / "processes.log").read_text(errors="replace")[-3000:]
+                log = LOG_PATH.read_text(errors="replace")[-3000:]
                 raise SystemExit(f"no iteration finished within 60 s; the workers' log ends with:\n{log}")
             time.sleep(0.5)
         load_started = time.monotonic()
-        loaded = measure(base, token, paths, "under load")
+        loaded = measure(base, token, paths, "under load", **phase)
         load_seconds = time.monotonic() - load_started
         done = LearningIteration.objects.filter(trigger=IterationTrigger.CONTINUOUS,
                                                 status=IterationStatus.SUCCEEDED).count() - before
@@ -443,13 +338,13 @@ def main():
             ticker.join(timeout=10)
         for agent in TradingAgent.objects.filter(continuous_learning_enabled=True):
             continuous.continuous_stop(agent, actor=user, reason="bench over")
-        stop_all()
+        PROCESSES.stop_all()
         logs.close()
 
-    table("idle", idle)
+    table("idle", idle, ARGS.threads)
     pinned = f", pinned to CPU {ARGS.worker_cpus}" if ARGS.worker_cpus else ""
     table(f"under load (2 workers, nice {ARGS.worker_nice}{pinned}, learning continuously on {ARGS.learning_agents} "
-          f"agents; {os.cpu_count()} CPUs)", loaded)
+          f"agents; {os.cpu_count()} CPUs)", loaded, ARGS.threads)
     print("\np95 under load / p95 idle (target <= 1.5):")
     ratios = []
     for name in idle:
@@ -467,5 +362,5 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        stop_all()
+        PROCESSES.stop_all()
         shutil.rmtree(VAR_DIR, ignore_errors=True)

@@ -55,3 +55,40 @@ def _fresh_bar_cache():
 
     clear_bar_cache()
     yield
+
+
+# --- fixtures shared by several test packages (imports inside, like the one above) ----------------
+@pytest.fixture
+def notified(monkeypatch):
+    """The alert ids handed to alerts.notify.notify_alert (after commit), in order; nothing is sent."""
+    calls = []
+    monkeypatch.setattr("alerts.notify.notify_alert", calls.append)
+    return calls
+
+
+@pytest.fixture
+def clock(time_machine):
+    """clock(moment) freezes time there (no ticking) and returns it."""
+
+    def move(moment):
+        time_machine.move_to(moment, tick=False)
+        return moment
+
+    return move
+
+
+@pytest.fixture
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def api(user):
+    """An API client authenticated as `user`."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

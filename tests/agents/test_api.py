@@ -18,18 +18,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def user():
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def client(user):
-    c = APIClient()
-    c.force_authenticate(user)
-    return c
-
-
-@pytest.fixture
 def instrument():
     return random_walk_bars(InstrumentFactory(symbol="SYNA"))
 
@@ -39,11 +27,11 @@ def base(agent):
 
 
 def test_anonymous_is_refused():
-    assert APIClient().get("/api/learning-agents").status_code in (401, 403)
+    assert APIClient().get("/api/learning-agents").status_code == 403
 
 
-def test_create_agent_and_read_it_back(client, instrument):
-    resp = client.post(
+def test_create_agent_and_read_it_back(api, instrument):
+    resp = api.post(
         "/api/learning-agents",
         {"name": "Trend", "instrument": "SYNA", "strategy_template": "sma_crossover", "params": {"fast": 10}},
         format="json",
@@ -53,7 +41,7 @@ def test_create_agent_and_read_it_back(client, instrument):
     assert resp.data["current_version"]["params"]["fast"] == 10
     assert resp.data["current_version"]["params"]["slow"] == 50  # default filled in
     assert resp.data["status"] == "learning"
-    detail = client.get(f"/api/learning-agents/{resp.data['id']}/")
+    detail = api.get(f"/api/learning-agents/{resp.data['id']}/")
     assert detail.status_code == 200 and detail.data["name"] == "Trend"
 
 
@@ -71,32 +59,32 @@ def test_create_agent_and_read_it_back(client, instrument):
         ({"name": ""}, "name"),
     ],
 )
-def test_bad_create_names_the_field_and_writes_nothing(client, instrument, payload, field):
+def test_bad_create_names_the_field_and_writes_nothing(api, instrument, payload, field):
     body = {"name": "Trend", "instrument": "SYNA", "strategy_template": "sma_crossover", **payload}
-    resp = client.post("/api/learning-agents/", body, format="json")
+    resp = api.post("/api/learning-agents/", body, format="json")
     assert resp.status_code == 400
     assert field in resp.data, resp.data
     assert TradingAgent.objects.count() == 0 and StrategyVersion.objects.count() == 0
 
 
-def test_duplicate_name_is_refused(client, user, instrument):
+def test_duplicate_name_is_refused(api, user, instrument):
     make_agent(owner=user, instrument=instrument, name="Trend")
-    resp = client.post(
+    resp = api.post(
         "/api/learning-agents", {"name": "Trend", "instrument": "SYNA", "strategy_template": "sma_crossover"},
         format="json",
     )
     assert resp.status_code == 400 and "name" in resp.data
 
 
-def test_owners_see_only_their_agents(client, user, instrument):
+def test_owners_see_only_their_agents(api, user, instrument):
     mine = make_agent(owner=user, instrument=instrument)
     theirs = make_agent(owner=UserFactory(username="bob"), instrument=instrument)
-    listed = client.get("/api/learning-agents").data["results"]
+    listed = api.get("/api/learning-agents").data["results"]
     assert [a["id"] for a in listed] == [str(mine.pk)]
     for path in ("", "/iterations", "/refinements", "/versions", "/activity", "/performance"):
-        assert client.get(base(theirs) + path).status_code == 404, path
-    assert client.post(base(theirs) + "/iterations").status_code == 404
-    assert client.delete(base(theirs)).status_code == 404
+        assert api.get(base(theirs) + path).status_code == 404, path
+    assert api.post(base(theirs) + "/iterations").status_code == 404
+    assert api.delete(base(theirs)).status_code == 404
 
 
 def test_superusers_see_all(instrument):
@@ -107,114 +95,114 @@ def test_superusers_see_all(instrument):
     assert c.get("/api/learning-agents").data["count"] == 1
 
 
-def test_filters_and_ordering(client, user, instrument):
+def test_filters_and_ordering(api, user, instrument):
     make_agent(owner=user, instrument=instrument, name="b", template="sma_crossover")
     make_agent(owner=user, instrument=instrument, name="a", template="donchian_breakout")
-    names = [a["name"] for a in client.get("/api/learning-agents?ordering=-name").data["results"]]
+    names = [a["name"] for a in api.get("/api/learning-agents?ordering=-name").data["results"]]
     assert names == ["b", "a"]
-    only = client.get("/api/learning-agents?template=donchian_breakout").data["results"]
+    only = api.get("/api/learning-agents?template=donchian_breakout").data["results"]
     assert [a["name"] for a in only] == ["a"]
-    assert client.get("/api/learning-agents?instrument=syna").data["count"] == 2
+    assert api.get("/api/learning-agents?instrument=syna").data["count"] == 2
 
 
-def test_patch_edits_settings_but_not_status_or_version(client, user, instrument):
+def test_patch_edits_settings_but_not_status_or_version(api, user, instrument):
     agent = make_agent(owner=user, instrument=instrument)
-    resp = client.patch(base(agent), {"fee_bps": 2.5}, format="json")
+    resp = api.patch(base(agent), {"fee_bps": 2.5}, format="json")
     assert resp.status_code == 200 and resp.data["fee_bps"] == 2.5
-    resp = client.patch(base(agent), {"status": "live_trading"}, format="json")
+    resp = api.patch(base(agent), {"status": "live_trading"}, format="json")
     assert resp.status_code == 400 and "status" in resp.data
     agent.refresh_from_db()
     assert agent.status == "learning"
 
 
-def test_start_iteration_queues_it_and_the_worker_task_runs_it(client, user, instrument,
+def test_start_iteration_queues_it_and_the_worker_task_runs_it(api, user, instrument,
                                                                 django_capture_on_commit_callbacks):
     agent = make_agent(owner=user, instrument=instrument)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        resp = client.post(base(agent) + "/iterations/")
+        resp = api.post(base(agent) + "/iterations/")
     assert resp.status_code == 202
     assert resp.data["status"] == "queued"
     assert len(callbacks) == 1  # the task is sent only after commit
     run_iteration_task(resp.data["id"])
-    detail = client.get(base(agent) + f"/iterations/{resp.data['id']}")
+    detail = api.get(base(agent) + f"/iterations/{resp.data['id']}")
     assert detail.status_code == 200
     assert detail.data["status"] == "succeeded"
-    assert client.get(base(agent) + "/iterations?status=succeeded").data["count"] == 1
-    assert client.get(base(agent) + "/iterations?status=failed").data["count"] == 0
+    assert api.get(base(agent) + "/iterations?status=succeeded").data["count"] == 1
+    assert api.get(base(agent) + "/iterations?status=failed").data["count"] == 0
 
 
-def test_wait_true_runs_inline(client, user, instrument):
+def test_wait_true_runs_inline(api, user, instrument):
     agent = make_agent(owner=user, instrument=instrument)
-    resp = client.post(base(agent) + "/iterations?wait=true")
+    resp = api.post(base(agent) + "/iterations?wait=true")
     assert resp.status_code == 200
     assert resp.data["status"] == "succeeded"
     assert resp.data["score"] is not None
 
 
-def test_approve_apply_reject_and_rollback(client, user, instrument):
+def test_approve_apply_reject_and_rollback(api, user, instrument):
     agent = make_agent(owner=user, instrument=instrument)
     learning.iteration_run_now(agent, trigger="api")
-    pending = client.get(base(agent) + "/refinements?status=pending").data["results"]
+    pending = api.get(base(agent) + "/refinements?status=pending").data["results"]
     assert len(pending) == agent.candidates_per_iteration
     best, other = pending[0], pending[1]
-    assert client.post(base(agent) + f"/refinements/{best['id']}/approve", {"reason": "looks good"}).status_code == 200
-    assert client.post(base(agent) + f"/refinements/{other['id']}/reject/").status_code == 200
+    assert api.post(base(agent) + f"/refinements/{best['id']}/approve", {"reason": "looks good"}).status_code == 200
+    assert api.post(base(agent) + f"/refinements/{other['id']}/reject/").status_code == 200
     # Deciding twice is a conflict, not a silent overwrite.
-    assert client.post(base(agent) + f"/refinements/{other['id']}/approve").status_code == 409
-    applied = client.post(base(agent) + "/refinements/apply")
+    assert api.post(base(agent) + f"/refinements/{other['id']}/approve").status_code == 409
+    applied = api.post(base(agent) + "/refinements/apply")
     assert applied.status_code == 201
     assert applied.data["number"] == 2 and applied.data["origin"] == "refinement"
     assert applied.data["params"] == Refinement.objects.get(pk=best["id"]).proposed_params
     assert Refinement.objects.get(pk=best["id"]).status == RefinementStatus.APPLIED
-    assert client.post(base(agent) + "/refinements/apply").status_code == 409  # nothing approved left
+    assert api.post(base(agent) + "/refinements/apply").status_code == 409  # nothing approved left
 
     v1 = StrategyVersion.objects.get(agent=agent, number=1)
-    rolled = client.post(base(agent) + f"/versions/{v1.pk}/rollback", {"reason": "too risky"})
+    rolled = api.post(base(agent) + f"/versions/{v1.pk}/rollback", {"reason": "too risky"})
     assert rolled.status_code == 201
     assert rolled.data["number"] == 3 and rolled.data["origin"] == "rollback"
     assert rolled.data["params"] == v1.params
-    versions = client.get(base(agent) + "/versions").data["results"]
+    versions = api.get(base(agent) + "/versions").data["results"]
     assert [v["number"] for v in versions] == [3, 2, 1]
     events = set(ActivityLog.objects.filter(agent=agent, actor=user).values_list("event", flat=True))
     assert {"refinement_approved", "refinement_rejected", "refinement_applied", "version_rolled_back"} <= events
 
 
-def test_performance_and_activity(client, user, instrument):
+def test_performance_and_activity(api, user, instrument):
     agent = make_agent(owner=user, instrument=instrument)
     learning.iteration_run_now(agent, trigger="api")
     learning.iteration_run_now(agent, trigger="api")
-    perf = client.get(base(agent) + "/performance").data
+    perf = api.get(base(agent) + "/performance").data
     assert perf["iterations"] == {"total": 2, "succeeded": 2, "failed": 0}
     assert [p["iteration"] for p in perf["series"]] == [1, 2]
-    activity = client.get(base(agent) + "/activity").data["results"]
+    activity = api.get(base(agent) + "/activity").data["results"]
     assert activity[0]["event"] == "iteration_succeeded"
 
 
-def test_strategies_and_instruments(client, instrument):
-    strategies = client.get("/api/strategies").data
+def test_strategies_and_instruments(api, instrument):
+    strategies = api.get("/api/strategies").data
     keys = {s["key"] for s in strategies}
     assert {"sma_crossover", "ema_macd", "rsi_reversion", "bollinger_reversion", "donchian_breakout"} <= keys
     sma = next(s for s in strategies if s["key"] == "sma_crossover")
     assert sma["params"]["fast"]["min"] == 1
-    instruments = client.get("/api/instruments/").data
+    instruments = api.get("/api/instruments/").data
     assert instruments[0]["symbol"] == "SYNA" and instruments[0]["bar_count"] == 600
 
 
-def test_delete_agent(client, user, instrument):
+def test_delete_agent(api, user, instrument):
     agent = make_agent(owner=user, instrument=instrument)
-    assert client.delete(base(agent)).status_code == 204
+    assert api.delete(base(agent)).status_code == 204
     assert not TradingAgent.objects.filter(pk=agent.pk).exists()
 
 
-def test_openapi_schema_and_docs(client):
-    resp = client.get("/api/schema/")
+def test_openapi_schema_and_docs(api):
+    resp = api.get("/api/schema/")
     assert resp.status_code == 200
     assert b"/api/learning-agents/{id}/iterations" in resp.content
-    assert client.get("/api/docs/").status_code == 200
+    assert api.get("/api/docs/").status_code == 200
 
 
 @pytest.mark.parametrize("page_size", [2, 20])
-def test_list_query_count_is_independent_of_page_size(client, user, instrument, page_size,
+def test_list_query_count_is_independent_of_page_size(api, user, instrument, page_size,
                                                        django_assert_max_num_queries):
     for i in range(20):
         make_agent(owner=user, instrument=instrument, name=f"agent {i:02d}")
@@ -224,9 +212,9 @@ def test_list_query_count_is_independent_of_page_size(client, user, instrument, 
          for i in range(20)]
     )
     with django_assert_max_num_queries(6):
-        assert len(client.get(f"/api/learning-agents?page_size={page_size}").data["results"]) == page_size
+        assert len(api.get(f"/api/learning-agents?page_size={page_size}").data["results"]) == page_size
     with django_assert_max_num_queries(6):
-        assert len(client.get(base(agent) + f"/iterations?page_size={page_size}").data["results"]) == page_size
+        assert len(api.get(base(agent) + f"/iterations?page_size={page_size}").data["results"]) == page_size
 
 
 def test_openapi_schema_generates_without_warnings(tmp_path):

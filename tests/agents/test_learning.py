@@ -192,7 +192,7 @@ def test_the_search_never_sees_the_sealed_window(monkeypatch):
     assert (a.fold_metrics, a.selection_score, a.recent_trades) == (b.fold_metrics, b.selection_score, b.recent_trades)
     assert a.fold_metrics == one.fold_metrics and a.selection_score == one.selection_score
     test_start = one.windows["test"]["start"]
-    assert all(t["exit_time"] < test_start for t in a.recent_trades)
+    assert a.recent_trades and all(t["exit_time"] < test_start for t in a.recent_trades)
     for x, y in zip(one.refinements.order_by("id"), two.refinements.order_by("id"), strict=True):
         assert x.proposed_params == y.proposed_params and x.score == y.score
         assert x.criteria_results == y.criteria_results

@@ -4,7 +4,6 @@ commas, zones, epochs and non-positive prices (agents.market.csvparse / csvforma
 import io
 from datetime import UTC, datetime
 
-import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -18,6 +17,7 @@ from agents.services import learning
 from core.errors import ValidationFailed
 from graduation import services as graduation
 from graduation.paper.runner import paper_tick
+from tests.agents.helpers import fred_series
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import QUICK, add_iteration
 
@@ -28,17 +28,6 @@ def write(tmp_path, text, name="bars.csv", encoding="utf-8"):
     path = tmp_path / name
     path.write_bytes(text.encode(encoding))
     return path
-
-
-def fred_series(n=600, seed=4, missing_every=9):
-    """A FRED-style daily file (DATE,DCOILWTICO) with '.' on holidays, oldest first."""
-    rng = np.random.default_rng(seed)
-    close = 60 * np.exp(np.cumsum(rng.normal(0.0002, 0.02, n)))
-    days = np.arange(np.datetime64("2015-01-02"), np.datetime64("2015-01-02") + n)
-    lines = ["DATE,DCOILWTICO"]
-    for i, (day, value) in enumerate(zip(days, close, strict=True)):
-        lines.append(f"{day},{'.' if i % missing_every == 5 else f'{value:.2f}'}")
-    return lines
 
 
 def stored(symbol):

@@ -9,7 +9,6 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
-from rest_framework.test import APIClient
 
 from agents.models import ActivityLog, IterationStatus, LearningIteration, TradingAgent
 from agents.services import scheduling
@@ -25,8 +24,8 @@ T0 = dt.datetime(2026, 1, 5, 8, 10, tzinfo=UTC)  # a Monday
 
 
 @pytest.fixture
-def owner():
-    return UserFactory(username="alice")
+def owner(user):
+    return user  # the API tests below act as this owner, through the suite's `api` api
 
 
 @pytest.fixture
@@ -460,37 +459,30 @@ def test_bulk_enable_with_a_bad_cron_changes_nothing(agent):
 
 
 # --- API ------------------------------------------------------------------------------------
-@pytest.fixture
-def client(owner):
-    c = APIClient()
-    c.force_authenticate(owner)
-    return c
-
-
 def base(agent):
     return f"/api/learning-agents/{agent.pk}"
 
 
-def test_api_schedule_enable_disable(client, agent, frozen):
-    resp = client.put(base(agent) + "/schedule", {"cron": "0 9 * * 1-5", "timezone": "Europe/London"}, format="json")
+def test_api_schedule_enable_disable(api, agent, frozen):
+    resp = api.put(base(agent) + "/schedule", {"cron": "0 9 * * 1-5", "timezone": "Europe/London"}, format="json")
     assert resp.status_code == 200, resp.data
     assert resp.data == {
         "auto_learn_enabled": False, "learning_schedule": "0 9 * * 1-5", "schedule_timezone": "Europe/London",
         "description": "At 09:00, Monday through Friday (Europe/London)", "next_scheduled_iteration": None,
     }
-    resp = client.post(base(agent) + "/auto-learn/enable/")
+    resp = api.post(base(agent) + "/auto-learn/enable/")
     assert resp.status_code == 200, resp.data
     assert resp.data["auto_learn_enabled"] is True
     assert resp.data["next_scheduled_iteration"] == "2026-01-05T09:00:00Z"
     assert row_of(agent).enabled
-    assert client.get(base(agent) + "/schedule/").data["auto_learn_enabled"] is True
-    assert client.get(base(agent)).data["next_scheduled_iteration"] == "2026-01-05T09:00:00Z"
+    assert api.get(base(agent) + "/schedule/").data["auto_learn_enabled"] is True
+    assert api.get(base(agent)).data["next_scheduled_iteration"] == "2026-01-05T09:00:00Z"
 
-    resp = client.post(base(agent) + "/auto-learn/enable", {"cron": "*/30 * * * *"}, format="json")
+    resp = api.post(base(agent) + "/auto-learn/enable", {"cron": "*/30 * * * *"}, format="json")
     assert resp.data["learning_schedule"] == "*/30 * * * *" and resp.data["schedule_timezone"] == "UTC"
     assert resp.data["next_scheduled_iteration"] == "2026-01-05T08:30:00Z"
 
-    resp = client.post(base(agent) + "/auto-learn/disable")
+    resp = api.post(base(agent) + "/auto-learn/disable")
     assert resp.status_code == 200
     assert resp.data["auto_learn_enabled"] is False and resp.data["next_scheduled_iteration"] is None
     assert not row_of(agent).enabled
@@ -509,29 +501,29 @@ def test_api_schedule_enable_disable(client, agent, frozen):
         ("/auto-learn/enable", "post", {"cron": "0 0 * * 9"}, "cron", "field 5 (day_of_week) '9'"),
     ],
 )
-def test_api_bad_input_is_400_naming_the_field(client, agent, path, method, body, field, message):
+def test_api_bad_input_is_400_naming_the_field(api, agent, path, method, body, field, message):
     before = snapshot(agent)
-    resp = getattr(client, method)(base(agent) + path, body, format="json")
+    resp = getattr(api, method)(base(agent) + path, body, format="json")
     assert resp.status_code == 400
     assert field in resp.data, resp.data
     assert message in str(resp.data[field][0])
     assert snapshot(agent) == before
 
 
-def test_api_another_owners_agent_is_404(client, instrument):
+def test_api_another_owners_agent_is_404(api, instrument):
     theirs = make_agent(owner=UserFactory(username="bob"), instrument=instrument, name="theirs")
-    assert client.put(base(theirs) + "/schedule", {"cron": "0 9 * * *"}, format="json").status_code == 404
-    assert client.get(base(theirs) + "/schedule").status_code == 404
-    assert client.post(base(theirs) + "/auto-learn/enable", {"cron": "0 9 * * *"}, format="json").status_code == 404
-    assert client.post(base(theirs) + "/auto-learn/disable").status_code == 404
+    assert api.put(base(theirs) + "/schedule", {"cron": "0 9 * * *"}, format="json").status_code == 404
+    assert api.get(base(theirs) + "/schedule").status_code == 404
+    assert api.post(base(theirs) + "/auto-learn/enable", {"cron": "0 9 * * *"}, format="json").status_code == 404
+    assert api.post(base(theirs) + "/auto-learn/disable").status_code == 404
     theirs.refresh_from_db()
     assert not theirs.auto_learn_enabled and theirs.learning_schedule == ""
     assert not PeriodicTask.objects.exists()
 
 
-def test_api_delete_removes_the_row(client, agent, owner):
+def test_api_delete_removes_the_row(api, agent, owner):
     scheduling.auto_learn_enable(agent, actor=owner, cron="0 9 * * *")
-    assert client.delete(base(agent)).status_code == 204
+    assert api.delete(base(agent)).status_code == 204
     assert not PeriodicTask.objects.filter(name__endswith=":learn").exists()
 
 

@@ -1,8 +1,8 @@
-"""Fixtures shared by the notification tests (helpers live in test_webhook.py)."""
+"""Fixtures shared by the notification tests (their helpers live in helpers.py)."""
 
 import pytest
 
-from tests.alerts import test_webhook as hooks
+from tests.alerts import helpers as hooks
 
 
 @pytest.fixture
@@ -15,6 +15,14 @@ def receiver_factory():
 @pytest.fixture
 def allow_private(settings):
     return hooks.allow_private_targets(settings)
+
+
+@pytest.fixture
+def no_private(settings):
+    """The production rule: webhook targets must resolve to public addresses."""
+    settings.LAB_WEBHOOK_ALLOW_PRIVATE = False
+    settings.LAB_WEBHOOK_TIMEOUT_SECONDS = 2.0
+    return settings
 
 
 @pytest.fixture

@@ -10,28 +10,10 @@ from alerts.models import AgentAlert, AlertType, Severity
 from alerts.services import raise_alert, raise_system_alert
 from tests.factories import InstrumentFactory, UserFactory, make_agent
 
-pytestmark = pytest.mark.django_db
+# Alerts raised here are checked through the API; their channel fan-out is test_notify.py's business.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("notified")]
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def notified(monkeypatch):
-    calls = []
-    monkeypatch.setattr("alerts.notify.notify_alert", calls.append)
-    return calls
-
-
-@pytest.fixture
-def user():
-    return UserFactory(username="alice")
-
-
-@pytest.fixture
-def client(user):
-    c = APIClient()
-    c.force_authenticate(user)
-    return c
 
 
 @pytest.fixture
@@ -63,29 +45,29 @@ def ids(resp):
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
-def test_agent_alerts_list_all_of_that_agent(client, agent, stranger_agent, slash):
+def test_agent_alerts_list_all_of_that_agent(api, agent, stranger_agent, slash):
     open_one = alert(agent, fingerprint="a")
     closed = alert(agent, fingerprint="b")
     AgentAlert.objects.filter(pk=closed.pk).update(acknowledged=True)
     alert(stranger_agent)
-    resp = client.get(f"{base(agent)}/alerts{slash}")
+    resp = api.get(f"{base(agent)}/alerts{slash}")
     assert ids(resp) == {open_one.pk, closed.pk}
     row = next(r for r in resp.data["results"] if r["id"] == open_one.pk)
     assert row["agent"] == str(agent.pk) and row["agent_name"] == "mine"
     assert row["alert_type"] == "ERROR" and row["severity"] == "WARNING" and row["occurrence_count"] == 1
-    assert ids(client.get(f"{base(agent)}/alerts{slash}?acknowledged=false")) == {open_one.pk}
+    assert ids(api.get(f"{base(agent)}/alerts{slash}?acknowledged=false")) == {open_one.pk}
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
-def test_alerts_of_all_my_agents_are_the_open_ones(client, user, agent, stranger_agent, instrument, slash):
+def test_alerts_of_all_my_agents_are_the_open_ones(api, user, agent, stranger_agent, instrument, slash):
     second = make_agent(owner=user, instrument=instrument, name="mine-2")
     a1, a2 = alert(agent), alert(second, AlertType.MILESTONE, Severity.INFO)
     closed = alert(agent, fingerprint="closed")
     AgentAlert.objects.filter(pk=closed.pk).update(acknowledged=True)
     alert(stranger_agent)
     raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "beat is down", fingerprint="beat")
-    assert ids(client.get(f"/api/learning-agents/alerts{slash}")) == {a1.pk, a2.pk}
-    assert ids(client.get(f"/api/learning-agents/alerts{slash}?acknowledged=true")) == {closed.pk}
+    assert ids(api.get(f"/api/learning-agents/alerts{slash}")) == {a1.pk, a2.pk}
+    assert ids(api.get(f"/api/learning-agents/alerts{slash}?acknowledged=true")) == {closed.pk}
 
 
 def test_superusers_see_every_alert_including_lab_wide_ones(agent, stranger_agent):
@@ -99,69 +81,69 @@ def test_superusers_see_every_alert_including_lab_wide_ones(agent, stranger_agen
     assert next(r for r in resp.data["results"] if r["id"] == system.pk)["agent"] is None
 
 
-def test_filters_by_type_severity_and_time(client, agent):
+def test_filters_by_type_severity_and_time(api, agent):
     error = alert(agent, AlertType.ERROR, Severity.CRITICAL, now=T0)
     degradation = alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.WARNING, now=T0 + dt.timedelta(hours=1))
     milestone = alert(agent, AlertType.MILESTONE, Severity.INFO, now=T0 + dt.timedelta(hours=2))
     url = "/api/learning-agents/alerts"
-    assert ids(client.get(url, {"type": "ERROR"})) == {error.pk}
-    assert ids(client.get(f"{url}?type=ERROR&type=MILESTONE")) == {error.pk, milestone.pk}
-    assert ids(client.get(url, {"severity": "WARNING"})) == {degradation.pk}
-    assert ids(client.get(url, {"min_severity": "WARNING"})) == {error.pk, degradation.pk}
+    assert ids(api.get(url, {"type": "ERROR"})) == {error.pk}
+    assert ids(api.get(f"{url}?type=ERROR&type=MILESTONE")) == {error.pk, milestone.pk}
+    assert ids(api.get(url, {"severity": "WARNING"})) == {degradation.pk}
+    assert ids(api.get(url, {"min_severity": "WARNING"})) == {error.pk, degradation.pk}
     since = (T0 + dt.timedelta(minutes=30)).isoformat()
     until = (T0 + dt.timedelta(minutes=90)).isoformat()
-    assert ids(client.get(url, {"since": since})) == {degradation.pk, milestone.pk}
-    assert ids(client.get(url, {"since": since, "until": until})) == {degradation.pk}
-    assert ids(client.get(f"{base(agent)}/alerts", {"type": "MILESTONE"})) == {milestone.pk}
-    resp = client.get(url, {"severity": "LOUD"})
+    assert ids(api.get(url, {"since": since})) == {degradation.pk, milestone.pk}
+    assert ids(api.get(url, {"since": since, "until": until})) == {degradation.pk}
+    assert ids(api.get(f"{base(agent)}/alerts", {"type": "MILESTONE"})) == {milestone.pk}
+    resp = api.get(url, {"severity": "LOUD"})
     assert resp.status_code == 400 and "severity" in resp.data
 
 
-def test_newest_activity_first(client, agent):
+def test_newest_activity_first(api, agent):
     old = alert(agent, fingerprint="old", now=T0)
     new = alert(agent, fingerprint="new", now=T0 + dt.timedelta(hours=1))
     alert(agent, fingerprint="old", now=T0 + dt.timedelta(hours=2))  # the old one recurs
-    resp = client.get("/api/learning-agents/alerts")
+    resp = api.get("/api/learning-agents/alerts")
     assert [r["id"] for r in resp.data["results"]] == [old.pk, new.pk]
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
-def test_acknowledge_one_alert(client, user, agent, slash):
+def test_acknowledge_one_alert(api, user, agent, slash):
     a = alert(agent)
-    resp = client.post(f"{base(agent)}/alerts/{a.pk}/acknowledge{slash}")
+    resp = api.post(f"{base(agent)}/alerts/{a.pk}/acknowledge{slash}")
     assert resp.status_code == 200, resp.data
     assert resp.data["acknowledged"] is True and resp.data["acknowledged_by"] == "alice"
     assert resp.data["acknowledged_at"]
     a.refresh_from_db()
     assert a.acknowledged and a.acknowledged_by == user
     assert ActivityLog.objects.filter(agent=agent, event="alert_acknowledged").exists()
-    assert ids(client.get("/api/learning-agents/alerts")) == set()
+    assert ids(api.get("/api/learning-agents/alerts")) == set()
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
-def test_delete_one_alert(client, agent, slash):
+def test_delete_one_alert(api, agent, slash):
     a = alert(agent)
-    resp = client.delete(f"{base(agent)}/alerts/{a.pk}{slash}")
+    resp = api.delete(f"{base(agent)}/alerts/{a.pk}{slash}")
     assert resp.status_code == 204
     assert not AgentAlert.objects.filter(pk=a.pk).exists()
 
 
-def test_another_owners_alert_is_a_404_and_stays_untouched(client, agent, stranger_agent):
+def test_another_owners_alert_is_a_404_and_stays_untouched(api, agent, stranger_agent):
     theirs = alert(stranger_agent)
-    assert client.get(f"{base(stranger_agent)}/alerts").status_code == 404
-    assert client.post(f"{base(stranger_agent)}/alerts/{theirs.pk}/acknowledge").status_code == 404
-    assert client.delete(f"{base(stranger_agent)}/alerts/{theirs.pk}").status_code == 404
+    assert api.get(f"{base(stranger_agent)}/alerts").status_code == 404
+    assert api.post(f"{base(stranger_agent)}/alerts/{theirs.pk}/acknowledge").status_code == 404
+    assert api.delete(f"{base(stranger_agent)}/alerts/{theirs.pk}").status_code == 404
     # Nor through one's own agent's path.
-    assert client.post(f"{base(agent)}/alerts/{theirs.pk}/acknowledge/").status_code == 404
-    assert client.delete(f"{base(agent)}/alerts/{theirs.pk}/").status_code == 404
+    assert api.post(f"{base(agent)}/alerts/{theirs.pk}/acknowledge/").status_code == 404
+    assert api.delete(f"{base(agent)}/alerts/{theirs.pk}/").status_code == 404
     theirs.refresh_from_db()
     assert not theirs.acknowledged
 
 
-def test_bulk_acknowledge_by_ids_only_touches_mine(client, agent, stranger_agent):
+def test_bulk_acknowledge_by_ids_only_touches_mine(api, agent, stranger_agent):
     a, b, c = (alert(agent, fingerprint=f) for f in "abc")
     theirs = alert(stranger_agent)
-    resp = client.post("/api/learning-agents/alerts/acknowledge", {"ids": [a.pk, b.pk, theirs.pk, 999999]},
+    resp = api.post("/api/learning-agents/alerts/acknowledge", {"ids": [a.pk, b.pk, theirs.pk, 999999]},
                        format="json")
     assert resp.status_code == 200, resp.data
     assert resp.data == {"acknowledged": 2, "not_found": sorted([theirs.pk, 999999])}
@@ -170,16 +152,16 @@ def test_bulk_acknowledge_by_ids_only_touches_mine(client, agent, stranger_agent
 
 
 @pytest.mark.parametrize("slash", ["", "/"])
-def test_bulk_acknowledge_by_filters_or_all(client, agent, stranger_agent, slash):
+def test_bulk_acknowledge_by_filters_or_all(api, agent, stranger_agent, slash):
     error = alert(agent, AlertType.ERROR, Severity.WARNING)
     milestone = alert(agent, AlertType.MILESTONE, Severity.INFO)
     theirs = alert(stranger_agent, AlertType.MILESTONE, Severity.INFO)
     url = f"/api/learning-agents/alerts/acknowledge{slash}"
-    resp = client.post(url, {"type": "MILESTONE"}, format="json")
+    resp = api.post(url, {"type": "MILESTONE"}, format="json")
     assert resp.data["acknowledged"] == 1
     milestone.refresh_from_db()
     assert milestone.acknowledged
-    assert client.post(url, {"all": True}, format="json").data["acknowledged"] == 1
+    assert api.post(url, {"all": True}, format="json").data["acknowledged"] == 1
     error.refresh_from_db()
     theirs.refresh_from_db()
     assert error.acknowledged and not theirs.acknowledged
@@ -190,28 +172,28 @@ def test_bulk_acknowledge_by_filters_or_all(client, agent, stranger_agent, slash
     [({}, "ids"), ({"ids": []}, "ids"), ({"ids": ["x"]}, "ids"), ({"ids": [1], "all": True}, "ids"),
      ({"type": ["NOPE"]}, "type"), ({"since": "yesterday"}, "since")],
 )
-def test_bulk_acknowledge_refuses_a_vague_or_bad_request(client, agent, body, field):
+def test_bulk_acknowledge_refuses_a_vague_or_bad_request(api, agent, body, field):
     a = alert(agent)
-    resp = client.post("/api/learning-agents/alerts/acknowledge", body, format="json")
+    resp = api.post("/api/learning-agents/alerts/acknowledge", body, format="json")
     assert resp.status_code == 400 and field in resp.data, resp.data
     a.refresh_from_db()
     assert not a.acknowledged
 
 
-def test_alert_routes_do_not_shadow_the_agent_routes(client, agent):
-    assert client.get("/api/learning-agents").status_code == 200
-    assert client.get(f"{base(agent)}/").data["name"] == "mine"
-    assert "results" in client.get("/api/learning-agents/alerts/").data
+def test_alert_routes_do_not_shadow_the_agent_routes(api, agent):
+    assert api.get("/api/learning-agents").status_code == 200
+    assert api.get(f"{base(agent)}/").data["name"] == "mine"
+    assert "results" in api.get("/api/learning-agents/alerts/").data
 
 
 def test_anonymous_is_refused(agent):
     anonymous = APIClient()
-    assert anonymous.get("/api/learning-agents/alerts").status_code in (401, 403)
-    assert anonymous.get(f"{base(agent)}/alerts").status_code in (401, 403)
+    assert anonymous.get("/api/learning-agents/alerts").status_code == 403
+    assert anonymous.get(f"{base(agent)}/alerts").status_code == 403
 
 
-def test_schema_documents_the_alert_endpoints(client):
-    resp = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+def test_schema_documents_the_alert_endpoints(api):
+    resp = api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert resp.status_code == 200
     paths = resp.json()["paths"]
     assert "/api/learning-agents/alerts/" in paths

@@ -42,13 +42,6 @@ def ref_upper(score, bars):
 
 
 @pytest.fixture
-def notified(monkeypatch):
-    calls = []
-    monkeypatch.setattr("alerts.notify.notify_alert", calls.append)
-    return calls
-
-
-@pytest.fixture
 def agent(notified):
     return make_agent(instrument=InstrumentFactory())
 

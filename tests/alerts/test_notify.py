@@ -11,7 +11,7 @@ from django.core import mail
 
 from alerts import notify
 from alerts.models import AgentAlert, AlertType, Delivery, DeliveryStatus, NotificationChannel, Severity
-from tests.alerts.test_webhook import (
+from tests.alerts.helpers import (
     make_alert,
     make_owner_agent,
     run_task,

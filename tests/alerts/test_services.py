@@ -17,23 +17,6 @@ T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def notified(monkeypatch):
-    """The alert ids handed to alerts.notify.notify_alert, in order."""
-    calls = []
-    monkeypatch.setattr("alerts.notify.notify_alert", calls.append)
-    return calls
-
-
-@pytest.fixture
-def clock(time_machine):
-    def move(moment):
-        time_machine.move_to(moment, tick=False)
-        return moment
-
-    return move
-
-
-@pytest.fixture
 def agent():
     return make_agent(instrument=InstrumentFactory())
 

@@ -9,7 +9,7 @@ import pytest
 from alerts.channels import ssrf, webhook
 from alerts.channels.ssrf import BlockedDestination, address_refusal, check_url
 from alerts.models import Delivery, DeliveryStatus
-from tests.alerts.test_webhook import (
+from tests.alerts.helpers import (
     make_alert,
     make_owner_agent,
     one_delivery,
@@ -20,13 +20,6 @@ from tests.alerts.test_webhook import (
 BODY = b'{"event":"alert"}'
 HEADERS = {"Content-Type": "application/json", "X-Lab-Delivery": "1", "X-Lab-Timestamp": "0"}
 PUBLIC_IP = "93.184.216.34"
-
-
-@pytest.fixture
-def no_private(settings):
-    settings.LAB_WEBHOOK_ALLOW_PRIVATE = False
-    settings.LAB_WEBHOOK_TIMEOUT_SECONDS = 2.0
-    return settings
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 from django.contrib import admin
 from django.test import Client
 
-from tests.console.conftest import staff_user
+from tests.console.helpers import staff_user
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.console.conftest import CHROMIUM, PASSWORD, eligible_agent, raise_alert, staff_user
+from tests.console.helpers import CHROMIUM, PASSWORD, eligible_agent, raise_alert, staff_user
 from tests.factories import make_agent
 
 if not CHROMIUM:

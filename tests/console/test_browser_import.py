@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tests.console.conftest import CHROMIUM, PASSWORD, staff_user
+from tests.console.helpers import CHROMIUM, PASSWORD, staff_user
 from tests.graduation.helpers import eligible_agent as evidenced_agent
 
 if not CHROMIUM:

@@ -20,7 +20,7 @@ from agents.services import decisions, dispatch, learning, manual_approval
 from agents.services.approval_gate import SEALED_CRITERION, describe_rows
 from alerts.models import AgentAlert
 from graduation.models import GraduationEvent
-from tests.console.conftest import add_iteration, eligible_agent, raise_alert, staff_user
+from tests.console.helpers import add_iteration, eligible_agent, raise_alert, staff_user
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db

@@ -11,17 +11,20 @@ from django.urls import reverse
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
 from agents.services import continuous, dispatch
 from console.readiness import learning_readiness
-from tests.console.conftest import add_iteration, eligible_agent, raise_alert
+from tests.console.helpers import add_iteration, eligible_agent, raise_alert
 from tests.factories import UserFactory, make_agent
 
 pytestmark = pytest.mark.django_db
 
 
 def tiles(html, section):
-    """{label: (value, url)} of one dashboard section."""
+    """{label: (value, url)} of one dashboard section; a section in which no tile matches is a failure,
+    so a change of markup cannot turn the tests that loop over the tiles into tests of nothing."""
+    assert f'id="{section}"' in html, f"no dashboard section {section!r}"
     block = html.split(f'id="{section}"', 1)[1].split("</div>", 1)[0]
     found = re.findall(r'<a class="lab-tile[^"]*" href="([^"]+)" data-label="([^"]+)">'
                        r'<span class="lab-tile-value">(\d+)</span>', block)
+    assert found, f"no tile found in dashboard section {section!r}: has the tile markup changed?"
     return {label: (int(value), url.replace("&amp;", "&")) for url, label, value in found}
 
 
@@ -68,14 +71,27 @@ def test_dashboard_numbers_are_scoped_to_the_owner(client, operator, lab):
     assert "Recent graduations" in html and "Lab health" in html
 
 
+# The tiles test_dashboard_numbers_are_scoped_to_the_owner reads by name: the link test must reach each.
+NAMED_TILES = {
+    ("dash-statuses", "all agents"), ("dash-statuses", "paper trading"), ("dash-statuses", "learning"),
+    ("dash-learning", "learning continuously"), ("dash-learning", "running now"),
+    ("dash-learning", "capped for today"), ("dash-learning", "converged"),
+    ("dash-iterations", "running now"), ("dash-iterations", "failed today"), ("dash-iterations", "today"),
+    ("dash-alerts", "unacknowledged"), ("dash-alerts", "critical"), ("dash-alerts", "warning"),
+}
+
+
 def test_every_dashboard_number_links_to_a_list_with_that_many_rows(client, operator, lab):
     client.force_login(operator)
     html = client.get("/admin/").content.decode()
+    checked = set()
     for section in ("dash-statuses", "dash-learning", "dash-iterations", "dash-alerts"):
         for label, (value, url) in tiles(html, section).items():
             response = client.get(url)
             assert response.status_code == 200, (label, url)
             assert response.context["cl"].result_count == value, (section, label, url)
+            checked.add((section, label))
+    assert not NAMED_TILES - checked, f"tiles the link test never reached: {NAMED_TILES - checked}"
 
 
 def test_superuser_sees_the_whole_lab(client, lab):

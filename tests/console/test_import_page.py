@@ -7,8 +7,8 @@ from django.test import Client
 
 from agents.market.models import BarImport, PriceBar
 from agents.tasks import bar_import_task
-from tests.agents.test_market_formats import fred_series
-from tests.console.conftest import staff_user
+from tests.agents.helpers import fred_series
+from tests.console.helpers import staff_user
 from tests.factories import InstrumentFactory
 
 pytestmark = pytest.mark.django_db

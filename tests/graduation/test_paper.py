@@ -193,12 +193,11 @@ def test_queries_per_account_do_not_grow_with_the_number_of_bars():
     assert many == few <= 20
 
 
-def test_the_only_broker_is_the_simulator_and_it_says_so():
+def test_the_only_broker_is_the_simulator():
     import graduation.paper.broker as broker_module
 
     agent = paper_agent(NO_LIMIT, params=FAST)
     assert isinstance(broker_module.broker_for(account_of(agent), "X"), broker_module.SimulatedBroker)
-    assert "The only broker shipped is ``SimulatedBroker``" in broker_module.__doc__
 
 
 # --- the replay feed -----------------------------------------------------------------------------------

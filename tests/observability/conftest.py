@@ -60,20 +60,3 @@ def raw_logs():
     yield handler
     root.removeHandler(handler)
     root.setLevel(old_level)
-
-
-@pytest.fixture
-def clock(time_machine):
-    def move(moment):
-        time_machine.move_to(moment, tick=False)
-        return moment
-
-    return move
-
-
-@pytest.fixture
-def notified(monkeypatch):
-    """Alert ids handed to alerts.notify.notify_alert (after commit), in order."""
-    calls = []
-    monkeypatch.setattr("alerts.notify.notify_alert", calls.append)
-    return calls

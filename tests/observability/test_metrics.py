@@ -7,41 +7,20 @@ import sys
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from agents.models import Refinement, RefinementStatus
 from agents.services import decisions, learning
 from alerts import services as alert_services
 from alerts.models import AlertType, Delivery, DeliveryStatus, Severity
 from config.observability import metrics
-from tests.alerts import test_webhook as hooks
+from tests.alerts import helpers as hooks
 from tests.factories import UserFactory, make_agent, make_claude_agent_without_key
 from tests.fake_anthropic import FakeAnthropic, api_error, message, sma_candidates
+from tests.observability.helpers import Scrape, scrape
 from tests.processes import purge_filesystem_broker
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Scrape:
-    def __init__(self, text):
-        self.text = text
-        self.families = {f.name: f for f in text_string_to_metric_families(text)}
-
-    def value(self, name, **labels):
-        """The sample `name` with exactly these labels (0.0 when absent)."""
-        for family in self.families.values():
-            for sample in family.samples:
-                if sample.name == name and sample.labels == {k: str(v) for k, v in labels.items()}:
-                    return sample.value
-        return 0.0
-
-
-def scrape(client, **extra):
-    response = client.get("/metrics", **extra)
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/plain")
-    return Scrape(response.content.decode())
 
 
 # --- access --------------------------------------------------------------------------------

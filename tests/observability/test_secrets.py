@@ -10,7 +10,7 @@ from agents.models import ActivityLog, IterationStatus
 from agents.services import learning
 from alerts.channels.webhook import sign
 from alerts.models import Delivery, DeliveryStatus
-from tests.alerts import test_webhook as hooks
+from tests.alerts import helpers as hooks
 from tests.factories import make_agent
 from tests.fake_anthropic import FakeAnthropic, api_error
 
@@ -40,7 +40,9 @@ def test_the_claude_key_echoed_by_a_401_is_never_logged(settings, caplog, raw_lo
     raw = "\n".join(raw_logs.texts)
     assert "401" in raw or "API key" in raw  # the failure itself is logged...
     assert_absent(API_KEY, raw, caplog.text, json_logs.text, iteration.error)  # ...never the key
-    for entry in ActivityLog.objects.filter(agent=agent):
+    entries = list(ActivityLog.objects.filter(agent=agent))
+    assert entries, "the failed iteration left no activity entry to search"
+    for entry in entries:
         assert_absent(API_KEY, entry.message, str(entry.details))
 
 

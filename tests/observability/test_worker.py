@@ -10,7 +10,7 @@ from agents.models import IterationStatus, LearningIteration
 from agents.services import dispatch
 from alerts.models import Heartbeat
 from tests.factories import make_agent, make_claude_agent_without_key
-from tests.observability.test_metrics import scrape
+from tests.observability.helpers import scrape
 from tests.processes import celery_process, purge_filesystem_broker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker, pytest.mark.slow]

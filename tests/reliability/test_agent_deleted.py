@@ -12,7 +12,7 @@ from agents.models import IterationStatus, LearningIteration, Refinement, Tradin
 from agents.services import dispatch
 from tests.factories import make_agent
 from tests.processes import celery_process, wait_for
-from tests.reliability.conftest import WORKER_ARGS, claude_message, received_task_ids, sma, status_of
+from tests.reliability.helpers import WORKER_ARGS, claude_message, received_task_ids, sma, status_of
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker, pytest.mark.slow]
 

@@ -21,7 +21,7 @@ from django_celery_beat.models import PeriodicTask
 from alerts.heartbeat import BEAT_WRITE_EVERY
 from alerts.models import Heartbeat
 from tests.processes import celery_process, wait_for
-from tests.reliability.conftest import on_sqlite
+from tests.reliability.helpers import on_sqlite
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker, pytest.mark.slow]
 

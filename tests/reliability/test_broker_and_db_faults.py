@@ -32,7 +32,7 @@ from agents.tasks import run_iteration_task
 from config.celery import app
 from tests.factories import make_agent
 from tests.processes import celery_process, wait_for
-from tests.reliability.conftest import (
+from tests.reliability.helpers import (
     WORKER_ARGS,
     broker_unreachable,
     claude_message,

@@ -22,7 +22,7 @@ import pytest
 from agents.services import continuous
 from tests.factories import make_agent
 from tests.processes import ROOT, process_env, wait_for
-from tests.reliability.conftest import on_sqlite
+from tests.reliability.helpers import on_sqlite
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker, pytest.mark.slow]
 

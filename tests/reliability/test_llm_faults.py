@@ -18,7 +18,7 @@ from agents.refiners import claude_refiner
 from agents.services import approval, learning
 from alerts.models import AgentAlert, AlertType
 from tests.factories import make_agent
-from tests.reliability.conftest import claude_error, claude_message, sma
+from tests.reliability.helpers import claude_error, claude_message, sma
 
 pytestmark = pytest.mark.django_db
 
@@ -125,7 +125,7 @@ def test_llm_fault_is_bounded_alerted_and_changes_nothing(
         assert "asks to wait 3600s" in iteration.fallback_reason
     if case == "429 on every attempt":
         gaps = [b - a for a, b in zip(llm.arrivals, llm.arrivals[1:], strict=False)]
-        assert all(gap >= 1.0 for gap in gaps), gaps  # retry-after honoured
+        assert gaps and all(gap >= 1.0 for gap in gaps), gaps  # retry-after honoured
 
     alerts = AgentAlert.objects.filter(agent=agent, alert_type=AlertType.ERROR)
     if outcome == "fallback":

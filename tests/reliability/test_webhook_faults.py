@@ -15,10 +15,10 @@ import pytest
 
 from alerts import notify
 from alerts.models import AgentAlert, AlertType, Delivery, DeliveryStatus, NotificationChannel, Severity
-from tests.alerts.test_webhook import Receiver
+from tests.alerts.helpers import Receiver
 from tests.factories import make_agent
 from tests.processes import celery_process, wait_for
-from tests.reliability.conftest import WORKER_ARGS
+from tests.reliability.helpers import WORKER_ARGS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery_worker, pytest.mark.slow]
 

@@ -36,7 +36,7 @@ from agents.services import continuous, dispatch, reaper
 from alerts.models import AgentAlert, AlertType
 from tests.factories import make_agent
 from tests.processes import celery_process, wait_for
-from tests.reliability.conftest import (
+from tests.reliability.helpers import (
     WORKER_ARGS,
     child_pids,
     claude_message,

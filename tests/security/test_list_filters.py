@@ -33,12 +33,6 @@ BAD = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    monkeypatch.setattr("alerts.notify.notify_alert", lambda *args, **kwargs: None)
-
-
 @pytest.fixture
 def world():
     owner = UserFactory(username="filters-owner")

@@ -78,8 +78,7 @@ def app(monkeypatch, settings):
 
 
 @pytest.fixture
-def owner_world(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def owner_world():
     owner = UserFactory(username="fuzzer")
     instrument = random_walk_bars(InstrumentFactory(symbol="FUZZ"), n=300)
     agent = make_agent(owner=owner, instrument=instrument, name="fuzzed", candidates_per_iteration=2)

@@ -1,14 +1,17 @@
+"""The agent admin (console/agent_admin.py): adding and editing an agent through its form, the actions."""
+
 import pytest
 from django_celery_beat.models import PeriodicTask
 
 from agents.models import StrategyVersion, TradingAgent
+from agents.services import learning
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator(client):
+def superuser(client):
     user = UserFactory(username="op", is_staff=True, is_superuser=True)
     client.force_login(user)
     return user
@@ -29,9 +32,9 @@ def form_data(instrument, **extra):
     return data
 
 
-def test_add_agent_through_the_console_creates_version_one_and_schedule(client, operator):
+def test_add_agent_through_the_console_creates_version_one_and_schedule(client, superuser):
     instrument = random_walk_bars(InstrumentFactory())
-    data = form_data(instrument, owner=operator.pk, learning_cron="0 */6 * * *", auto_learn="on")
+    data = form_data(instrument, owner=superuser.pk, learning_cron="0 */6 * * *", auto_learn="on")
     resp = client.post("/admin/agents/tradingagent/add/", data)
     assert resp.status_code == 302, resp.content.decode()[-3000:]
     agent = TradingAgent.objects.get(name="console agent")
@@ -41,9 +44,9 @@ def test_add_agent_through_the_console_creates_version_one_and_schedule(client, 
     assert client.get(f"/admin/agents/tradingagent/{agent.pk}/change/").status_code == 200
 
 
-def test_bad_cron_in_the_console_shows_the_api_message_and_changes_nothing(client, operator):
-    agent = make_agent(owner=operator)
-    data = form_data(agent.instrument, owner=operator.pk, name=agent.name, learning_cron="0 25 * * *",
+def test_bad_cron_in_the_console_shows_the_api_message_and_changes_nothing(client, superuser):
+    agent = make_agent(owner=superuser)
+    data = form_data(agent.instrument, owner=superuser.pk, name=agent.name, learning_cron="0 25 * * *",
                      auto_learn="on")
     resp = client.post(f"/admin/agents/tradingagent/{agent.pk}/change/", data)
     assert resp.status_code == 200
@@ -53,8 +56,8 @@ def test_bad_cron_in_the_console_shows_the_api_message_and_changes_nothing(clien
     assert not PeriodicTask.objects.filter(name__startswith="agent:").exists()
 
 
-def test_actions_call_the_services(client, operator):
-    agent = make_agent(owner=operator)
+def test_actions_call_the_services(client, superuser):
+    agent = make_agent(owner=superuser)
     changelist = "/admin/agents/tradingagent/"
     client.post(changelist, {"action": "start_continuous", "_selected_action": [agent.pk]})
     agent.refresh_from_db()
@@ -66,10 +69,8 @@ def test_actions_call_the_services(client, operator):
     assert not StrategyVersion.objects.filter(agent_id=agent.pk).exists()
 
 
-def test_console_pages_render(client, operator):
-    agent = make_agent(owner=operator)
-    from agents.services import learning
-
+def test_console_pages_render(client, superuser):
+    agent = make_agent(owner=superuser)
     learning.iteration_run_now(agent, trigger="manual")
     for url in ("/admin/", "/admin/agents/tradingagent/", "/admin/agents/learningiteration/",
                 "/admin/agents/refinement/", "/admin/agents/strategyversion/", "/admin/agents/activitylog/",
