@@ -186,6 +186,14 @@ class BatchResult:
     def __len__(self):
         return len(self.equity)
 
+    def flat_trades(self):
+        """(net returns, pnls, row) of every row's trades, in row order."""
+        n, counts = self.equity.shape[1], self.counts
+        # Row r's trades sit at r * n onwards.
+        owner = np.repeat(np.arange(len(counts)), counts)
+        flat = self.trades[owner * n + (np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts))]
+        return flat[:, kernel.T_RETURN], flat[:, kernel.T_PNL], owner
+
     def trade_table(self, r):
         n = self.equity.shape[1]
         return _table(self.trades[r * n : r * n + int(self.counts[r])])
@@ -227,12 +235,9 @@ def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_ye
                              slippage_bps / 1e4, float(initial_capital), equity, positions, returns, trades, counts)
     if status == kernel.BAD_PRICE:
         raise ValueError("bars: prices must be positive and finite where the strategy trades")
-    # Row r's trades sit at r * n onwards: gather them, in row order, for the column-wise metrics.
-    owner = np.repeat(np.arange(rows), counts)
-    flat = trades[owner * n + (np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts))]
-    metrics = compute_metrics_rows(equity, returns, positions, flat[:, kernel.T_RETURN], flat[:, kernel.T_PNL],
-                                   owner, c, bars_per_year, o)
-    return BatchResult(equity, returns, positions, metrics, trades, counts, bars.timestamps)
+    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps)
+    batch.metrics = compute_metrics_rows(equity, returns, positions, *batch.flat_trades(), c, bars_per_year, o)
+    return batch
 
 
 _NUMBER = (int, float, np.integer, np.floating)  # fast path; any numbers.Real is accepted

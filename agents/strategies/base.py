@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.market.bars import Bars
+from agents.strategies import indicators
 
 
 class ParamValidationError(ValueError):
@@ -152,3 +153,10 @@ class StrategyTemplate:
         target = np.nan_to_num(target, nan=0.0)
         low = 0.0 if clean["long_only"] else -1.0
         return np.clip(target, low, 1.0)
+
+    def target_matrix(self, bars, params_list):
+        """Target positions of many parameter sets (rows x bars), each row what
+        :meth:`target_positions` gives alone; indicators shared between rows are computed once."""
+        with indicators.shared():
+            rows = [self.target_positions(bars, p) for p in params_list]
+        return np.vstack(rows) if rows else np.empty((0, len(bars)))
