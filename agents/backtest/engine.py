@@ -225,10 +225,10 @@ def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_ye
     # min/max rather than abs(): no temporary; NaN fails both comparisons.
     if rows and not (np.minimum.reduce(targets, axis=None) >= -1.0 and np.maximum.reduce(targets, axis=None) <= 1.0):
         raise ValueError("target: every value must be a finite number in [-1, 1]")
-    o, h, lo, c = (_plain(a) for a in (bars.open, bars.high, bars.low, bars.close))
+    o, h, lo, c = (kernel.plain(a) for a in (bars.open, bars.high, bars.low, bars.close))
     for name, prices in (("open", o), ("high", h), ("low", lo), ("close", c)):
         _check_finite(name, prices)
-    targets = _plain(targets)
+    targets = kernel.plain(targets)
     equity, positions, returns = np.empty((rows, n)), np.empty((rows, n)), np.empty((rows, n))
     trades = np.empty((rows * n, kernel.N_TRADE_FIELDS))
     counts = np.zeros(rows, dtype=np.int64)
@@ -284,14 +284,6 @@ def _per_row(name, value, rows):
     for v in values.tolist():
         _check_option(name, v)
     return values
-
-
-def _plain(array):
-    """C-contiguous and writeable: the one array type the kernel is compiled (and warmed up) for;
-    a read-only cached column or a strided fold slice would otherwise compile another version."""
-    if array.flags.c_contiguous and array.flags.writeable:
-        return array
-    return np.array(array, order="C")
 
 
 def _check_finite(name, prices):

@@ -162,6 +162,39 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
     return 0
 
 
+def plain(array):
+    """float64, C-contiguous and writeable: the one array type the kernels are compiled (and warmed
+    up) for; a read-only cached column or a strided slice would otherwise compile another version."""
+    if array.dtype == np.float64 and array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(array, dtype=np.float64, order="C")
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def drawdown_and_exposure(equity, positions, drawdown, active):
+    """Per row: the lowest equity / running peak (NaN if any is NaN) into ``drawdown`` and the number
+    of bars with a non-zero position into ``active``; one pass, no temporaries."""
+    rows, n = equity.shape
+    for r in range(rows):
+        peak = equity[r, 0] if n else 0.0
+        worst = 1.0
+        for t in range(n):
+            e = equity[r, t]
+            if e > peak:
+                peak = e
+            ratio = e / peak  # IEEE division (error_model): 0 / 0 is NaN, as in numpy
+            if ratio < worst or ratio != ratio:
+                worst = ratio
+                if ratio != ratio:
+                    break
+        drawdown[r] = worst
+        count = 0
+        for t in range(positions.shape[1]):
+            if positions[r, t] != 0.0:
+                count += 1
+        active[r] = count
+
+
 def warm_up():
     """Load (or compile, the first time) the kernel, so no request pays for it."""
     n = 4
@@ -169,3 +202,4 @@ def warm_up():
     out = np.empty((1, n))
     simulate(price, price, price, price, np.ones((1, n)), np.zeros(1), np.zeros(1), 0.0, 0.0, 1.0, out,
              np.empty((1, n)), np.empty((1, n)), np.empty((n, N_TRADE_FIELDS)), np.empty(1, dtype=np.int64))
+    drawdown_and_exposure(out, out, np.empty(1), np.empty(1, dtype=np.int64))

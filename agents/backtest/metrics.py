@@ -47,6 +47,7 @@ import math
 
 import numpy as np
 
+from agents.backtest import kernel
 from agents.evaluation.statistics import probabilistic_sharpe
 
 METRIC_KEYS = (
@@ -124,13 +125,7 @@ def _cagr(growth, years):
 def max_drawdown(equity):
     """Largest peak-to-trough fall, as a positive fraction of the peak."""
     equity = np.asarray(equity, dtype=np.float64)
-    if len(equity) < 2:
-        return 0.0
-    ratio = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(equity, ratio, out=ratio)
-    worst = float(np.minimum.reduce(ratio))
-    return finite(max(0.0, 1.0 - worst)) if worst == worst else 0.0
+    return _drawdown_exposure_rows(equity[None, :], equity[None, :])[0][0]
 
 
 def calmar_ratio(cagr_value, max_drawdown_value):
@@ -284,8 +279,7 @@ def compute_metrics_rows(equity, returns, positions, trade_returns, trade_pnls, 
     moments = _moments_rows(returns)
     start = equity[:, 0]
     growth = np.divide(equity[:, -1], start, out=np.ones(rows), where=start > 0).tolist()
-    drawdowns = _max_drawdown_rows(equity)
-    exposures = (np.count_nonzero(positions, axis=1) / n).tolist()
+    drawdowns, exposures = _drawdown_exposure_rows(equity, np.asarray(positions))
     trades = _trade_stats_rows(np.asarray(trade_returns, dtype=np.float64), np.asarray(trade_pnls, dtype=np.float64),
                                np.asarray(trade_rows, dtype=np.int64), rows)
     buy_hold = buy_hold_return(close, open_)
@@ -340,14 +334,14 @@ def _moments_rows(returns):
             downside.tolist())
 
 
-def _max_drawdown_rows(equity):
-    if equity.shape[1] < 2:
-        return [0.0] * len(equity)
-    ratio = np.maximum.accumulate(equity, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(equity, ratio, out=ratio)
-    worst = np.minimum.reduce(ratio, axis=1).tolist()
-    return [finite(max(0.0, 1.0 - w)) if w == w else 0.0 for w in worst]
+def _drawdown_exposure_rows(equity, positions):
+    """Per row: (max drawdown, share of bars with a position), by one compiled pass."""
+    rows, n = equity.shape
+    lowest, active = np.empty(rows), np.empty(rows, dtype=np.int64)
+    kernel.drawdown_and_exposure(kernel.plain(equity), kernel.plain(positions), lowest, active)
+    drawdowns = [0.0] * rows if n < 2 else [finite(max(0.0, 1.0 - w)) if w == w else 0.0 for w in lowest.tolist()]
+    width = positions.shape[1]
+    return drawdowns, (active / width).tolist() if width else [0.0] * rows
 
 
 def _trade_stats_rows(q, pnls, rows_of, rows):
