@@ -198,6 +198,13 @@ class BatchResult:
         n = self.equity.shape[1]
         return _table(self.trades[r * n : r * n + int(self.counts[r])])
 
+    def trade_records(self, r, last=None):
+        """Row r's TradeRecords (only the ``last`` ones when given: the others are not built)."""
+        n = self.equity.shape[1]
+        end = r * n + int(self.counts[r])
+        start = r * n if last is None else max(r * n, end - last)
+        return _trade_records(_table(self.trades[start:end]), self.timestamps)
+
     def result(self, r):
         return BacktestResult(self.equity[r], self.returns[r], self.positions[r], self.metrics[r],
                               self.trade_table(r), self.timestamps)

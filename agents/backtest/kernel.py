@@ -195,6 +195,33 @@ def drawdown_and_exposure(equity, positions, drawdown, active):
         active[r] = count
 
 
+@njit(cache=True, nogil=True)
+def central_moments(returns, out):
+    """Per row of ``returns``: mean, sum (r - mean)^2, ^3, ^4 and sum min(r, 0)^2, into the five
+    columns of ``out`` (two passes: the mean first, so the deviations carry no cancellation)."""
+    rows, t = returns.shape
+    for r in range(rows):
+        total = 0.0
+        for i in range(t):
+            total += returns[r, i]
+        mean = total / t if t else 0.0
+        s2 = s3 = s4 = down = 0.0
+        for i in range(t):
+            x = returns[r, i]
+            d = x - mean
+            d2 = d * d
+            s2 += d2
+            s3 += d2 * d
+            s4 += d2 * d2
+            if x < 0.0:
+                down += x * x
+        out[r, 0] = mean
+        out[r, 1] = s2
+        out[r, 2] = s3
+        out[r, 3] = s4
+        out[r, 4] = down
+
+
 def warm_up():
     """Load (or compile, the first time) the kernel, so no request pays for it."""
     n = 4
@@ -203,3 +230,4 @@ def warm_up():
     simulate(price, price, price, price, np.ones((1, n)), np.zeros(1), np.zeros(1), 0.0, 0.0, 1.0, out,
              np.empty((1, n)), np.empty((1, n)), np.empty((n, N_TRADE_FIELDS)), np.empty(1, dtype=np.int64))
     drawdown_and_exposure(out, out, np.empty(1), np.empty(1, dtype=np.int64))
+    central_moments(out, np.empty((1, 5)))

@@ -317,21 +317,18 @@ def _moments_rows(returns):
     if t == 0:
         zero = [0.0] * rows
         return [0] * rows, zero, zero, zero, zero, zero, zero
-    mean = np.add.reduce(returns, axis=1) / t
-    d = returns - mean[:, None]
-    ss = np.einsum("ij,ij->i", d, d)
+    sums = np.empty((rows, 5))
+    kernel.central_moments(kernel.plain(returns), sums)
+    mean, ss = sums[:, 0], sums[:, 1]
     sd = np.sqrt(ss / (t - 1)) if t > 1 else np.zeros(rows)
-    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in d.
-    sd[(sd <= 1e-12 * np.abs(mean)) | (sd < 1e-300)] = 0.0
-    d2 = d * d
-    m3 = np.einsum("ij,ij->i", d2, d) / t
-    m4 = np.einsum("ij,ij->i", d2, d2) / t
-    m3[sd == 0.0] = 0.0
-    m4[sd == 0.0] = 0.0
-    np.minimum(returns, 0.0, out=d)
-    downside = np.sqrt(np.einsum("ij,ij->i", d, d) / t)
+    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in the deviations.
+    flat = (sd <= 1e-12 * np.abs(mean)) | (sd < 1e-300)
+    sd[flat] = 0.0
+    m3, m4 = sums[:, 2] / t, sums[:, 3] / t
+    m3[flat] = 0.0
+    m4[flat] = 0.0
     return ([t] * rows, mean.tolist(), sd.tolist(), (ss / t).tolist(), m3.tolist(), m4.tolist(),
-            downside.tolist())
+            np.sqrt(sums[:, 4] / t).tolist())
 
 
 def _drawdown_exposure_rows(equity, positions):

@@ -31,7 +31,7 @@ import numpy as np
 
 from agents.backtest.engine import run_backtest, run_batch
 from agents.backtest.metrics import compute_metrics_rows
-from agents.evaluation.statistics import SharpeStats, sharpe_stats
+from agents.evaluation.statistics import SharpeStats, sharpe_stats_rows
 from config.observability import metrics as lab_metrics
 
 
@@ -112,6 +112,7 @@ def evaluate_selections(agent, template, params_list, bars, protocol, bars_per_y
     trade_returns, trade_pnls, owners = _trades_by_row(runs)
     metrics = compute_metrics_rows(equity, np.concatenate((np.zeros((rows, 1)), returns), axis=1), positions,
                                    trade_returns, trade_pnls, owners, closes, bars_per_year)
+    stats = sharpe_stats_rows(returns)
     per_set = (time.perf_counter() - started) / rows
     out = []
     for r, params in enumerate(params_list):
@@ -120,8 +121,8 @@ def evaluate_selections(agent, template, params_list, bars, protocol, bars_per_y
         fold_scores = [score_of(m, agent.objective) for m in fold_metrics]
         out.append(SelectionEvaluation(
             params=params, fold_metrics=fold_metrics, fold_scores=fold_scores, score=selection_score(fold_scores),
-            metrics=metrics[r], stats=sharpe_stats(returns[r]), returns=returns[r],
-            recent_trades=runs[-1].result(r).trades[-10:], target=targets[r],
+            metrics=metrics[r], stats=stats[r], returns=returns[r], recent_trades=runs[-1].trade_records(r, last=10),
+            target=targets[r],
         ))
     return out
 
