@@ -1,5 +1,8 @@
 from django.apps import AppConfig
 
+from agents.backtest import kernel
+from config.warmup import register_warm_up
+
 
 class AgentsConfig(AppConfig):
     name = "agents"
@@ -10,3 +13,4 @@ class AgentsConfig(AppConfig):
         from agents.observability import register_observability
 
         register_observability()
+        register_warm_up("backtest kernel", kernel.warm_up)

@@ -1,15 +1,17 @@
-"""Vectorised backtest engine: bars + target positions -> equity curve, trades, metrics.
+"""Backtest engine: bars + target positions -> equity curve, trades, metrics.
 
-Pure numpy, no Django, no Python loop over bars: the work is done per fill (a handful of
-array operations over all fills at once) and per bar (a few passes over the columns).
-Python loops run only over trades re-entered after a stop within one run of the target
-(agents.backtest.stops) and, on first access, over ``BacktestResult.trades`` to build the
-records. ``python bench/backtest.py`` measures it.
+One simulation loop (:func:`agents.backtest.kernel.simulate`, compiled by numba) runs every
+backtest: :func:`run_batch` backtests many target rows (candidates) over one window in one call
+and computes their metrics column-wise; :func:`run_backtest`, what paper trading and the console
+use, is a batch of one row. ``python bench/backtest.py`` measures both.
 
 Result: ``equity`` (marked to each close, ``equity[0]`` = initial capital), ``returns``
 (``equity[t] / equity[t-1] - 1``, ``returns[0] = 0``), ``positions``, ``metrics`` (the
 keys of ``METRIC_KEYS``, JSON-safe floats), ``trades`` (list of :class:`TradeRecord`) and
 ``trade_table`` (the same trades as numpy columns).
+
+Prices must be finite numbers in every bar (open, high, low and close: a NaN close would
+otherwise read as ruin), and positive where the strategy trades.
 
 Rules
 -----
@@ -79,12 +81,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agents.backtest.metrics import compute_metrics, empty_metrics
-from agents.backtest.stops import apply_stops
+from agents.backtest import kernel
+from agents.backtest.metrics import compute_metrics_rows, empty_metrics
 from agents.market.bars import Bars
 
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "end_of_data", "ruin")
-_SIGNAL, _END, _RUIN = 0, 3, 4  # codes into EXIT_REASONS; STOP (1) and TAKE (2) come from .stops
 _SIDES = {1: "long", -1: "short"}
 
 
@@ -161,200 +162,152 @@ def run_backtest(
     initial_capital: float = 100_000.0,
 ) -> BacktestResult:
     """Backtest ``target`` (one weight in [-1, 1] per bar, decided on its close) on ``bars``."""
-    _check_options(fee_bps, slippage_bps, bars_per_year, stop_loss, take_profit, initial_capital)
-    o, h, lo, c = bars.open, bars.high, bars.low, bars.close
-    n = len(c)
     target = np.asarray(target, dtype=np.float64)
-    if target.shape != (n,):
-        raise ValueError(f"target: expected one value per bar ({n}), got shape {target.shape}")
+    if target.ndim != 1:
+        raise ValueError(f"target: expected one value per bar ({len(bars)}), got shape {target.shape}")
+    batch = run_batch(bars, target[None, :], fee_bps=fee_bps, slippage_bps=slippage_bps,
+                      bars_per_year=bars_per_year, stop_loss=stop_loss, take_profit=take_profit,
+                      initial_capital=initial_capital)
+    return batch.result(0)
+
+
+@dataclass(eq=False)
+class BatchResult:
+    """The backtests of many target rows over one window; row r is :meth:`result` (r)."""
+
+    equity: np.ndarray  # rows x bars
+    returns: np.ndarray  # rows x bars, returns[:, 0] = 0
+    positions: np.ndarray  # rows x bars
+    metrics: list  # one METRIC_KEYS dict per row
+    trades: np.ndarray  # (rows x bars) x kernel.N_TRADE_FIELDS; row r's in [r * bars, r * bars + counts[r])
+    counts: np.ndarray  # trades per row
+    timestamps: np.ndarray = field(repr=False)
+
+    def __len__(self):
+        return len(self.equity)
+
+    def flat_trades(self):
+        """(net returns, pnls, row) of every row's trades, in row order."""
+        n, counts = self.equity.shape[1], self.counts
+        # Row r's trades sit at r * n onwards.
+        owner = np.repeat(np.arange(len(counts)), counts)
+        flat = self.trades[owner * n + (np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts))]
+        return flat[:, kernel.T_RETURN], flat[:, kernel.T_PNL], owner
+
+    def trade_table(self, r):
+        n = self.equity.shape[1]
+        return _table(self.trades[r * n : r * n + int(self.counts[r])])
+
+    def trade_records(self, r, last=None):
+        """Row r's TradeRecords (only the ``last`` ones when given: the others are not built)."""
+        n = self.equity.shape[1]
+        end = r * n + int(self.counts[r])
+        start = r * n if last is None else max(r * n, end - last)
+        return _trade_records(_table(self.trades[start:end]), self.timestamps)
+
+    def result(self, r):
+        return BacktestResult(self.equity[r], self.returns[r], self.positions[r], self.metrics[r],
+                              self.trade_table(r), self.timestamps)
+
+
+def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_year=252.0, stop_loss=0.0,
+              take_profit=0.0, initial_capital=100_000.0) -> BatchResult:
+    """Backtest every row of ``targets`` (rows x bars) on ``bars`` in one kernel call.
+
+    ``stop_loss`` and ``take_profit`` are one value for all rows or one per row; the costs,
+    capital and bars per year are shared.
+    """
+    n = len(bars)
+    targets = np.asarray(targets, dtype=np.float64)
+    if targets.ndim != 2 or targets.shape[1] != n:
+        raise ValueError(f"target: expected one value per bar ({n}) in each row, got shape {targets.shape}")
+    rows = len(targets)
+    stops = _per_row("stop_loss", stop_loss, rows)
+    takes = _per_row("take_profit", take_profit, rows)
+    _check_options(fee_bps, slippage_bps, bars_per_year, initial_capital)
     if n == 0:
-        return _empty_result(bars)
+        empty = np.empty((rows, 0))
+        return BatchResult(empty, empty, empty, [empty_metrics() for _ in range(rows)],
+                           np.empty((0, kernel.N_TRADE_FIELDS)), np.zeros(rows, dtype=np.int64), bars.timestamps)
     # min/max rather than abs(): no temporary; NaN fails both comparisons.
-    if not (np.minimum.reduce(target) >= -1.0 and np.maximum.reduce(target) <= 1.0):
+    if rows and not (np.minimum.reduce(targets, axis=None) >= -1.0 and np.maximum.reduce(targets, axis=None) <= 1.0):
         raise ValueError("target: every value must be a finite number in [-1, 1]")
-    slip = slippage_bps / 1e4
-    cost = (fee_bps + slippage_bps) / 1e4
-    e0 = float(initial_capital)
-
-    pos = np.empty(n)
-    pos[0] = 0.0
-    pos[1:] = target[:-1]
-    if stop_loss > 0 or take_profit > 0:
-        pos, held, stops = apply_stops(pos, o, h, lo, stop_loss, take_profit, slip)
-    else:
-        held, stops = pos, None
-
-    # Fills, after a virtual one at index 0 (bar 0, weight 0, the initial capital), so that
-    # "before this fill" is a view: w[:-1] is the weight held when each fill w[1:] happens.
-    fills = np.not_equal(pos[1:], held[:-1]).nonzero()[0]  # at an open: weight != held at last close
-    bar = np.empty(len(fills) + 1, dtype=np.int64)
-    bar[0] = 0
-    np.add(fills, 1, out=bar[1:])
-    w = pos[bar]
-    px = o[bar]
-    why = np.zeros(len(bar), dtype=np.int8)
-    if stops is not None and len(stops[0]):
-        # A stop fires after the same bar's open fill: order by (bar, open before stop).
-        key = np.concatenate((bar * 2, stops[0] * 2 + 1))
-        order = np.argsort(key, kind="stable")
-        bar = np.concatenate((bar, stops[0]))[order]
-        w = np.concatenate((w, np.zeros(len(stops[0]))))[order]
-        px = np.concatenate((px, stops[1]))[order]
-        why = np.concatenate((why, stops[2]))[order]
-    k = len(bar) - 1
-    if k == 0:
-        equity = np.full(n, e0)
-        returns = np.zeros(n)
-        table = _trade_table(bar, px, w, why, equity[:1], np.zeros(1), slip, n - 1, _END, e0, float(c[-1]))
-        metrics = compute_metrics(equity, returns, pos, table.return_pct, table.pnl, c, bars_per_year, o)
-        return BacktestResult(equity, returns, pos, metrics, table, bars.timestamps)
-    px[0] = px[1]
-    if not (np.minimum.reduce(px) > 0.0 and np.maximum.reduce(px) < np.inf):
+    o, h, lo, c = (kernel.plain(a) for a in (bars.open, bars.high, bars.low, bars.close))
+    for name, prices in (("open", o), ("high", h), ("low", lo), ("close", c)):
+        _check_finite(name, prices)
+    targets = kernel.plain(targets)
+    equity, positions, returns = np.empty((rows, n)), np.empty((rows, n)), np.empty((rows, n))
+    trades = np.empty((rows * n, kernel.N_TRADE_FIELDS))
+    counts = np.zeros(rows, dtype=np.int64)
+    status = kernel.simulate(o, h, lo, c, targets, stops, takes, (fee_bps + slippage_bps) / 1e4,
+                             slippage_bps / 1e4, float(initial_capital), equity, positions, returns, trades, counts)
+    if status == kernel.BAD_PRICE:
         raise ValueError("bars: prices must be positive and finite where the strategy trades")
-
-    prod = w[:-1] * w[1:]
-    if np.minimum.reduce(prod) < 0.0:
-        # A flip is a close then an open at the same price: costs are linear in units traded,
-        # so splitting it changes no number and gives each trade its own P&L.
-        flips = (prod < 0.0).nonzero()[0]
-        flips += 1
-        counts = np.ones(len(bar), dtype=np.int64)
-        counts[flips] = 2
-        bar, w, px, why = (np.repeat(a, counts) for a in (bar, w, px, why))
-        flips += np.arange(len(flips))  # where each flip's first copy (the close) landed
-        w[flips] = 0.0
-        k = len(bar) - 1
-
-    # Equity just after each fill: E''_j = E''_{j-1} * g_j * x_j, with g_j = 1 + w_{j-1} (R_j - 1)
-    # the growth of the units held since the previous fill (R_j its price ratio) and x_j the
-    # cost factor (1 + s c d) / (1 + s c w_j), where d = w_{j-1} R_j / g_j is the weight just
-    # before the fill and s = sign(w_j - d). Multiplied out, g_j x_j = (g_j + s c a) / (1 + s c w_j)
-    # with a = w_{j-1} R_j: no division by g_j (which only reaches 0 on ruin).
-    prev, cur = w[:-1], w[1:]
-    growth = px[1:] / px[:-1]
-    g = growth - 1.0
-    g *= prev
-    g += 1.0
-    if cost:
-        a = growth
-        a *= prev
-        side = cur * g
-        side -= a  # sign(w_j g_j - a) = sign(w_j - d) as long as g_j > 0
-        sc = np.where(side >= 0.0, cost, -cost)
-        a *= sc
-        factor = g
-        factor += a
-        sc *= cur
-        sc += 1.0
-        factor /= sc
-    else:
-        factor = g
-    eq = np.empty(k + 1)
-    eq[0] = 1.0
-    np.cumprod(factor, out=eq[1:])
-    eq *= e0
-    cash = 1.0 - w
-    cash *= eq
-    units = w * eq
-    units /= px
-    lengths = np.empty(k + 1, dtype=np.int64)  # bars whose close each fill's holdings govern
-    np.subtract(bar[1:], bar[:-1], out=lengths[:-1])
-    lengths[-1] = n - bar[-1]
-    equity = np.repeat(units, lengths)
-    equity *= c
-    equity += np.repeat(cash, lengths)
-
-    returns = np.empty(n)
-    returns[0] = 0.0
-    end, end_reason, cut = n - 1, _END, k + 1
-    # `not > 0` rather than `<= 0`: a fill at exactly zero equity leaves NaN behind.
-    if not (np.minimum.reduce(equity) > 0.0 and np.minimum.reduce(eq) > 0.0):
-        end, cut = _ruin(equity, eq, bar)
-        end_reason = _RUIN
-        equity[end:] = 0.0
-        pos[end + 1 :] = 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(equity[1:], equity[:-1], out=returns[1:])
-        returns[1:] -= 1.0
-        returns[end + 1 :] = 0.0
-    else:
-        np.divide(equity[1:], equity[:-1], out=returns[1:])
-        returns[1:] -= 1.0
-
-    table = _trade_table(bar[:cut], px[:cut], w[:cut], why[:cut], eq[:cut], units[:cut], slip, end, end_reason,
-                         float(equity[end]), float(c[end]))
-    metrics = compute_metrics(equity, returns, pos, table.return_pct, table.pnl, c, bars_per_year, o)
-    return BacktestResult(equity, returns, pos, metrics, table, bars.timestamps)
+    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps)
+    batch.metrics = compute_metrics_rows(equity, returns, positions, *batch.flat_trades(), c, bars_per_year, o)
+    return batch
 
 
 _NUMBER = (int, float, np.integer, np.floating)  # fast path; any numbers.Real is accepted
+# name -> (low, low allowed, high excluded)
+_BOUNDS = {
+    "fee_bps": (0.0, True, math.inf),
+    "slippage_bps": (0.0, True, math.inf),
+    "stop_loss": (0.0, True, 1.0),
+    "take_profit": (0.0, True, math.inf),
+    "bars_per_year": (0.0, False, math.inf),
+    "initial_capital": (0.0, False, math.inf),
+}
 
 
-def _check_options(fee_bps, slippage_bps, bars_per_year, stop_loss, take_profit, initial_capital):
-    for name, value, low, low_ok, high in (
-        ("fee_bps", fee_bps, 0.0, True, math.inf),
-        ("slippage_bps", slippage_bps, 0.0, True, math.inf),
-        ("stop_loss", stop_loss, 0.0, True, 1.0),
-        ("take_profit", take_profit, 0.0, True, math.inf),
-        ("bars_per_year", bars_per_year, 0.0, False, math.inf),
-        ("initial_capital", initial_capital, 0.0, False, math.inf),
-    ):
-        if isinstance(value, bool) or (not isinstance(value, _NUMBER) and not isinstance(value, numbers.Real)):
-            raise ValueError(f"{name}: must be a number")
-        if not math.isfinite(value):
-            raise ValueError(f"{name}: must be finite")
-        if value < low or (value == low and not low_ok):
-            raise ValueError(f"{name}: must be {'>=' if low_ok else '>'} {low:g}")
-        if value >= high:
-            raise ValueError(f"{name}: must be < {high:g}")
+def _check_option(name, value):
+    low, low_ok, high = _BOUNDS[name]
+    if isinstance(value, bool) or (not isinstance(value, _NUMBER) and not isinstance(value, numbers.Real)):
+        raise ValueError(f"{name}: must be a number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: must be finite")
+    if value < low or (value == low and not low_ok):
+        raise ValueError(f"{name}: must be {'>=' if low_ok else '>'} {low:g}")
+    if value >= high:
+        raise ValueError(f"{name}: must be < {high:g}")
+
+
+def _check_options(fee_bps, slippage_bps, bars_per_year, initial_capital):
+    for name, value in (("fee_bps", fee_bps), ("slippage_bps", slippage_bps), ("bars_per_year", bars_per_year),
+                        ("initial_capital", initial_capital)):
+        _check_option(name, value)
     if fee_bps + slippage_bps >= 1e4:
         raise ValueError("fee_bps + slippage_bps: must be < 10000 (100%)")
 
 
-def _ruin(equity, eq, bar):
-    """(bar where equity first reaches <= 0, number of fill events to keep before it)."""
-    neg = ~(equity > 0.0)
-    first = int(neg.argmax()) if neg.any() else len(equity) - 1
-    cut = int(np.searchsorted(bar, first, "right"))
-    bad = (~(eq > 0.0)).nonzero()[0]
-    if len(bad) and bad[0] < cut:
-        cut = int(bad[0])
-        first = min(first, int(bar[cut]))
-    return first, cut
+def _per_row(name, value, rows):
+    """A stop option as one float per row: a number shared by every row, or one per row."""
+    if np.ndim(value) == 0:
+        _check_option(name, value)
+        return np.full(rows, float(value))
+    values = np.asarray(value, dtype=np.float64)
+    if values.shape != (rows,):
+        raise ValueError(f"{name}: expected one number or one per row ({rows}), got shape {values.shape}")
+    for v in values.tolist():
+        _check_option(name, v)
+    return values
 
 
-def _trade_table(bar, px, w, why, eq, units, slip, end, end_reason, end_equity, end_close):
-    """Trades from the fill events (index 0 virtual): entries leave flat, exits return to it."""
-    flat = w == 0.0
-    edges = np.not_equal(flat[:-1], flat[1:]).nonzero()[0]
-    edges += 1
-    opens, closes = edges[0::2], edges[1::2]
-    m, nc = len(opens), len(closes)
-    sign = np.sign(w[opens])
-    entry_price = sign * slip
-    entry_price += 1.0
-    entry_price *= px[opens]
-    notional = np.abs(units[opens])
-    notional *= entry_price
-    before = eq[opens - 1]  # equity just before an entry = after the previous fill (flat since)
-    exit_index = np.empty(m, dtype=np.int64)
-    exit_price = np.empty(m)
-    pnl = np.empty(m)
-    reason = np.empty(m, dtype=np.int8)
-    exit_index[:nc] = bar[closes]
-    np.multiply(px[closes], 1.0 - sign[:nc] * slip, out=exit_price[:nc])
-    np.subtract(eq[closes], before[:nc], out=pnl[:nc])
-    reason[:nc] = why[closes]
-    if m > nc:  # still open: marked to the last close, no exit costs
-        exit_index[nc] = end
-        exit_price[nc] = end_close
-        pnl[nc] = end_equity - before[nc]
-        reason[nc] = end_reason
-    entry_index = bar[opens]
-    bars_held = exit_index - entry_index
-    bars_held += reason != _SIGNAL  # a stop bar (or the last bar) was held too
-    return TradeTable(sign.astype(np.int8), entry_index, exit_index, entry_price, exit_price, pnl / notional, pnl,
-                      bars_held, reason, np.abs(w[opens]))
+def _check_finite(name, prices):
+    """NaN or inf in a price would poison equity silently (a NaN close read as ruin): refuse it."""
+    if not np.isfinite(prices).all():
+        bad = int(np.flatnonzero(~np.isfinite(prices))[0])
+        raise ValueError(f"bars.{name}: every price must be a finite number (no NaN or inf); bar {bad} has "
+                         f"{float(prices[bad])!r}")
+
+
+def _table(rows):
+    k = kernel
+    return TradeTable(rows[:, k.T_SIDE].astype(np.int8), rows[:, k.T_ENTRY].astype(np.int64),
+                      rows[:, k.T_EXIT].astype(np.int64), rows[:, k.T_ENTRY_PRICE].copy(),
+                      rows[:, k.T_EXIT_PRICE].copy(), rows[:, k.T_RETURN].copy(), rows[:, k.T_PNL].copy(),
+                      rows[:, k.T_HELD].astype(np.int64), rows[:, k.T_REASON].astype(np.int8),
+                      rows[:, k.T_SIZE].copy())
 
 
 def _to_datetimes(stamps):
@@ -377,10 +330,3 @@ def _trade_records(table, timestamps):
             table.bars_held.tolist(), table.exit_reason.tolist(), table.size.tolist(), strict=True,
         )
     ]
-
-
-def _empty_result(bars):
-    empty_f, empty_i = np.empty(0), np.empty(0, dtype=np.int64)
-    table = TradeTable(np.empty(0, dtype=np.int8), empty_i, empty_i, empty_f, empty_f, empty_f, empty_f, empty_i,
-                       np.empty(0, dtype=np.int8), empty_f)
-    return BacktestResult(np.empty(0), np.empty(0), np.empty(0), empty_metrics(), table, bars.timestamps)

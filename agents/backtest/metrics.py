@@ -47,6 +47,7 @@ import math
 
 import numpy as np
 
+from agents.backtest import kernel
 from agents.evaluation.statistics import probabilistic_sharpe
 
 METRIC_KEYS = (
@@ -124,13 +125,7 @@ def _cagr(growth, years):
 def max_drawdown(equity):
     """Largest peak-to-trough fall, as a positive fraction of the peak."""
     equity = np.asarray(equity, dtype=np.float64)
-    if len(equity) < 2:
-        return 0.0
-    ratio = np.maximum.accumulate(equity)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.divide(equity, ratio, out=ratio)
-    worst = float(np.minimum.reduce(ratio))
-    return finite(max(0.0, 1.0 - worst)) if worst == worst else 0.0
+    return _drawdown_exposure_rows(equity[None, :], equity[None, :])[0][0]
 
 
 def calmar_ratio(cagr_value, max_drawdown_value):
@@ -160,41 +155,10 @@ def buy_hold_return(close, open_=None):
 # `returns` here are the T bar-to-bar returns (drop the engine's leading placeholder).
 
 
-_DOT_CHUNK = 8192  # OpenBLAS threads dot() above 10,000 elements: 8-16 ms stalls on a busy machine
-
-
-def _dot(a, b):
-    """sum(a * b) without a temporary, single-threaded (chunked below BLAS's threading size)."""
-    n = len(a)
-    if n <= _DOT_CHUNK:
-        return float(np.dot(a, b))
-    total = 0.0
-    for i in range(0, n, _DOT_CHUNK):
-        total += float(np.dot(a[i : i + _DOT_CHUNK], b[i : i + _DOT_CHUNK]))
-    return total
-
-
-def _moments(returns, higher=True):
-    """(T, mean, sd ddof=1, m2, m3, m4 population central moments, downside deviation)."""
+def _moments(returns):
+    """(T, mean, sd ddof=1, m2, m3, m4 population central moments, downside deviation) of one series."""
     r = np.asarray(returns, dtype=np.float64)
-    t = len(r)
-    if t == 0:
-        return 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-    mean = float(np.add.reduce(r)) / t
-    d = r - mean
-    ss = _dot(d, d)
-    sd = math.sqrt(ss / (t - 1)) if t > 1 else 0.0
-    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in d.
-    if sd <= 1e-12 * abs(mean) or sd < 1e-300:
-        sd = 0.0
-    m3 = m4 = 0.0
-    if higher and sd:
-        d2 = d * d
-        m3 = _dot(d2, d) / t
-        m4 = _dot(d2, d2) / t
-    np.minimum(r, 0.0, out=d)
-    downside = math.sqrt(_dot(d, d) / t)
-    return t, mean, sd, ss / t, m3, m4, downside
+    return tuple(m[0] for m in _moments_rows(r[None, :]))
 
 
 def _sharpe(t, mean, sd, bars_per_year):
@@ -219,13 +183,13 @@ def _psr(t, mean, sd, m2, m3, m4, benchmark_sharpe=0.0):
 
 def sharpe_ratio(returns, bars_per_year=1.0):
     """Annualised Sharpe: mean / sd (ddof=1) * sqrt(bars_per_year); 0 when sd = 0."""
-    t, mean, sd, *_ = _moments(returns, higher=False)
+    t, mean, sd, *_ = _moments(returns)
     return _sharpe(t, mean, sd, bars_per_year)
 
 
 def sortino_ratio(returns, bars_per_year=1.0):
     """Annualised Sortino: mean / sqrt(mean(min(r, 0)^2)) * sqrt(bars_per_year); 0 without downside."""
-    t, mean, _sd, _m2, _m3, _m4, downside = _moments(returns, higher=False)
+    t, mean, _sd, _m2, _m3, _m4, downside = _moments(returns)
     return _sortino(t, mean, downside, bars_per_year)
 
 
@@ -280,53 +244,126 @@ def trade_return_stats(trade_returns):
 
 
 def compute_metrics(equity, returns, positions, trade_returns, trade_pnls, close, bars_per_year, open_=None):
-    """Every metric of METRIC_KEYS, as JSON-safe floats.
+    """Every metric of METRIC_KEYS, as JSON-safe floats: :func:`compute_metrics_rows` for one row.
 
     ``returns`` are the bar-to-bar returns of ``equity``: either N - 1 of them, or N with a
     leading placeholder (as the engine produces), which is dropped. ``open_`` (optional)
     gives the buy-and-hold entry price at bar 1's open; ``close`` its exit.
     """
-    n = len(equity)
+    equity = np.asarray(equity, dtype=np.float64)
+    pnls = np.asarray(trade_pnls, dtype=np.float64)
+    return compute_metrics_rows(
+        equity[None, :], np.asarray(returns, dtype=np.float64)[None, :], np.asarray(positions)[None, :],
+        np.asarray(trade_returns, dtype=np.float64), pnls, np.zeros(len(pnls), dtype=np.int64), close,
+        bars_per_year, open_,
+    )[0]
+
+
+def compute_metrics_rows(equity, returns, positions, trade_returns, trade_pnls, trade_rows, close, bars_per_year,
+                         open_=None):
+    """One metrics dict per row of ``equity`` (rows x N), computed column-wise over all rows at once.
+
+    ``returns`` and ``positions`` are matrices of the same rows (returns with N - 1 columns, or N
+    with the leading placeholder); the trades of every row are flat arrays, ``trade_rows`` giving
+    each trade's row (rows in any order; within a row, the order of the trades).
+    """
+    rows, n = equity.shape
     if n == 0:
-        return empty_metrics()
-    returns = np.asarray(returns, dtype=np.float64)
-    if len(returns) == n:
-        returns = returns[1:]
-    elif len(returns) != n - 1:
-        raise ValueError(f"returns: expected {n - 1} or {n} values for {n} equity points, got {len(returns)}")
+        return [empty_metrics() for _ in range(rows)]
+    if returns.shape[1] == n:
+        returns = returns[:, 1:]
+    elif returns.shape[1] != n - 1:
+        raise ValueError(f"returns: expected {n - 1} or {n} values for {n} equity points, got {returns.shape[1]}")
     if bars_per_year <= 0:
         raise ValueError("bars_per_year: must be > 0")
-    t, mean, sd, m2, m3, m4, downside = _moments(returns)
-    growth = float(equity[-1] / equity[0]) if equity[0] > 0 else 1.0
-    cagr_value = _cagr(growth, (n - 1) / bars_per_year)
-    mdd = max_drawdown(equity)
-    avg, best, worst = trade_return_stats(trade_returns)
-    pnls = np.asarray(trade_pnls, dtype=np.float64)
-    n_trades = len(pnls)
-    if n_trades:
-        wins = pnls > 0
-        n_wins = int(np.count_nonzero(wins))
-        gross_profit = float(np.add.reduce(pnls[wins])) if n_wins else 0.0
+    moments = _moments_rows(returns)
+    start = equity[:, 0]
+    growth = np.divide(equity[:, -1], start, out=np.ones(rows), where=start > 0).tolist()
+    drawdowns, exposures = _drawdown_exposure_rows(equity, np.asarray(positions))
+    trades = _trade_stats_rows(np.asarray(trade_returns, dtype=np.float64), np.asarray(trade_pnls, dtype=np.float64),
+                               np.asarray(trade_rows, dtype=np.int64), rows)
+    buy_hold = buy_hold_return(close, open_)
+    years = (n - 1) / bars_per_year
+    out = []
+    for r in range(rows):
+        t, mean, sd, m2, m3, m4, downside = (m[r] for m in moments)
+        cagr_value = _cagr(growth[r], years)
+        mdd = drawdowns[r]
+        n_trades, win, pf, avg, best, worst = (s[r] for s in trades)
+        out.append({
+            "total_return": finite(growth[r] - 1.0),
+            "cagr": cagr_value,
+            "sharpe": _sharpe(t, mean, sd, bars_per_year),
+            "sortino": _sortino(t, mean, downside, bars_per_year),
+            "max_drawdown": mdd,
+            "calmar": calmar_ratio(cagr_value, mdd),
+            "win_rate": win,
+            "num_trades": float(n_trades),
+            "profit_factor": pf,
+            "expectancy": avg,
+            "exposure": exposures[r],
+            "avg_trade": avg,
+            "best_trade": best,
+            "worst_trade": worst,
+            "buy_hold_return": buy_hold,
+            "psr": _psr(t, mean, sd, m2, m3, m4),
+        })
+    return out
+
+
+def _moments_rows(returns):
+    """Per row: the lists (T, mean, sd, m2, m3, m4, downside) of :func:`_moments`."""
+    rows, t = returns.shape
+    if t == 0:
+        zero = [0.0] * rows
+        return [0] * rows, zero, zero, zero, zero, zero, zero
+    sums = np.empty((rows, 5))
+    kernel.central_moments(kernel.plain(returns), sums)
+    mean, ss = sums[:, 0], sums[:, 1]
+    sd = np.sqrt(ss / (t - 1)) if t > 1 else np.zeros(rows)
+    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in the deviations.
+    flat = (sd <= 1e-12 * np.abs(mean)) | (sd < 1e-300)
+    sd[flat] = 0.0
+    m3, m4 = sums[:, 2] / t, sums[:, 3] / t
+    m3[flat] = 0.0
+    m4[flat] = 0.0
+    return ([t] * rows, mean.tolist(), sd.tolist(), (ss / t).tolist(), m3.tolist(), m4.tolist(),
+            np.sqrt(sums[:, 4] / t).tolist())
+
+
+def _drawdown_exposure_rows(equity, positions):
+    """Per row: (max drawdown, share of bars with a position), by one compiled pass."""
+    rows, n = equity.shape
+    lowest, active = np.empty(rows), np.empty(rows, dtype=np.int64)
+    kernel.drawdown_and_exposure(kernel.plain(equity), kernel.plain(positions), lowest, active)
+    drawdowns = [0.0] * rows if n < 2 else [finite(max(0.0, 1.0 - w)) if w == w else 0.0 for w in lowest.tolist()]
+    width = positions.shape[1]
+    return drawdowns, (active / width).tolist() if width else [0.0] * rows
+
+
+def _trade_stats_rows(q, pnls, rows_of, rows):
+    """Per row: (#trades, win rate, profit factor, average, best, worst net trade return)."""
+    count = np.bincount(rows_of, minlength=rows)
+    wins = pnls > 0
+    n_wins = np.bincount(rows_of, weights=wins, minlength=rows)
+    gross_profit = np.bincount(rows_of, weights=np.where(wins, pnls, 0.0), minlength=rows)
+    net = np.bincount(rows_of, weights=pnls, minlength=rows)
+    total_q = np.bincount(rows_of, weights=q, minlength=rows)
+    best = np.full(rows, -np.inf)
+    worst = np.full(rows, np.inf)
+    np.maximum.at(best, rows_of, q)
+    np.minimum.at(worst, rows_of, q)
+    counts = count.tolist()
+    win, pf, avg, hi, lo = [], [], [], [], []
+    for r, k in enumerate(counts):
+        if not k:
+            win.append(0.0), pf.append(0.0), avg.append(0.0), hi.append(0.0), lo.append(0.0)
+            continue
+        gp = float(gross_profit[r])
         # Gross loss = gross profit - net (zero-P&L trades add nothing to either).
-        gross_loss = gross_profit - float(np.add.reduce(pnls))
-        win, pf = n_wins / n_trades, _profit_factor(gross_profit, gross_loss)
-    else:
-        win = pf = 0.0
-    return {
-        "total_return": finite(growth - 1.0),
-        "cagr": cagr_value,
-        "sharpe": _sharpe(t, mean, sd, bars_per_year),
-        "sortino": _sortino(t, mean, downside, bars_per_year),
-        "max_drawdown": mdd,
-        "calmar": calmar_ratio(cagr_value, mdd),
-        "win_rate": win,
-        "num_trades": float(n_trades),
-        "profit_factor": pf,
-        "expectancy": avg,
-        "exposure": exposure(positions),
-        "avg_trade": avg,
-        "best_trade": best,
-        "worst_trade": worst,
-        "buy_hold_return": buy_hold_return(close, open_),
-        "psr": _psr(t, mean, sd, m2, m3, m4),
-    }
+        win.append(float(n_wins[r]) / k)
+        pf.append(_profit_factor(gp, gp - float(net[r])))
+        avg.append(finite(total_q[r] / k))
+        hi.append(finite(best[r]))
+        lo.append(finite(worst[r]))
+    return counts, win, pf, avg, hi, lo

@@ -12,6 +12,11 @@ the mean less one standard error of the mean: a lower confidence bound that fall
 disagree, so a set that shines in one regime and fails in the others ranks below a steady one
 with the same mean.
 
+All the candidates of an iteration are evaluated together (:func:`evaluate_selections`): their
+target positions are one matrix (shared indicators computed once), each fold is one engine call
+over all of them, and the metrics are computed column-wise. :func:`evaluate_selection` is that
+batch for one parameter set, so a set scores the same alone or among others.
+
 Selection metrics are the metrics of the folds' returns put end to end (each fold starts flat and
 at the initial capital, so the stitched equity is the product of the folds' growth); their
 per-bar Sharpe statistics (:class:`agents.evaluation.statistics.SharpeStats`) feed the deflated
@@ -24,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.backtest.engine import run_backtest
-from agents.backtest.metrics import compute_metrics
+from agents.backtest.engine import run_backtest, run_batch
+from agents.backtest.metrics import compute_metrics_rows
 from agents.evaluation.numbers import finite_or_none
-from agents.evaluation.statistics import SharpeStats, sharpe_stats
+from agents.evaluation.statistics import SharpeStats, sharpe_stats_rows
 from config.observability import metrics as lab_metrics
 
 
@@ -81,36 +86,57 @@ class SealedEvaluation:
 
 def evaluate_selection(agent, template, params, bars, protocol, bars_per_year):
     """Backtest cleaned ``params`` on every fold of ``protocol``; nothing from the test window."""
+    return evaluate_selections(agent, template, [params], bars, protocol, bars_per_year)[0]
+
+
+def evaluate_selections(agent, template, params_list, bars, protocol, bars_per_year):
+    """:func:`evaluate_selection` of every cleaned parameter set in ``params_list``, in one batch."""
+    if not params_list:
+        return []
     started = time.perf_counter()
-    target = template.target_positions(bars, params)
-    costs = costs_of(agent, params, bars_per_year)
-    fold_metrics, fold_scores, last = [], [], None
-    returns, positions, trade_returns, trade_pnls = [], [np.zeros(1)], [], []
-    for fold in protocol.folds:
-        result = run_backtest(bars.slice(fold.start, fold.stop), target[fold], **costs)
-        fold_metrics.append(result.metrics)
-        fold_scores.append(score_of(result.metrics, agent.objective))
-        # Each fold's returns after its first bar (returns[0] is the engine's placeholder).
-        returns.append(result.returns[1:])
-        positions.append(result.positions[1:])
-        trade_returns.append(result.trade_table.return_pct)
-        trade_pnls.append(result.trade_table.pnl)
-        last = result
-    returns = np.concatenate(returns)
+    rows = len(params_list)
+    targets = template.target_matrix(bars, params_list)
+    costs = costs_of(agent, {}, bars_per_year)
+    costs["stop_loss"] = [p.get("stop_loss", 0.0) for p in params_list]
+    costs["take_profit"] = [p.get("take_profit", 0.0) for p in params_list]
+    runs = [run_batch(bars.slice(fold.start, fold.stop), targets[:, fold], **costs) for fold in protocol.folds]
+    # Each fold's returns after its first bar (returns[:, 0] is the engine's placeholder).
+    returns = np.concatenate([run.returns[:, 1:] for run in runs], axis=1)
+    positions = np.concatenate([np.zeros((rows, 1))] + [run.positions[:, 1:] for run in runs], axis=1)
     # The stitched curve: every fold starts at the previous fold's end (one unit of capital at first).
-    equity = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
+    equity = np.ones((rows, returns.shape[1] + 1))
+    np.cumprod(1.0 + returns, axis=1, out=equity[:, 1:])
     sel = protocol.selection
     closes = np.concatenate([bars.close[sel.start : sel.start + 1]] + [bars.close[f][1:] for f in protocol.folds])
-    metrics = compute_metrics(
-        equity, np.concatenate(([0.0], returns)), np.concatenate(positions), np.concatenate(trade_returns),
-        np.concatenate(trade_pnls), closes, bars_per_year,
-    )
-    lab_metrics.backtest_observed(time.perf_counter() - started)
-    return SelectionEvaluation(
-        params=params, fold_metrics=fold_metrics, fold_scores=fold_scores,
-        score=selection_score(fold_scores), metrics=metrics, stats=sharpe_stats(returns), returns=returns,
-        recent_trades=last.trades[-10:] if last is not None else [], target=target,
-    )
+    trade_returns, trade_pnls, owners = _trades_by_row(runs)
+    metrics = compute_metrics_rows(equity, np.concatenate((np.zeros((rows, 1)), returns), axis=1), positions,
+                                   trade_returns, trade_pnls, owners, closes, bars_per_year)
+    stats = sharpe_stats_rows(returns)
+    per_set = (time.perf_counter() - started) / rows
+    out = []
+    for r, params in enumerate(params_list):
+        lab_metrics.backtest_observed(per_set)
+        fold_metrics = [run.metrics[r] for run in runs]
+        fold_scores = [score_of(m, agent.objective) for m in fold_metrics]
+        out.append(SelectionEvaluation(
+            params=params, fold_metrics=fold_metrics, fold_scores=fold_scores, score=selection_score(fold_scores),
+            metrics=metrics[r], stats=stats[r], returns=returns[r], recent_trades=runs[-1].trade_records(r, last=10),
+            target=targets[r],
+        ))
+    return out
+
+
+def _trades_by_row(runs):
+    """Every fold's trades as flat (returns, pnls, row) arrays, ordered by row, then fold."""
+    returns, pnls, owners = [], [], []
+    for run in runs:
+        table_returns, table_pnls, table_owners = run.flat_trades()
+        returns.append(table_returns)
+        pnls.append(table_pnls)
+        owners.append(table_owners)
+    owners = np.concatenate(owners)
+    order = np.argsort(owners, kind="stable")
+    return np.concatenate(returns)[order], np.concatenate(pnls)[order], owners[order]
 
 
 def evaluate_sealed(agent, template, params, bars, protocol, bars_per_year, *, target=None):

@@ -28,6 +28,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from agents.backtest import kernel
+
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()
 # sd counts as 0 below this fraction of |mean|: the float dust a constant series leaves
@@ -78,19 +80,26 @@ def sharpe_stats(returns) -> SharpeStats:
     the series carries no risk to measure: SR = 0, skew = 0, kurt = 3 (the normal's values).
     """
     r = _series(returns, "returns")
-    t = len(r)
+    return sharpe_stats_rows(r[None, :])[0]
+
+
+def sharpe_stats_rows(matrix):
+    """:func:`sharpe_stats` of every row of a (rows x T) matrix; the moments in one compiled pass
+    (the same one as the backtest metrics, :func:`agents.backtest.kernel.central_moments`)."""
+    rows, t = matrix.shape
     if t < 2:
-        return SharpeStats(0.0, t, 0.0, 3.0)
-    mean = float(r.mean())
-    d = r - mean
-    d2 = d * d
-    m2 = float(d2.mean())
-    sd = math.sqrt(m2 * t / (t - 1))
-    if sd <= _DUST * abs(mean) or m2 <= 0.0:
-        return SharpeStats(0.0, t, 0.0, 3.0)
-    skew = float((d2 * d).mean()) / m2**1.5
-    kurt = float((d2 * d2).mean()) / (m2 * m2)
-    return SharpeStats(mean / sd, t, skew, kurt)
+        return [SharpeStats(0.0, t, 0.0, 3.0) for _ in range(rows)]
+    sums = np.empty((rows, 5))
+    kernel.central_moments(kernel.plain(matrix), sums)
+    out = []
+    for mean, s2, s3, s4, _down in sums.tolist():
+        m2 = s2 / t
+        sd = math.sqrt(m2 * t / (t - 1))
+        if sd <= _DUST * abs(mean) or m2 <= 0.0:
+            out.append(SharpeStats(0.0, t, 0.0, 3.0))
+        else:
+            out.append(SharpeStats(mean / sd, t, s3 / t / m2**1.5, s4 / t / (m2 * m2)))
+    return out
 
 
 def probabilistic_sharpe(sr, t, skew, kurt, sr_benchmark=0.0) -> float:

@@ -5,7 +5,7 @@ Order, so that the exam stays an exam:
 
 1. the current version is backtested on every selection fold;
 2. the refiner proposes from those fold scores and the agent's history (selection scores only);
-3. every candidate is backtested on every fold and judged on the selection rules (deflated
+3. every candidate is backtested on every fold (all of them in one batch) and judged on the selection rules (deflated
    Sharpe over all the agent's trials, the paired test against the current version, the fold
    rules);
 4. the sealed test window is read for the current version (its headline score) and, when the
@@ -16,7 +16,7 @@ Order, so that the exam stays an exam:
 
 from dataclasses import dataclass, field
 
-from agents.evaluation.backtests import evaluate_sealed, evaluate_selection
+from agents.evaluation.backtests import evaluate_sealed, evaluate_selection, evaluate_selections
 from agents.evaluation.exam import exam_usage, window_of
 from agents.evaluation.protocol import split_protocol
 from agents.evaluation.rules import failed
@@ -49,6 +49,11 @@ class Setting:
 
     def selection(self, params):
         return evaluate_selection(self.agent, self.template, params, self.bars, self.protocol, self.bars_per_year)
+
+    def selections(self, params_list):
+        """Every parameter set in one batch (one engine call per fold)."""
+        return evaluate_selections(self.agent, self.template, params_list, self.bars, self.protocol,
+                                   self.bars_per_year)
 
     def sealed(self, params, target=None):
         return evaluate_sealed(self.agent, self.template, params, self.bars, self.protocol, self.bars_per_year,
@@ -109,7 +114,8 @@ def evaluate_iteration(iteration, propose):
         seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol,
     )
     proposal = propose(agent, context)
-    evaluated = [(c, setting.selection(c.params)) for c in proposal.candidates]
+    evaluated = list(zip(proposal.candidates, setting.selections([c.params for c in proposal.candidates]),
+                         strict=True))
     for _c, ev in evaluated:
         remember_returns(agent, setting.bars, setting.protocol, ev)
 

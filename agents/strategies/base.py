@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agents.market.bars import Bars
+from agents.strategies import indicators
 
 
 class ParamValidationError(ValueError):
@@ -148,7 +149,16 @@ class StrategyTemplate:
     def target_positions(self, bars, params):
         """Target position per bar in [-1, 1] (long_only clips shorts to flat)."""
         clean = self.validate(params)
-        target = np.asarray(self.signal(bars, clean), dtype=np.float64)
-        target = np.nan_to_num(target, nan=0.0)
-        low = 0.0 if clean["long_only"] else -1.0
-        return np.clip(target, low, 1.0)
+        target = np.array(self.signal(bars, clean), dtype=np.float64)  # a copy: clipped in place
+        nan = np.isnan(target)
+        if nan.any():
+            target[nan] = 0.0
+        # NaN -> 0 above; +-inf clip to the bounds, as np.nan_to_num then np.clip would.
+        return np.clip(target, 0.0 if clean["long_only"] else -1.0, 1.0, out=target)
+
+    def target_matrix(self, bars, params_list):
+        """Target positions of many parameter sets (rows x bars), each row what
+        :meth:`target_positions` gives alone; indicators shared between rows are computed once."""
+        with indicators.shared():
+            rows = [self.target_positions(bars, p) for p in params_list]
+        return np.vstack(rows) if rows else np.empty((0, len(bars)))

@@ -4,11 +4,52 @@ Every output has the input's length and is causal: value i depends only on input
 bit for bit, whatever follows (block layouts are anchored at index 0 and sized by the
 window, never by the array length). Where there is not enough history the value is NaN,
 so comparisons against it are False and strategies stay flat during warm-up.
+
+Inside ``with shared():`` (a batch of candidates of one template on the same bars) each
+indicator is computed once per distinct input and window and reused: candidates with the same
+slow window share its moving average. The cached arrays are read-only, so a signal that tried
+to modify one in place would fail loudly instead of corrupting its neighbours.
 """
 
+import contextvars
+import functools
 import math
+from contextlib import contextmanager
 
 import numpy as np
+
+_shared = contextvars.ContextVar("shared_indicators", default=None)
+
+
+@contextmanager
+def shared():
+    """Reuse indicator values across the signals computed inside the block (one batch)."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _reused(fn):
+    """Memoise ``fn(x, *args)`` inside :func:`shared`, keyed by the input array's identity."""
+
+    @functools.wraps(fn)
+    def wrapper(x, *args):
+        cache = _shared.get()
+        if cache is None:
+            return fn(x, *args)
+        key = (fn.__name__, id(x), args)
+        hit = cache.get(key)
+        if hit is None:
+            value = fn(x, *args)
+            for array in value if isinstance(value, tuple) else (value,):
+                array.flags.writeable = False
+            # The entry holds x, so its id cannot be reused by another array while the cache lives.
+            hit = cache[key] = (x, value)
+        return hit[1]
+
+    return wrapper
 
 # EMA blocks are sized so that decay**-k stays below e**_EMA_BLOCK_LOG (~1e130): large
 # enough to keep a block's carry into the block after next below 1e-130 (negligible),
@@ -20,6 +61,7 @@ def _as_float(x):
     return np.asarray(x, dtype=np.float64)
 
 
+@_reused
 def rolling_sum(x, n):
     """Sum of the last n values (NaN for the first n-1 bars).
 
@@ -49,11 +91,13 @@ def rolling_sum(x, n):
     return windows.ravel()[:size]
 
 
+@_reused
 def sma(x, n):
     """Simple moving average over the last n bars."""
     return rolling_sum(x, n) / n
 
 
+@_reused
 def rolling_mean_std(x, n):
     """Mean and population standard deviation (ddof=0) of the last n bars, as for Bollinger bands.
 
@@ -120,11 +164,13 @@ def ema(x, alpha, init=None):
     return padded[:size]
 
 
+@_reused
 def ema_span(x, span):
     """EMA with the conventional alpha = 2 / (span + 1)."""
     return ema(x, 2.0 / (float(span) + 1.0))
 
 
+@_reused
 def rsi(close, n):
     """Wilder's RSI over n bars, 0..100 (NaN for the first n bars).
 
@@ -180,16 +226,19 @@ def _rolling_extreme(x, n, op):
     return out
 
 
+@_reused
 def rolling_max(x, n):
     """Maximum of the last n values (including the current one)."""
     return _rolling_extreme(x, n, np.maximum)
 
 
+@_reused
 def rolling_min(x, n):
     """Minimum of the last n values (including the current one)."""
     return _rolling_extreme(x, n, np.minimum)
 
 
+@_reused
 def shift(x, periods=1):
     """x delayed by `periods` bars (NaN fill): shift(x)[i] = x[i-1]."""
     x = _as_float(x)
