@@ -2,7 +2,6 @@
 
 import os
 
-import django
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
@@ -30,6 +29,6 @@ app.autodiscover_tasks()
 def _warm_up(**_kwargs):
     """What the apps registered (the compiled backtest kernel: ~0.4 s from numba's on-disk cache,
     ~2 s for the very first compile on a machine), when a worker starts (solo pool) and in each
-    pool process, before any task. django.setup() is idempotent; it makes sure ready() ran."""
-    django.setup()
+    pool process, before any task. Celery's Django fixup has run django.setup() (and so the apps'
+    ready()) on import_modules, which comes before worker_init."""
     warm_up()

@@ -5,7 +5,10 @@
 `warm_up()` after Django is set up.
 """
 
+import logging
 from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
 
 _warm_ups: dict[str, Callable[[], None]] = {}
 
@@ -18,3 +21,4 @@ def register_warm_up(name, fn):
 def warm_up():
     for fn in _warm_ups.values():
         fn()
+    logger.info("warmed up: %s", ", ".join(_warm_ups) or "nothing registered")

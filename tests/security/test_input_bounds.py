@@ -445,7 +445,7 @@ def test_the_version_at_answer_is_in_utc(lab):
 @pytest.mark.parametrize(
     ("path", "params", "expected"),
     [
-        ("{agent}/paper", {"points": "1" + "0" * 30}, 200),  # a positive integer: the summary caps it
+        ("{agent}/paper", {"points": "1" + "0" * 30}, 400),  # above the declared maximum: refused, not capped
         ("{agent}/paper", {"fills": "-5"}, 400), ("{agent}/paper", {"points": "x"}, 400),
         ("{agent}/iterations", {"page_size": "1" + "0" * 30}, 400),  # over the maximum page size
         ("{agent}/iterations", {"page": "1" + "0" * 30}, 404),  # a page past the last one
