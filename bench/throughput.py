@@ -57,6 +57,7 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per configuration (60)")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds run before measuring (15)")
     parser.add_argument("--stacks", default="postgres,sqlite", help="comma-separated: postgres, sqlite")
+    parser.add_argument("--workers", default="1,2", help="PostgreSQL runs, in order: worker processes (1,2)")
     parser.add_argument("--long-history", type=int, default=2000, help="stored trials of the long history (2000)")
     parser.add_argument("--database-url", default=PG_DEFAULT, help=f"PostgreSQL database to (re)create ({PG_DEFAULT})")
     parser.add_argument("--redis-url", default=REDIS_DEFAULT, help=f"Redis db to flush and use ({REDIS_DEFAULT})")
@@ -83,8 +84,8 @@ def _child(stack, args):
         env["CELERY_BROKER_URL"] = "filesystem://"
     out = Path(var) / "result.json"
     cmd = [sys.executable, __file__, "--stack", stack, "--agents", str(args.agents), "--seconds", str(args.seconds),
-           "--warmup", str(args.warmup), "--long-history", str(args.long_history), "--database-url",
-           args.database_url, "--redis-url", args.redis_url]
+           "--warmup", str(args.warmup), "--workers", args.workers, "--long-history", str(args.long_history),
+           "--database-url", args.database_url, "--redis-url", args.redis_url]
     print(f"== {stack}: var dir {var}", flush=True)
     subprocess.run(cmd, env=env, check=True, cwd=ROOT)
     return json.loads(out.read_text())
@@ -128,7 +129,7 @@ def run_stack(args):
     _agents, queries = _agents_and_query_counts(args.agents, args.long_history)
     result = {"stack": "PostgreSQL + Redis" if stack == "postgres" else "SQLite + filesystem", "runs": [],
               "queries": queries}
-    for workers in ((1, 2) if stack == "postgres" else (1,)):
+    for workers in ([int(w) for w in args.workers.split(",")] if stack == "postgres" else (1,)):
         result["runs"].append(_measure(workers, args))
     from django.conf import settings
 
