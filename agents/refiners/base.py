@@ -114,11 +114,16 @@ def schema_key(template: StrategyTemplate):
     """A function of a stored parameter set giving `params_key` of its cleaned form when it is
     valid (missing params read as their defaults, params the template no longer has ignored),
     without validating it: cheap enough to key a long history."""
-    defaults = sorted(template.defaults().items())
+    specs = sorted(template.params, key=lambda spec: spec.name)
+    names, defaults = [spec.name for spec in specs], [spec.default for spec in specs]
+    floats = [i for i, spec in enumerate(specs) if spec.type == "float"]
 
     def key(params: Mapping) -> tuple:
-        values = [(name, params.get(name, default)) for name, default in defaults]
-        return tuple((name, round(value, 12)) if type(value) is float else (name, value) for name, value in values)
+        values = list(map(params.get, names, defaults))  # in C: a Python loop per value costs 3x more
+        for i in floats:
+            if type(values[i]) is float:
+                values[i] = round(values[i], 12)
+        return tuple(zip(names, values, strict=True))
 
     return key
 
