@@ -28,9 +28,22 @@ candidates and evaluated versions; a set tried twice counts once). From them:
   :data:`PBO_DUPLICATE_CORRELATION` with a better one are the same strategy under another name
   (fast 3 vs 4), and counted apart they would split its rank at random and push PBO towards 0.5
   whatever the edge. So each such group enters once, by its best member (the highest Sharpe).
+
+Cost per iteration (issue 13 §3):
+
+- PBO is bounded whatever the history: CSCV over at most :data:`PBO_MAX_TRIALS` columns in
+  :data:`PBO_BLOCKS` blocks, i.e. C(10, 5) = 252 splits of a T x 48 matrix. The columns' selection
+  returns come from a per-process LRU cache of :data:`_RETURNS_CACHE_SIZE` vectors (one float per
+  selection bar: 4,000 bars is 32 kB, so at most 32 MB), filled as each evaluation is made; a
+  trial evicted since costs one selection backtest, at most 47 in an iteration.
+- N and V read the agent's stored trials once (two queries) and key them without validating
+  (``schema_key``: a few microseconds a trial): linear in the history but small against the
+  backtests (bench/throughput.py prints the iteration latency at two history lengths). A cost
+  that does not grow at all would need running aggregates stored with the agent.
 """
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +51,7 @@ import numpy as np
 from agents.evaluation.backtests import evaluate_selection
 from agents.evaluation.statistics import deflated_sharpe, pbo_cscv
 from agents.models import IterationStatus, LearningIteration, Refinement
-from agents.refiners.base import clean_or_none, params_key
+from agents.refiners.base import clean_or_none, params_key, schema_key
 
 PBO_MAX_TRIALS = 48
 PBO_BLOCKS = 10
@@ -71,17 +84,22 @@ def agent_trials(agent):
 
 
 def distinct(template, trials):
-    """{params_key: Trial}, the latest evaluation of each distinct (still valid) parameter set."""
+    """{params_key: Trial}, the latest evaluation of each distinct parameter set, as stored.
+
+    Keyed without validating each set (``schema_key``: a few microseconds a trial, where
+    validation costs about ten), since this reads the whole history every iteration. A set that
+    no longer validates (bounds changed since) was still a trial: it counts in N; only PBO, which
+    backtests, skips it."""
+    key_of = schema_key(template)
     out = {}
     for trial in trials:
-        clean = clean_or_none(template, trial.params)
-        if clean is None:
+        if not isinstance(trial.params, Mapping):
             continue
-        key = params_key(clean)
+        key = key_of(trial.params)
         previous = out.pop(key, None)
         sharpe = trial.selection_sharpe if trial.selection_sharpe is not None else (
             previous.selection_sharpe if previous else None)
-        out[key] = Trial(clean, trial.score, sharpe)
+        out[key] = Trial(trial.params, trial.score, sharpe)
     return out
 
 
@@ -142,7 +160,9 @@ def search_pbo(agent, template, bars, protocol, bars_per_year, evaluated, trials
         if len(chosen) >= PBO_MAX_TRIALS:
             break
         if key not in chosen:
-            chosen[key] = selection_returns(agent, template, trial.params, bars, protocol, bars_per_year)
+            clean = clean_or_none(template, trial.params)
+            if clean is not None:
+                chosen[key] = selection_returns(agent, template, clean, bars, protocol, bars_per_year)
     if len(chosen) < 2:
         return None, len(chosen)
     matrix = distinct_strategies(np.column_stack(list(chosen.values())))

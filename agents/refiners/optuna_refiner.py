@@ -1,19 +1,34 @@
 """Optuna (TPE, ask-and-tell) refiner: the optimiser that needs no LLM.
 
-Each call builds a fresh in-memory study, replays the agent's whole evaluated history
-into it (so iteration k continues the search of iterations 1..k-1 instead of restarting),
-then asks for new points. The sampler is seeded with `ctx.seed` (seed + iteration number),
-so the same context always yields the same candidates.
+Each call builds a fresh in-memory study, replays a **bounded** sample of the agent's evaluated
+history into it (so iteration k continues the search of iterations 1..k-1), then asks for new
+points. The sampler is seeded with `ctx.seed` (seed + iteration number), so the same context
+always yields the same candidates.
 
-Cross-parameter rules (fast < slow ...) are not expressible as Optuna distributions: a
-sampled point that `template.validate` refuses is told as FAIL (TPE ignores it, and with
-`constant_liar` the pending good ones still steer later asks) and we ask again, a bounded
-number of times.
+Cost flat in the history (bench/refiner_cost.py measures the options side by side): replaying
+everything made a proposal 19x slower after 5,000 trials than after 50, and a persisted study per
+agent (JournalStorage, ask and tell only) still 12x: TPE models every trial of its study on every
+ask (its cost is linear in the trials it holds: 50 -> 100 trials is 1.5x), and opening a journal
+replays its whole log (9x even with a random sampler). Bounded, the ratio is 1.48. So at
+most :data:`MAX_REPLAYED` trials are replayed: the :data:`BEST_KEPT` best scored (TPE's "good"
+set, the top 10% of what it is given, is then always the full history's very best), the
+:data:`RECENT_KEPT` most recent (where the search is now; TPE weighs older trials down anyway),
+and an even stride over the rest (the shape of what was explored). Only duplicate detection reads
+the whole history, by a cheap key (base.schema_key).
+
+Cross-parameter rules (fast < slow ...) are not expressible as Optuna distributions. A sampled
+point that `template.validate` refuses is told to the study as infeasible
+(`Trial.set_constraint`), so TPE puts it with the bad trials and moves away from the region, and
+we ask again, a bounded number of times. If TPE still has not filled the batch, valid points are
+drawn at random from the same distributions (bounded too): a template's rules can slow the search
+down but never stop an iteration. Only a search space with nothing new left is a RefinerError.
 """
 
+import heapq
 import logging
 import math
 
+import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
@@ -34,13 +49,17 @@ log = logging.getLogger(__name__)
 # Optuna logs every trial at INFO; an iteration replays hundreds of them.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-# How many of the most recent history entries are replayed: TPE's cost grows with the
-# number of trials, and old evaluations of a long-lived agent add little.
-MAX_HISTORY_TRIALS = 2000
-# Asks per requested candidate before giving up on constraints / duplicates.
-ATTEMPTS_PER_CANDIDATE = 50
+# The bounded replay (see the module docstring): at most this many trials go into the study.
+MAX_REPLAYED = 64
+BEST_KEPT = 24
+RECENT_KEPT = 24
+# TPE asks per requested candidate before falling back to random valid points.
+ATTEMPTS_PER_CANDIDATE = 20
+# Random draws per requested candidate in the fallback, before calling the space exhausted.
+FALLBACK_DRAWS_PER_CANDIDATE = 200
 # Significant digits kept on sampled floats: readable versions, stable duplicates.
 FLOAT_DIGITS = 6
+_CONSTRAINT = "template_rules"
 
 
 def search_space(template):
@@ -66,6 +85,22 @@ def search_space(template):
     return distributions, fixed
 
 
+def bounded_history(entries, limit=MAX_REPLAYED, best=BEST_KEPT, recent=RECENT_KEPT):
+    """Indices of ``entries`` [(params, score or None), oldest first] to replay, oldest first:
+    all of them up to ``limit``, else the ``best`` best scored, the ``recent`` most recent and an
+    even stride over the others."""
+    n = len(entries)
+    if n <= limit:
+        return list(range(n))
+    kept = set(heapq.nlargest(best, (i for i in range(n) if entries[i][1] is not None), key=lambda i: entries[i][1]))
+    kept.update(range(max(0, n - recent), n))
+    rest = [i for i in range(n) if i not in kept]
+    room = limit - len(kept)
+    if room > 0 and rest:
+        kept.update(rest[int(k * len(rest) / room)] for k in range(min(room, len(rest))))
+    return sorted(kept)
+
+
 def _contains(distributions, params):
     for name, dist in distributions.items():
         value = params.get(name)
@@ -80,6 +115,24 @@ def _contains(distributions, params):
 def _round_float(value, dist):
     value = float(f"{value:.{FLOAT_DIGITS}g}")
     return min(max(value, dist.low), dist.high)
+
+
+def _random_point(rng, distributions):
+    """A point drawn from the distributions as TPE's start-up phase would (log ints on a log scale)."""
+    point = {}
+    for name, dist in distributions.items():
+        if isinstance(dist, CategoricalDistribution):
+            point[name] = dist.choices[int(rng.integers(len(dist.choices)))]
+        elif isinstance(dist, IntDistribution):
+            if dist.log:
+                value = math.exp(rng.uniform(math.log(dist.low - 0.5 if dist.low > 0.5 else dist.low),
+                                             math.log(dist.high + 0.5)))
+            else:
+                value = rng.uniform(dist.low - 0.5, dist.high + 0.5)
+            point[name] = int(min(max(round(value), dist.low), dist.high))
+        else:
+            point[name] = _round_float(rng.uniform(dist.low, dist.high), dist)
+    return point
 
 
 class OptunaRefiner:
@@ -107,13 +160,13 @@ class OptunaRefiner:
         base = {name: (current or template.defaults())[name] for name in fixed}
 
         study = optuna.create_study(direction="maximize", sampler=self._sampler(ctx.seed))
-        n_seeded, best = self._seed(study, ctx, distributions, current)
+        n_seeded, best, worst = self._seed(study, ctx, distributions, current)
 
         collector = CandidateCollector(template, ctx.current_params, ctx.history, ctx.n_candidates)
-        attempts = max(1, ctx.n_candidates) * ATTEMPTS_PER_CANDIDATE
+        wanted = max(1, ctx.n_candidates)
         infeasible = duplicates = 0
         best_text = f"{ctx.objective}={best:.4g}" if best is not None else "none yet"
-        for _ in range(attempts):
+        for _ in range(wanted * ATTEMPTS_PER_CANDIDATE):
             if collector.full:
                 break
             trial = study.ask(distributions)
@@ -124,7 +177,10 @@ class OptunaRefiner:
             clean = clean_or_none(template, params)
             if clean is None:
                 infeasible += 1
-                study.tell(trial, state=TrialState.FAIL)
+                # Infeasible, not failed: TPE ignores failed trials, so it would keep sampling the
+                # region; an infeasible one joins the bad trials whatever its value.
+                trial.set_constraint(_CONSTRAINT, 1.0)
+                study.tell(trial, worst if worst is not None else 0.0)
                 continue
             if collector.why_not(clean):
                 duplicates += 1
@@ -137,48 +193,57 @@ class OptunaRefiner:
                 f"TPE sample #{k} after {n_seeded} evaluated trials (best so far: {best_text}); seed {ctx.seed}",
                 self.name,
             )
+        drawn = self._fill_at_random(collector, ctx, distributions, base, wanted, infeasible, duplicates)
 
         if not collector.candidates:
             raise RefinerError(
-                f"Optuna found no new valid parameter set in {attempts} attempts "
-                f"({infeasible} broke a constraint, {duplicates} were already evaluated): "
-                "the search space may be exhausted"
-            )
-        if not collector.full:
-            log.info(
-                "optuna refiner: %d of %d candidates after %d attempts (%d infeasible, %d duplicates)",
-                len(collector.candidates),
-                ctx.n_candidates,
-                attempts,
-                infeasible,
-                duplicates,
+                f"Optuna found no new valid parameter set in {wanted * ATTEMPTS_PER_CANDIDATE} TPE attempts "
+                f"({infeasible} broke a constraint, {duplicates} were already evaluated) and {drawn} random "
+                "draws: the search space may be exhausted"
             )
         return RefinerResult(candidates=collector.candidates, rejected=[], refiner=self.name)
 
-    def _seed(self, study, ctx, distributions, current):
-        """Replay the history into the study; returns (trials added, best score)."""
-        entries = [(tried.params, tried.score) for tried in ctx.history[-MAX_HISTORY_TRIALS:]]
-        keys = set()
-        for params, _ in entries:
-            clean = clean_or_none(ctx.template, params)
-            if clean is not None:
-                keys.add(params_key(clean))
-        # The current version's selection score counts even if the caller left it out.
-        if current is not None and params_key(current) not in keys:
-            entries.append((current, ctx.selection_score))
+    def _fill_at_random(self, collector, ctx, distributions, base, wanted, infeasible, duplicates):
+        """The bounded fallback: random valid, new points for the slots TPE left; returns the draws."""
+        if collector.full:
+            return 0
+        rng = np.random.default_rng(ctx.seed)
+        draws = 0
+        while not collector.full and draws < wanted * FALLBACK_DRAWS_PER_CANDIDATE:
+            draws += 1
+            clean = clean_or_none(ctx.template, {**base, **_random_point(rng, distributions)})
+            if clean is None or collector.why_not(clean):
+                continue
+            collector.add(
+                clean,
+                f"random valid sample #{len(collector.candidates) + 1}: TPE's samples broke the template's rules "
+                f"({infeasible}) or repeated evaluated sets ({duplicates}); seed {ctx.seed}",
+                self.name,
+            )
+        log.info("optuna refiner: %d of %d candidates; %d TPE samples infeasible, %d duplicates, %d random draws",
+                 len(collector.candidates), ctx.n_candidates, infeasible, duplicates, draws)
+        return draws
 
-        trials, best = [], None
-        for params, raw_score in entries:
-            clean = clean_or_none(ctx.template, params)
-            # Sets that no longer fit the schema (bounds changed since) cannot be replayed.
+    def _seed(self, study, ctx, distributions, current):
+        """Replay the bounded history into the study; returns (rationale's trial count, best, worst)."""
+        entries = [(tried.params, finite_or_none(tried.score)) for tried in ctx.history]
+        chosen = bounded_history(entries)
+        trials, keys, scores = [], set(), []
+        for params, score in [entries[i] for i in chosen] + [(current, finite_or_none(ctx.selection_score))]:
+            clean = clean_or_none(ctx.template, params) if params is not None else None
+            # Sets that no longer fit the schema (bounds changed since) cannot be replayed; the
+            # current version's selection score counts even if the caller left it out.
             if clean is None or not _contains(distributions, clean):
                 continue
+            if params is current and params_key(clean) in keys:
+                continue
+            keys.add(params_key(clean))
             point = {name: clean[name] for name in distributions}
-            score = finite_or_none(raw_score)
             if score is None:
                 trials.append(create_trial(params=point, distributions=distributions, state=TrialState.FAIL))
-                continue
-            trials.append(create_trial(params=point, distributions=distributions, value=score))
-            best = score if best is None else max(best, score)
+            else:
+                trials.append(create_trial(params=point, distributions=distributions, value=score))
+                scores.append(score)
         study.add_trials(trials)
-        return len(trials), best
+        count = str(len(trials)) if len(chosen) == len(entries) else f"{len(entries)} ({len(trials)} replayed)"
+        return count, (max(scores) if scores else None), (min(scores) if scores else None)
