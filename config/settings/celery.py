@@ -2,7 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import filesystem_broker_folders, positive_int, text
+from config.env import filesystem_broker_folders, number, positive_int, text
 
 from .core import TIME_ZONE, VAR_DIR
 from .lab import LAB_PAPER_INTERVAL_SECONDS, LAB_REPLAY_INTERVAL_SECONDS
@@ -27,6 +27,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
             "processed_folder": str(_folders["processed"]),
             "control_folder": str(_folders["control"]),
             "store_processed": False,
+            # kombu polls the folder once a second by default, which capped a worker at about
+            # one task a second (bench/throughput.py); a tenth of a second costs little.
+            "polling_interval": number("LAB_BROKER_POLL_SECONDS", 0.1, 0.01, 5.0),
         }
     )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
