@@ -122,6 +122,9 @@ def run_stack(args):
         _flush_redis(args.redis_url)
     import django
 
+    from config.bootstrap import bootstrap
+
+    bootstrap()  # the var folder and the secret key, as manage.py and the Celery app do at start
     django.setup()
     from django.core.management import call_command
 
