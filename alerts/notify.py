@@ -3,7 +3,7 @@
 `notify_alert(alert_id)` is called after commit by alerts.services when an alert is created
 or notified again after the repeat interval. It runs outside any transaction and:
 
-1. writes the always-on structured log line (alerts.channels.log.log_alert);
+1. writes the always-on structured log line (alerts.transports.log.log_alert);
 2. finds the matching channels: enabled, owner active, `min_severity` at or below the
    alert's severity, `alert_types` empty or holding the alert's type; for an agent's alert
    the agent owner's channels, for a lab-wide alert (agent null) the channels of those
@@ -52,9 +52,6 @@ from django.utils import timezone
 
 from agents.selectors import users_seeing_everything
 from alerts import task_names
-from alerts.channels import get_channel
-from alerts.channels.base import SendResult, build_payload
-from alerts.channels.log import alert_extra, log_alert
 from alerts.models import (
     SEVERITY_RANK,
     AgentAlert,
@@ -65,6 +62,9 @@ from alerts.models import (
     Severity,
 )
 from alerts.services import raise_alert
+from alerts.transports import transport_for
+from alerts.transports.base import SendResult, build_payload
+from alerts.transports.log import alert_extra, log_alert
 from config import task_messages
 from config.redaction import redact
 
@@ -305,7 +305,7 @@ def attempt_delivery(delivery_id):
         payload = build_payload(
             delivery.alert, delivery=delivery, folded=[d.alert for d in folded_rows], folded_count=folded_count
         )
-        result = get_channel(channel.kind).send(channel, payload, delivery_id=delivery.pk)
+        result = transport_for(channel.kind).send(channel, payload, delivery_id=delivery.pk)
     except Exception as exc:
         logger.exception("delivery %s: unexpected error in the %s channel", delivery.pk, channel.kind,
                          extra={"delivery_id": delivery.pk, "channel_id": channel.pk})

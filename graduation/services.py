@@ -2,16 +2,16 @@
 
 Transitions (each writes a GraduationEvent and an activity-log entry, in one transaction):
 
-- learning -> paper_trading: by a person, or automatically (graduation.checks, after an iteration,
+- learning -> paper_trading: by a person, or automatically (graduation.reactions, after an iteration,
   when ``agent.auto_graduate`` is on); only when eligible (graduation.eligibility). A paper
   account opens at the agent's initial capital with the current version pinned.
 - paper_trading -> live_trading: only by a person holding ``graduation.approve_live_trading``
   (else 403 naming it), with ``confirm`` true and a non-empty ``reason`` (else 400 naming them),
   and only when eligible on the paper record (else 409 listing the failed criteria). Never
   automatic. The paper account closes (its record is the evidence) and a live account opens on
-  the simulated broker (graduation.paper.broker) at the initial capital.
+  the simulated broker (graduation.trading.broker) at the initial capital.
 - paper_trading | live_trading -> learning (demote): by a person with a reason, or automatically
-  (graduation.checks) when the account's drawdown passes ``max_drawdown`` or a CRITICAL
+  (graduation.reactions) when the account's drawdown passes ``max_drawdown`` or a CRITICAL
   PERFORMANCE_DEGRADATION alert arrives while trading. The open account closes.
 
 Re-pin: while trading, the traded version is the agent's ``current_version``; when it changes (a
@@ -31,8 +31,8 @@ from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import episodes
 from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility, evidence_iteration
 from graduation.models import LIVE_PERMISSION, EventKind, GraduationEvent, PaperAccount
-from graduation.paper import accounts
-from graduation.paper.metrics import account_metrics
+from graduation.trading import accounts
+from graduation.trading.metrics import account_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from graduation.api.serializers import (
 )
 from graduation.eligibility import eligibility
 from graduation.models import GraduationEvent
-from graduation.paper.summary import paper_summary
+from graduation.trading.summary import paper_summary
 
 AGENT_ID = OpenApiParameter("agent_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 

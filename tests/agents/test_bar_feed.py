@@ -16,7 +16,7 @@ from agents.tasks import poll_bar_feed_task
 from core.errors import ValidationFailed
 from graduation import services as graduation
 from graduation.models import PaperAccount
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import InstrumentFactory
 from tests.fake_exchange import FakeExchange, kline
 from tests.graduation.helpers import eligible_agent

@@ -16,7 +16,7 @@ from agents.models import IterationTrigger
 from agents.services import learning
 from core.errors import ValidationFailed
 from graduation import services as graduation
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.agents.helpers import fred_series
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import QUICK, add_iteration

@@ -207,7 +207,7 @@ def test_email_refused_by_the_server_is_permanent(settings, queued, monkeypatch)
     def refuse(*args, **kwargs):
         raise smtplib.SMTPRecipientsRefused({"ops@example.com": (550, b"no such user")})
 
-    monkeypatch.setattr("alerts.channels.email.send_mail", refuse)
+    monkeypatch.setattr("alerts.transports.email.send_mail", refuse)
     [delivery] = notify.notify_alert(make_alert(agent).pk)
     assert run_task(delivery.pk) is False
     delivery.refresh_from_db()

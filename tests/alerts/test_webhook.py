@@ -10,9 +10,9 @@ import pytest
 from celery.exceptions import Retry
 
 from alerts import notify
-from alerts.channels.base import SendResult
 from alerts.models import AgentAlert, AlertType, Delivery, DeliveryStatus
 from alerts.tasks import deliver_task
+from alerts.transports.base import SendResult
 from tests.alerts.helpers import (
     SECRET,
     make_alert,
@@ -317,7 +317,7 @@ def test_an_error_mentioning_the_secret_is_redacted(allow_private, queued, monke
     channel = webhook_channel(agent.owner, "http://127.0.0.1:9/hook")
     delivery = one_delivery(make_alert(agent), channel, queued)
     monkeypatch.setattr(
-        "alerts.channels.webhook.WebhookChannel.send",
+        "alerts.transports.webhook.WebhookTransport.send",
         lambda self, channel, payload, delivery_id: SendResult.permanent(f"echoed {channel.secret}"),
     )
     run_task(delivery.pk)

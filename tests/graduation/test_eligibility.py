@@ -12,8 +12,8 @@ from agents.models import AgentStatus, IterationStatus, LearningIteration, Strat
 from graduation import services
 from graduation.eligibility import describe_failures, eligibility
 from graduation.models import PaperAccount
-from graduation.paper.metrics import account_metrics, account_sharpe_stats
-from graduation.paper.runner import paper_tick
+from graduation.trading.metrics import account_metrics, account_sharpe_stats
+from graduation.trading.runner import paper_tick
 from tests.factories import make_agent
 from tests.graduation.helpers import GOOD, QUICK, add_iteration, append_bars, eligible_agent, paper_agent
 

@@ -10,7 +10,7 @@ from agents.models import AgentStatus, Refinement
 from agents.services import decisions, manual_approval
 from graduation import services
 from graduation.models import EventKind
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import UserFactory
 from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent
 

@@ -19,7 +19,7 @@ from alerts.services import raise_alert
 from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import services
 from graduation.models import EventKind, GraduationEvent, PaperAccount
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent, paper_agent
 
@@ -134,7 +134,7 @@ def test_a_failing_receiver_never_breaks_the_iteration(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("broken")
 
-    monkeypatch.setattr("graduation.checks.eligibility", boom)
+    monkeypatch.setattr("graduation.reactions.eligibility", boom)
     finish(add_iteration(agent))  # no exception
     agent.refresh_from_db()
     assert agent.status == AgentStatus.LEARNING

@@ -40,7 +40,7 @@ from alerts.models import AgentAlert, AlertType, Delivery, NotificationChannel, 
 from core.errors import PermissionRefused
 from graduation import services as graduation_services
 from graduation.models import GraduationEvent, PaperAccount
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 from tests.graduation.helpers import PAPER_LENIENT, append_bars, paper_agent
 

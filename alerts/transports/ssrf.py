@@ -24,7 +24,7 @@ service at 169.254.169.254. So:
 - A refusal raises `BlockedDestination` before any socket is created.
 
 Redirects are never followed by the HTTP client itself; the webhook channel decides (see
-alerts/channels/webhook.py) and sends every hop through this same guard.
+alerts/transports/webhook.py) and sends every hop through this same guard.
 """
 
 import contextlib

@@ -2,9 +2,9 @@
 
 Pure Python, no Django: :func:`step` takes the account's state, one new bar, the target the
 strategy decided on that bar's close, the costs and a broker, and returns the fills, the trades
-closed and the bar's equity point. graduation.paper.accounts feeds it bars from the database;
+closed and the bar's equity point. graduation.trading.accounts feeds it bars from the database;
 the engine does not know where bars come from (an import, the replay feed) nor which broker
-executes (graduation.paper.broker).
+executes (graduation.trading.broker).
 
 Rules (those of agents.backtest.engine, restated one bar at a time):
 
@@ -24,12 +24,12 @@ Rules (those of agents.backtest.engine, restated one bar at a time):
   the backtest trades nothing after ruin either, and the demotion check closes the account).
 
 Replaying the same bars and targets through ``run_backtest`` gives the same fills, trades and
-equity to rounding (graduation.paper.consistency checks it for any account).
+equity to rounding (graduation.trading.consistency checks it for any account).
 """
 
 from dataclasses import dataclass, field
 
-from graduation.paper.broker import Fill, Order
+from graduation.trading.broker import Fill, Order
 
 SIGNAL, STOP_LOSS, TAKE_PROFIT, RUIN = "signal", "stop_loss", "take_profit", "ruin"
 

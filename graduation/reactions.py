@@ -12,7 +12,7 @@ After a learning iteration (graduation.receivers, on ``iteration_finished``):
   (GRADUATION_READY once per episode) and, when ``auto_graduate`` is on and it is eligible, it
   moves to paper trading (never further).
 
-After a paper tick processed an account (graduation.paper.runner):
+After a paper tick processed an account (graduation.trading.runner):
 
 - the agent is demoted when the account's drawdown passes ``max_drawdown`` (strictly) or the
   account is ruined (equity 0);
