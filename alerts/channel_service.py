@@ -221,7 +221,7 @@ class NotificationTestResult:
     response_code: int | None = None
 
 
-def send_test_notification(channel, *, user=None):
+def channel_send_test(channel, *, user=None):
     """Send an INFO test payload now, through the channel's normal code path (no retries).
 
     Returns NotificationTestResult(ok, error, response_code); the error never contains the secret.

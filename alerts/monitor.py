@@ -2,7 +2,7 @@
 
 Reached through `agents.signals.iteration_finished` (alerts/receivers.py), so it sees the
 committed iteration and a failure here never fails the iteration. Every threshold comes from
-settings. Each rule raises through `alerts.services.raise_alert`, which deduplicates by
+settings. Each rule raises through `alerts.services.alert_raise`, which deduplicates by
 (agent, type, fingerprint) while the alert is unacknowledged and limits re-notification.
 
 Notation
@@ -54,7 +54,7 @@ MILESTONE: INFO
         Edge-triggered: it marks reaching the level, not every iteration spent above it.
 
 CONVERGENCE: INFO, fingerprint "converged", from `agents.signals.learning_converged`.
-GRADUATION_READY: INFO, `alerts.services.graduation_ready`, called by the graduation app.
+GRADUATION_READY: INFO, `alerts.services.graduation_ready_raise`, called by the graduation app.
 
 Cost: the monitor reads a bounded number of rows whatever the history: the iteration with
 its agent, the last max(W, 2) succeeded iterations before it (values only), one aggregate
@@ -72,7 +72,7 @@ from agents.evaluation.numbers import finite_or_none
 from agents.evaluation.statistics import proportion_drop_test, sharpe_standard_error
 from agents.models import AgentStatus, IterationStatus, LearningIteration, TradingAgent
 from alerts.models import AgentAlert, AlertType, Severity
-from alerts.services import raise_alert
+from alerts.services import alert_raise
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def on_converged(agent_id, reason, details=None):
     agent = TradingAgent.objects.filter(pk=agent_id).first()
     if agent is None:
         return None
-    return raise_alert(
+    return alert_raise(
         agent, AlertType.CONVERGENCE, Severity.INFO,
         f"Continuous learning stopped, {reason}.",
         fingerprint="converged", details={"reason": reason, **(details or {})},
@@ -192,7 +192,7 @@ def _rule_iteration_failed(iteration):
     # Only `limit` rows are read, so the streak is known up to the limit: "3+" for 3 or more.
     critical = streak >= limit
     suffix = f" ({streak}{'+' if critical else ''} consecutive failures)" if streak > 1 else ""
-    return [raise_alert(
+    return [alert_raise(
         agent, AlertType.ERROR, Severity.CRITICAL if critical else Severity.WARNING,
         f"Iteration #{iteration.number} failed{suffix}: {iteration.error or 'unknown error'}",
         fingerprint="iteration_failed",
@@ -207,7 +207,7 @@ def _rule_fallback(iteration):
     if not iteration.fallback_reason:
         return []
     agent = iteration.agent
-    return [raise_alert(
+    return [alert_raise(
         agent, AlertType.ERROR, Severity.WARNING,
         f"Iteration #{iteration.number}: the {agent.refiner} refiner fell back: {iteration.fallback_reason}",
         fingerprint="refiner_fallback",
@@ -251,7 +251,7 @@ def _degradation(iteration, previous, totals):
         )
         if found is not None:
             drop, p_value = found
-            raised.append(raise_alert(
+            raised.append(alert_raise(
                 agent, AlertType.PERFORMANCE_DEGRADATION, severity,
                 f"Win rate fell from {_pct(then_metrics['win_rate'])} (iteration #{then['number']}) to "
                 f"{_pct(metrics['win_rate'])} (#{iteration.number}) on the sealed test window: {_pct(drop)} "
@@ -283,7 +283,7 @@ def _degradation(iteration, previous, totals):
                 found = None  # within the noise of a Sharpe estimated on this many bars
         if found is not None:
             mean, shortfall = found
-            raised.append(raise_alert(
+            raised.append(alert_raise(
                 agent, AlertType.PERFORMANCE_DEGRADATION, severity,
                 f"Objective ({agent.objective}) {iteration.score:.4f} at iteration #{iteration.number} is "
                 f"{_pct(shortfall)} below its recent average {mean:.4f} (previous {window} iterations; "
@@ -311,7 +311,7 @@ def _milestones(iteration, previous, totals):
         fingerprint = f"iterations:{count}"
         # Once per agent and milestone: a re-run of the monitor after acknowledgement stays quiet.
         if not AgentAlert.objects.filter(agent=agent, alert_type=AlertType.MILESTONE, fingerprint=fingerprint).exists():
-            raised.append(raise_alert(
+            raised.append(alert_raise(
                 agent, AlertType.MILESTONE, Severity.INFO,
                 f"{count} successful learning iterations (iteration #{iteration.number}).",
                 fingerprint=fingerprint,
@@ -320,7 +320,7 @@ def _milestones(iteration, previous, totals):
 
     best_before, score = finite_or_none(totals["best"]), finite_or_none(iteration.score)
     if best_before is not None and score is not None and score > best_before:
-        raised.append(raise_alert(
+        raised.append(alert_raise(
             agent, AlertType.MILESTONE, Severity.INFO,
             f"New best sealed-test {agent.objective}: {score:.4f} at iteration #{iteration.number} "
             f"(previous best {best_before:.4f}).",
@@ -332,7 +332,7 @@ def _milestones(iteration, previous, totals):
     before = previous[0]["validation_metrics"] if previous else None
     if meets_win_rate_milestone(metrics) and not (previous and meets_win_rate_milestone(before)):
         level = settings.LAB_ALERT_MILESTONE_WIN_RATE
-        raised.append(raise_alert(
+        raised.append(alert_raise(
             agent, AlertType.MILESTONE, Severity.INFO,
             f"Win rate {_pct(metrics['win_rate'])} over {int(metrics['num_trades'])} trades at iteration "
             f"#{iteration.number} (at least {_pct(level)} with {settings.LAB_ALERT_MILESTONE_MIN_TRADES}+ trades).",

@@ -1,6 +1,6 @@
 """Notifying an alert: fan-out to channels, the per-channel rate limit, and delivery attempts.
 
-`notify_alert(alert_id)` is called after commit by alerts.services when an alert is created
+`alert_notify(alert_id)` is called after commit by alerts.services when an alert is created
 or notified again after the repeat interval. It runs outside any transaction and:
 
 1. writes the always-on structured log line (alerts.transports.log.log_alert);
@@ -32,7 +32,7 @@ Rate limit and folding (per channel, rolling minute, testable under a frozen clo
   of the others.
 A receiver therefore sees at most N deliveries a minute plus, per burst, one summary.
 
-Delivery attempts (`attempt_delivery`, run by alerts.tasks.deliver_task): a succeeded,
+Delivery attempts (`delivery_attempt`, run by alerts.tasks.deliver_task): a succeeded,
 failed or folded delivery is never sent again; each attempt increments `attempts` with a
 conditional update, sends, and records the status, response code and error (never the
 secret). A retryable failure waits `LAB_WEBHOOK_BACKOFF_SECONDS * 2**(attempts-1) *
@@ -61,7 +61,7 @@ from alerts.models import (
     NotificationChannel,
     Severity,
 )
-from alerts.services import raise_alert
+from alerts.services import alert_raise
 from alerts.transports import transport_for
 from alerts.transports.base import SendResult, build_payload
 from alerts.transports.log import alert_extra, log_alert
@@ -78,7 +78,7 @@ FINISHED_STATUSES = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
 
 
 # --- fan-out -------------------------------------------------------------------------------
-def notify_alert(alert_id, *, sequence=None):
+def alert_notify(alert_id, *, sequence=None):
     """Log the alert and queue one delivery per matching channel. Returns the deliveries."""
     alert = AgentAlert.objects.select_related("agent", "agent__instrument").filter(pk=alert_id).first()
     if alert is None:
@@ -90,7 +90,7 @@ def notify_alert(alert_id, *, sequence=None):
     deliveries = []
     for channel in matching_channels(alert):
         try:
-            deliveries.append(enqueue_delivery(alert, channel, sequence))
+            deliveries.append(delivery_enqueue(alert, channel, sequence))
         except Exception:
             # One broken channel (or a broker hiccup) must not cost the others their notice.
             logger.exception(
@@ -159,7 +159,7 @@ def _seconds_until_free(channel, now):
     return max(1.0, (oldest + RATE_WINDOW - now).total_seconds() + 1.0)
 
 
-def enqueue_delivery(alert, channel, sequence):
+def delivery_enqueue(alert, channel, sequence):
     """Create this notification's delivery on the channel: pending and queued, or folded."""
     now = timezone.now()
     try:
@@ -192,7 +192,7 @@ def enqueue_delivery(alert, channel, sequence):
         return Delivery.objects.get(alert=alert, channel=channel, sequence=sequence)
 
 
-def flush_folded(channel_id):
+def folded_flush(channel_id):
     """Send the folded tail of a burst once the window frees. Returns seconds to wait, or None."""
     now = timezone.now()
     with transaction.atomic():
@@ -222,7 +222,7 @@ def _stale_retrying_after():
     return dt.timedelta(seconds=longest_backoff) + STALE_PENDING
 
 
-def requeue_stale_deliveries(now=None):
+def deliveries_requeue_stale(now=None):
     """Re-send the task of deliveries whose message was lost; flush forgotten folded rows.
 
     A delivery is committed before its task is queued, so a broker that is down at that moment
@@ -274,7 +274,7 @@ def backoff_seconds(attempts, retry_after=None):
     return max(base, retry_after or 0.0)
 
 
-def attempt_delivery(delivery_id):
+def delivery_attempt(delivery_id):
     """One attempt of a pending or retrying delivery. Returns seconds until the retry, or None."""
     delivery = (
         Delivery.objects.select_related("alert", "alert__agent", "alert__agent__instrument", "channel")
@@ -344,11 +344,11 @@ def _record(delivery, channel, result, folded_ids, max_attempts):
         status=DeliveryStatus.FAILED, last_error=error, response_code=result.response_code, updated_at=now
     )
     logger.warning("delivery %s failed for good: %s", delivery.pk, error, extra=extra)
-    check_failing_channel(channel, last_error=error)
+    channel_failing_check(channel, last_error=error)
     return None
 
 
-def check_failing_channel(channel, *, last_error=""):
+def channel_failing_check(channel, *, last_error=""):
     """Raise a lab-wide ERROR alert when the channel's last 3 finished deliveries failed."""
     recent = list(
         Delivery.objects.filter(channel=channel, status__in=FINISHED_STATUSES)
@@ -358,7 +358,7 @@ def check_failing_channel(channel, *, last_error=""):
     if len(recent) < FAILING_CHANNEL_STREAK or any(s != DeliveryStatus.FAILED for s in recent):
         return None
     try:
-        alert, _created = raise_alert(
+        alert, _created = alert_raise(
             None,
             AlertType.ERROR,
             Severity.WARNING,

@@ -44,7 +44,7 @@ from django.db import transaction
 
 from agents.evaluation import rules as R
 from agents.models import TradingAgent
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 
 MIN_ITERATIONS = R.Rule("min_iterations", "iterations", ">=", "int", 1, 100_000, default=10,
                         words="an integer between 1 and 100000",
@@ -135,7 +135,7 @@ def criteria_set(agent, data, *, actor, partial=False):
             clean = {**{k: v for k, v in kept.items() if k in RULES}, **clean}
         agent.graduation_criteria = clean
         agent.save(update_fields=["graduation_criteria", "updated_at"])
-        log_activity(
+        activity_log(
             agent, "graduation_criteria_set",
             "Graduation criteria overrides set" + (f": {clean}" if clean else " (lab defaults)") + ".",
             actor=actor, details={"before": before, "after": clean},

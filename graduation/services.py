@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from agents.evaluation.exam import exam_record_stored
 from agents.models import AgentStatus, ExamPurpose, StrategyVersion, TradingAgent
-from agents.services.activity import actor_label_for, log_activity
+from agents.services.activity import activity_log, actor_label_for
 from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import episodes
 from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility, evidence_iteration
@@ -62,7 +62,7 @@ def _record(agent, kind, from_status, to_status, *, actor, automatic, reason, sn
     return event
 
 
-def graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, now=None):
+def agent_graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, now=None):
     """Move the agent one step up (learning -> paper, paper -> live). Returns the GraduationEvent."""
     reason = (reason or "").strip()
     target = NEXT_STATUS.get(agent.status)
@@ -101,8 +101,8 @@ def graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, no
                             else f"graduated by {actor_label_for(actor)}")
         event = _record(agent, EventKind.GRADUATE, from_status, target, actor=actor, automatic=automatic,
                         reason=reason, snapshot=_snapshot(result), version=agent.current_version, now=now)
-        episodes.end_episode(agent, now=now)
-        log_activity(
+        episodes.episode_end(agent, now=now)
+        activity_log(
             agent, "graduated",
             f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target}, "
             f"trading v{agent.current_version.number}: {reason}",
@@ -134,7 +134,7 @@ def _snapshot(result):
             "criteria_in_force": result["criteria_in_force"]}
 
 
-def demote(agent, *, actor=None, reason="", automatic=False, trigger="manual", details=None, now=None):
+def agent_demote(agent, *, actor=None, reason="", automatic=False, trigger="manual", details=None, now=None):
     """Move a paper or live agent back to learning; closes its account. Returns the GraduationEvent."""
     reason = (reason or "").strip()
     if not reason:
@@ -159,8 +159,8 @@ def demote(agent, *, actor=None, reason="", automatic=False, trigger="manual", d
         agent.save(update_fields=["status", "updated_at"])
         event = _record(agent, EventKind.DEMOTE, from_status, AgentStatus.LEARNING, actor=actor, automatic=automatic,
                         reason=reason, snapshot=snapshot, version=agent.current_version, now=now)
-        episodes.end_episode(agent, now=now)
-        log_activity(
+        episodes.episode_end(agent, now=now)
+        activity_log(
             agent, "demoted",
             f"{'Automatically demoted' if automatic else 'Demoted'} from {from_status} to learning: {reason}",
             actor=actor, actor_label=_label(actor, automatic),
@@ -176,7 +176,7 @@ def _account_summary(account):
             "bars": account.bars_processed, "closed_trades": account.closed_trades}
 
 
-def record_repin(agent_id, version_id, *, automatic=False, refinement_id=None, actor=None, note="", now=None):
+def repin_record(agent_id, version_id, *, automatic=False, refinement_id=None, actor=None, note="", now=None):
     """The traded version of a trading agent changed: record it and move the open account to it.
 
     Idempotent: nothing happens when the account already trades ``version_id`` or the agent is not
@@ -198,7 +198,7 @@ def record_repin(agent_id, version_id, *, automatic=False, refinement_id=None, a
         event = _record(agent, EventKind.REPIN, agent.status, agent.status, actor=actor, automatic=automatic,
                         reason=reason, snapshot={"refinement": refinement_id, "version_metrics": version.metrics},
                         version=version, previous=previous, now=now)
-        log_activity(
+        activity_log(
             agent, "traded_version_repinned",
             f"While {agent.status}: the traded version is now v{version.number} "
             f"(was v{previous.number if previous else '-'}): {reason}.",
@@ -245,7 +245,7 @@ def switches_set(agent, data, *, actor):
             for key, value in changed.items():
                 setattr(agent, key, value)
             agent.save(update_fields=[*changed, "updated_at"])
-            log_activity(agent, "graduation_settings_set",
+            activity_log(agent, "graduation_settings_set",
                          "Graduation settings: " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in changed.items())
                          + ".", actor=actor, details=changed)
     return agent

@@ -4,7 +4,7 @@ The gate's rules, their defaults and the evidence each reads are declared once i
 :mod:`agents.services.approval_gate`; the learning service judges every candidate there while it
 still has the backtests in hand (outside any transaction), reads the sealed test window only for
 the best candidate that passes every other rule, and stores each candidate's rows in
-``criteria_results``. :func:`auto_approve_iteration` runs in the finishing transaction when
+``criteria_results``. :func:`iteration_auto_approve` runs in the finishing transaction when
 ``auto_approve_enabled`` is set and decides on those rows:
 
 - the candidate whose rows all pass, sealed row included, is approved and applied as a new
@@ -41,7 +41,7 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import decisions
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from agents.services.approval_gate import (
     APPROVAL_RULES,
     DEFAULT_THRESHOLDS,
@@ -112,7 +112,7 @@ def _summary(**values):
             "superseded": 0, "rejected": 0, **values}
 
 
-def auto_approve_iteration(iteration):
+def iteration_auto_approve(iteration):
     """Judge the iteration's pending candidates and apply the best passing one. Never raises
     for bad data; returns a summary (approved refinement id or None, version number, counts)."""
     agent = TradingAgent.objects.filter(pk=iteration.agent_id).first()
@@ -128,7 +128,7 @@ def auto_approve_iteration(iteration):
         # the candidates stay pending for a person.
         logger.exception("auto-approval of iteration %s of agent %s failed", iteration.number, agent.pk)
         message = f"auto-approval failed: {type(exc).__name__}: {exc}"
-        log_activity(agent, "auto_approval_failed", message, actor_label=ACTOR_LABEL,
+        activity_log(agent, "auto_approval_failed", message, actor_label=ACTOR_LABEL,
                      details={"iteration": iteration.number, "error_type": type(exc).__name__})
         return _summary(skipped=message)
 
@@ -204,7 +204,7 @@ def _run(agent, iteration):
         message = f"Auto-approval: none of {len(judged)} candidates passed the gate; nothing applied."
     else:
         message = "Auto-approval: no pending candidates; nothing applied."
-    log_activity(agent, "auto_approval", message, actor_label=ACTOR_LABEL, details={**base_details, **summary})
+    activity_log(agent, "auto_approval", message, actor_label=ACTOR_LABEL, details={**base_details, **summary})
     return summary
 
 
@@ -228,7 +228,7 @@ def _record_without_applying(agent, judged, passing, refusal, base_details):
         Refinement.objects.filter(pk=refinement.pk, status=RefinementStatus.PENDING).update(
             criteria_results=results, decision_reason=f"judged by auto-approval: {verdict}; left pending ({refusal})"
         )
-    log_activity(
+    activity_log(
         agent, "auto_approval_skipped", refusal, actor_label=ACTOR_LABEL,
         details={
             **base_details,
@@ -267,7 +267,7 @@ def _set_enabled(agent, enabled, actor):
         message = f"Auto-approval {word}."
         if enabled and refusal:
             message += f" Candidates will be judged but not applied: {refusal.removeprefix('auto-approval skipped: ')}."
-        log_activity(agent, f"auto_approve_{word}", message, actor=actor,
+        activity_log(agent, f"auto_approve_{word}", message, actor=actor,
                      details={"thresholds": effective_thresholds(agent)})
     return agent
 
@@ -303,7 +303,7 @@ def thresholds_set(agent, data, *, actor, partial=False):
         shown = ", ".join(
             f"{k} {_fmt_threshold(c['from'])} -> {_fmt_threshold(c['to'])}" for k, c in changed.items()
         )
-        log_activity(
+        activity_log(
             agent, "approval_thresholds_set",
             f"Approval thresholds set: {shown or 'defaults pinned, values unchanged'}.", actor=actor,
             details={"thresholds": clean, "changed": changed},

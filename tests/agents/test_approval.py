@@ -582,7 +582,7 @@ def test_thresholds_decide_between_the_candidates_of_one_iteration():
     assert failing and {r.status for r in failing} == {RefinementStatus.REJECTED}
     assert all("min_sharpe_ratio" in r.decision_reason for r in failing)
     # Nothing pending is left, so running it again changes nothing.
-    assert approval.auto_approve_iteration(iteration)["judged"] == 0
+    assert approval.iteration_auto_approve(iteration)["judged"] == 0
 
 
 def test_default_thresholds_change_nothing_on_a_random_walk():
@@ -682,7 +682,7 @@ def test_disabled_auto_approval_judges_but_decides_nothing():
     assert all([c["criterion"] for c in r.criteria_results] == SELECTION_ROWS for r in refs)
     assert readings(agent, ExamPurpose.APPROVAL) == [] and len(readings(agent, ExamPurpose.REPORT)) == 1
     assert not ActivityLog.objects.filter(agent=agent, actor_label="auto-approval").exists()
-    assert approval.auto_approve_iteration(iteration) == approval._summary(enabled=False)
+    assert approval.iteration_auto_approve(iteration) == approval._summary(enabled=False)
 
 
 def test_candidates_never_examined_are_not_applied_later():
@@ -691,7 +691,7 @@ def test_candidates_never_examined_are_not_applied_later():
     approval.thresholds_set(agent, LOOSE, actor=agent.owner)
     iteration = run(agent)
     approval.auto_approve_enable(agent, actor=agent.owner)
-    summary = approval.auto_approve_iteration(iteration)
+    summary = approval.iteration_auto_approve(iteration)
     assert summary["approved"] is None and summary["rejected"] == len(refinements(iteration))
     assert all("not examined on the sealed window" in r.decision_reason for r in refinements(iteration))
     assert StrategyVersion.objects.filter(agent=agent).count() == 1
@@ -721,7 +721,7 @@ def test_an_old_iteration_is_not_applied_over_a_newer_version():
     approval.thresholds_set(agent, LOOSE, actor=agent.owner)
     approval.auto_approve_enable(agent, actor=agent.owner)
 
-    summary = approval.auto_approve_iteration(old)
+    summary = approval.iteration_auto_approve(old)
 
     assert "current version changed" in summary["skipped"]
     assert StrategyVersion.objects.filter(agent=agent).count() == 2

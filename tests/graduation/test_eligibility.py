@@ -225,7 +225,7 @@ def test_a_version_nobody_has_evaluated_yet_is_not_eligible():
 
 def test_after_a_demotion_only_newer_iterations_are_evidence():
     agent = paper_agent()
-    services.demote(agent, actor=agent.owner, reason="not convinced")
+    services.agent_demote(agent, actor=agent.owner, reason="not convinced")
     agent.refresh_from_db()
     result = eligibility(agent)
     assert result["failed"] == ["evidence"]

@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
-from agents.services.activity import actor_label_for, log_activity
+from agents.services.activity import activity_log, actor_label_for
 from agents.services.continuous.convergence import convergence_window
 from agents.services.continuous.state import (
     ACTIVE_STATUSES,
@@ -34,7 +34,7 @@ def continuous_start(agent, *, actor):
             continuous_learning_enabled=True, continuous_state=state, continuous_stop_reason="", updated_at=now
         )
         restarted = " (restarted after convergence)" if previous == ContinuousState.CONVERGED else ""
-        log_activity(
+        activity_log(
             fresh,
             EVENT_STARTED,
             f"Continuous learning started{restarted}: up to {fresh.max_iterations_per_day} iterations a day, "
@@ -69,7 +69,7 @@ def continuous_stop(agent, *, actor, reason=None):
             continuous_stop_reason=reason,
             updated_at=timezone.now(),
         )
-        log_activity(
+        activity_log(
             fresh, EVENT_STOPPED, f"Continuous learning stopped: {reason}.", actor=actor,
             details={"previous_state": previous, "reason": reason},
         )
