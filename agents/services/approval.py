@@ -65,7 +65,7 @@ PAPER_SKIP_REASON = (
 def validate_thresholds(data, *, partial=False):
     """Check a thresholds object; returns the defaults overlaid with the cleaned values.
 
-    With ``partial=False`` (a full replace) each of the seed's five thresholds must be present
+    With ``partial=False`` (a full replace) each of the five core thresholds (REQUIRED_KEYS) must be present
     (the others may be omitted: their defaults). Raises ValidationFailed naming every bad key.
     """
     return R.validate(APPROVAL_RULES, data, required=() if partial else REQUIRED_KEYS, label="thresholds")

@@ -55,7 +55,7 @@ FOLD_RULES = (
 APPROVAL_RULES = (MIN_DSR, MAX_IMPROVEMENT_P, MAX_TEST_SHORTFALL, MIN_FOLD_PASS, *FOLD_RULES, REQUIRE_IMPROVEMENT)
 SELECTION_RULES = tuple(r for r in APPROVAL_RULES if r is not MAX_TEST_SHORTFALL)
 DEFAULT_THRESHOLDS = R.defaults_of(APPROVAL_RULES)
-# The seed's ApprovalThresholds: a full replace (PUT) must send each of these.
+# The five core ApprovalThresholds: a full replace (PUT) must send each of these.
 REQUIRED_KEYS = ("min_win_rate", "min_sharpe_ratio", "min_signals", "min_total_return", "require_improvement")
 SEALED_CRITERION = MAX_TEST_SHORTFALL.name
 
