@@ -1,30 +1,19 @@
 """Heartbeats of beat and the workers, and the alert when the lab's scheduler dies.
 
-Who records what (rows of alerts.models.Heartbeat):
+Rows of ``Heartbeat``: "beat" is written by the beat process when it starts and whenever it
+publishes a task (at most every BEAT_WRITE_EVERY s; it publishes ``heartbeat_task`` every
+minute, so a live beat writes whether or not a worker is free). "worker:<hostname>" is written
+by each worker's main process from a daemon thread (so a worker busy with long iterations still
+counts as alive) and by the pool process running ``heartbeat_task`` (proof that beat -> broker
+-> worker works); "workers" holds the latest of any worker.
 
-- "beat": the beat process itself, when it starts (`beat_init`) and whenever it publishes a
-  task (`before_task_publish` in that process), at most every BEAT_WRITE_EVERY seconds. Beat publishes
-  `heartbeat_task` every minute (CELERY_BEAT_SCHEDULE), so a live beat writes at least once a
-  minute whether or not a worker is free to run anything.
-- "worker:<hostname>": each worker's main process, when it is ready and then every
-  LAB_HEARTBEAT_INTERVAL_SECONDS from a daemon thread (so a worker whose pool is busy with
-  long iterations still counts as alive), and the pool process that runs `heartbeat_task`
-  (proof that beat -> broker -> worker works end to end: `details.last_task_at`). A warm
-  shutdown marks the row stopped. "workers" holds the latest heartbeat of any worker.
-
-The check (`scheduler_health_check`): beat is stale when its last heartbeat is older than
-LAB_HEARTBEAT_STALE_SECONDS; workers are stale when no running worker recorded one within
-that limit. A component never seen counts as unhealthy at once, and is alerted on once the
-check has watched for it longer than the limit (a fresh install gets its grace period).
-On the first check that finds a component stale, a CRITICAL SYSTEM alert goes out through
-the normal channels (fingerprint `scheduler:beat` / `scheduler:workers`); the flag
-`Heartbeat.alerted`, flipped by a conditional UPDATE, makes it once per outage however many
-web processes and cron jobs check. The first check that finds it healthy again flips the flag
-back, acknowledges that CRITICAL alert and raises an INFO recovery notice (one per outage).
-
-The check runs where the watched component is not needed: in the web process on each
-/health request and admin dashboard view, from `manage.py check_health` under cron, and
-(for beat only) from every worker's heartbeat thread.
+``scheduler_health_check``: a component is stale when its last heartbeat is older than
+LAB_HEARTBEAT_STALE_SECONDS (never seen: after the check has watched that long). The first
+stale check raises one CRITICAL SYSTEM alert (``scheduler:beat`` / ``scheduler:workers``), once
+per outage however many processes check (``Heartbeat.alerted``, a conditional UPDATE); the
+first healthy one acknowledges it and raises one INFO recovery notice. The check runs where the
+watched component is not needed: /health, the admin dashboard, ``check_health`` under cron,
+and (for beat) every worker's heartbeat thread.
 """
 
 import datetime as dt

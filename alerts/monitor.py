@@ -1,64 +1,28 @@
 """The performance monitor: the rules run after each learning iteration commits.
 
-Reached through `agents.signals.iteration_finished` (alerts/receivers.py), so it sees the
-committed iteration and a failure here never fails the iteration. Every threshold comes from
-settings. Each rule raises through `alerts.services.alert_raise`, which deduplicates by
-(agent, type, fingerprint) while the alert is unacknowledged and limits re-notification.
+Reached through ``iteration_finished`` (alerts/receivers.py), so a failure here never fails the
+iteration; each rule raises through ``alert_raise`` (deduplicated per agent, type, fingerprint).
+Thresholds are settings (README "Configuration"). Notation: t is the succeeded iteration just
+finished, t-1, t-2 the succeeded ones before it; s_i its score (objective, sealed test window);
+wr_i, n_i its test win rate and trades; W = LAB_ALERT_RECENT_WINDOW, N_min = LAB_ALERT_MIN_TRADES,
+alpha = LAB_ALERT_SIGNIFICANCE.
 
-Notation
-    S          the agent's *succeeded* iterations ordered by number; t is the one just
-               finished and t-1, t-2, ... the succeeded ones before it (failed iterations
-               are skipped: they have no metrics).
-    s_i        score of i = the agent's objective on the sealed test window (out of sample).
-    wr_i, n_i  validation_metrics["win_rate"] and ["num_trades"] of i (the sealed test window).
-    W          LAB_ALERT_RECENT_WINDOW;  N_min  LAB_ALERT_MIN_TRADES;  alpha  LAB_ALERT_SIGNIFICANCE.
-
-PERFORMANCE_DEGRADATION: WARNING, CRITICAL when the agent is paper_trading or live_trading.
-    No degradation rule fires on fewer than N_min trades (default 20) on either side: two or
-    three trades are no evidence, and a CRITICAL alert demotes a trading agent.
-    (a) win-rate drop, fingerprint "win_rate_drop": both
-            (wr_{t-2} - wr_t) / wr_{t-2} > LAB_ALERT_WIN_RATE_DROP          (large enough to matter)
-            p = proportion_drop_test(wins_{t-2}, n_{t-2}, wins_t, n_t) <= alpha   (larger than noise)
-        with wins_i = round(wr_i * n_i), n_{t-2} >= N_min, n_t >= N_min and wr_{t-2} > 0; the
-        pooled two-proportion z-test (agents.evaluation.statistics).
-    (b) objective below its recent average, fingerprint "objective_drop":
-            m = mean(s_{t-W}, ..., s_{t-1})                (needs all W previous iterations)
-            scale = max(|m|, LAB_ALERT_OBJECTIVE_FLOOR)
-            fires when  m - s_t > LAB_ALERT_OBJECTIVE_MARGIN * scale  and n_t >= N_min
-        and, for the Sharpe objective, when even the upper confidence bound of s_t is below m:
-            s_t + z_{1-alpha} * SE_t < m,   SE_t = sharpe_standard_error(per-bar SR, T, skew,
-            kurtosis) * sqrt(bars per year)   (the test window's statistics, stored by the iteration)
-        For m well above 0 the margin reads s_t < m * (1 - margin); for m below 0, s_t more
-        negative than m * (1 + margin); near 0 the floor keeps a relative test from firing on
-        noise.
-
-ERROR
-    iteration failed, fingerprint "iteration_failed":
-            k = number of consecutive failed iterations ending with t (among finished ones)
-            severity = CRITICAL if k >= LAB_ALERT_ERROR_CRITICAL_AFTER else WARNING
-        A failure streak folds into one open alert whose severity only escalates.
-    refiner fell back (t.fallback_reason non-empty), fingerprint "refiner_fallback": WARNING.
-    (A notification channel that keeps failing is raised by alerts' notification side.)
-
-MILESTONE: INFO
-    iterations, fingerprint "iterations:<M>":
-            c = #{succeeded i : number_i <= number_t};  fires when c in LAB_ALERT_MILESTONES
-        Raised once per agent and milestone, even after acknowledgement.
-    new best objective, fingerprint "best_objective":
-            fires when t has a succeeded predecessor and s_t > max(s_i : i before t)
-        Successive bests fold into one open alert (count = number of new bests, message and
-        details = the latest best) until someone acknowledges it.
-    win rate, fingerprint "win_rate:<threshold>":
-            meets(i) = wr_i >= LAB_ALERT_MILESTONE_WIN_RATE and n_i >= LAB_ALERT_MILESTONE_MIN_TRADES
-            fires when meets(t) and not meets(t-1) (or t is the first succeeded iteration)
-        Edge-triggered: it marks reaching the level, not every iteration spent above it.
-
-CONVERGENCE: INFO, fingerprint "converged", from `agents.signals.learning_converged`.
-GRADUATION_READY: INFO, `alerts.services.graduation_ready_raise`, called by the graduation app.
-
-Cost: the monitor reads a bounded number of rows whatever the history: the iteration with
-its agent, the last max(W, 2) succeeded iterations before it (values only), one aggregate
-(count and best score); or, for a failure, the last LAB_ALERT_ERROR_CRITICAL_AFTER statuses.
+PERFORMANCE_DEGRADATION (WARNING; CRITICAL, which demotes, for a paper or live agent); no rule
+fires on fewer than N_min trades on either side, since a few trades are no evidence:
+    win_rate_drop:  (wr_{t-2} - wr_t) / wr_{t-2} > LAB_ALERT_WIN_RATE_DROP  and the pooled
+                    two-proportion z-test of wins_i = round(wr_i n_i) gives p <= alpha
+    objective_drop: m = mean(s_{t-W} .. s_{t-1}), scale = max(|m|, LAB_ALERT_OBJECTIVE_FLOOR),
+                    m - s_t > LAB_ALERT_OBJECTIVE_MARGIN * scale, and for Sharpe also
+                    s_t + z_{1-alpha} SE_t < m (SE_t: sharpe_standard_error of the test window,
+                    annualised); the floor keeps a relative test near 0 from firing on noise
+ERROR: iteration_failed (CRITICAL after LAB_ALERT_ERROR_CRITICAL_AFTER consecutive failures,
+    else WARNING; a streak folds into one alert), refiner_fallback (WARNING).
+MILESTONE (INFO): iterations:<M> (count of succeeded in LAB_ALERT_MILESTONES, once per agent),
+    best_objective (s_t above every earlier score; folds until acknowledged), win_rate:<x>
+    (edge-triggered: wr_t >= LAB_ALERT_MILESTONE_WIN_RATE with LAB_ALERT_MILESTONE_MIN_TRADES
+    trades, and not so at t-1).
+CONVERGENCE comes from ``learning_converged``; GRADUATION_READY from the graduation app.
+Cost: bounded whatever the history (the last max(W, 2) succeeded rows and one aggregate).
 """
 
 import logging

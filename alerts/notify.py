@@ -1,44 +1,22 @@
 """Notifying an alert: fan-out to channels, the per-channel rate limit, and delivery attempts.
 
-`alert_notify(alert_id)` is called after commit by alerts.services when an alert is created
-or notified again after the repeat interval. It runs outside any transaction and:
+``alert_notify(alert_id)`` runs after commit, outside any transaction: it logs the alert
+(always), finds the matching channels (enabled, owner active, severity and type filters; an
+agent's owner, or for a lab-wide alert those who see everything) and creates one Delivery per
+channel and notification ``sequence`` (unique per alert, channel, sequence: idempotent), each
+sent by ``deliver_task``. A channel that errors never blocks the others.
 
-1. writes the always-on structured log line (alerts.transports.log.log_alert);
-2. finds the matching channels: enabled, owner active, `min_severity` at or below the
-   alert's severity, `alert_types` empty or holding the alert's type; for an agent's alert
-   the agent owner's channels, for a lab-wide alert (agent null) the channels of those
-   who see everything (agents.selectors: superusers), plus, for a failing-channel alert,
-   that channel's owner's other channels;
-3. creates one Delivery per channel for this notification number (`sequence`), idempotent
-   under the (alert, channel, sequence) unique constraint, and queues `deliver_task` after
-   commit. A channel that errors is logged and skipped: it never blocks the others.
+Rate limit (per channel, rolling minute): a channel with ``rate_limit_per_minute`` non-folded
+deliveries created or attempted in the last 60 s is busy; a new delivery on it is stored
+``folded`` and not sent. The next delivery that goes out carries every folded one not yet
+carried (payload ``folded``), and the first fold of a burst queues ``flush_folded_task`` for
+when the window frees, so a burst's tail is not held until the next alert. A receiver sees at
+most N deliveries a minute plus one summary per burst.
 
-Sequence: the caller may pass it. Otherwise it is 1 for an alert without deliveries; the
-latest sequence again when the latest delivery is not older than `alert.last_notified_at`
-(the same notification seen twice); the latest + 1 when the alert was notified again since.
-
-Rate limit and folding (per channel, rolling minute, testable under a frozen clock):
-- A channel is "busy" when `rate_limit_per_minute` or more of its non-folded deliveries were
-  created or attempted (`updated_at`) in the last 60 seconds.
-- A new delivery on a busy channel is created with status `folded` and not sent.
-- The next delivery of that channel that goes out (the next attempt of any pending or
-  retrying delivery, even one queued just before the burst) carries every folded delivery
-  not yet carried: the payload's `folded` = {"count": n, "alerts": [summaries, oldest first,
-  at most 50]}; when it succeeds, the carried rows get `delivered_at` (they stay `folded`).
-  If it fails, the next one carries them again.
-- So that the tail of a burst is not held until the next alert, the first fold of a burst
-  queues `flush_folded_task` for when the window frees; if nothing carried the folded rows
-  by then, it promotes the newest folded delivery to `pending` and sends it as the carrier
-  of the others.
-A receiver therefore sees at most N deliveries a minute plus, per burst, one summary.
-
-Delivery attempts (`delivery_attempt`, run by alerts.tasks.deliver_task): a succeeded,
-failed or folded delivery is never sent again; each attempt increments `attempts` with a
-conditional update, sends, and records the status, response code and error (never the
-secret). A retryable failure waits `LAB_WEBHOOK_BACKOFF_SECONDS * 2**(attempts-1) *
-uniform(0.5, 1.5)` (at least a 429's Retry-After) until LAB_WEBHOOK_MAX_ATTEMPTS attempts,
-then fails. A channel whose last 3 finished deliveries all failed raises a lab-wide ERROR
-alert (fingerprint `channel:<id>`) that is never notified through that channel.
+Attempts (``delivery_attempt``): a retryable failure waits
+``LAB_WEBHOOK_BACKOFF_SECONDS * 2**(attempts-1) * uniform(0.5, 1.5)`` (at least a 429's
+Retry-After) until LAB_WEBHOOK_MAX_ATTEMPTS. A channel whose last 3 finished deliveries failed
+raises a lab-wide ERROR alert (``channel:<id>``), never sent through that channel.
 """
 
 import datetime as dt
