@@ -2,9 +2,9 @@
 
 Reached through ``iteration_finished`` (alerts/receivers.py), so a failure here never fails the
 iteration; each rule raises through ``alert_raise`` (deduplicated per agent, type, fingerprint).
-Thresholds are settings (README "Configuration"). Notation: t is the succeeded iteration just
-finished, t-1, t-2 the succeeded ones before it; s_i its score (objective, sealed test window);
-wr_i, n_i its test win rate and trades; W = LAB_ALERT_RECENT_WINDOW, N_min = LAB_ALERT_MIN_TRADES,
+Thresholds are settings (config/settings/lab.py, with defaults and bounds). Notation: t is the
+succeeded iteration just finished, t-1, t-2 the succeeded ones before it; s_i its score
+(objective, sealed test window); wr_i, n_i its test win rate and trades; W = LAB_ALERT_RECENT_WINDOW, N_min = LAB_ALERT_MIN_TRADES,
 alpha = LAB_ALERT_SIGNIFICANCE.
 
 PERFORMANCE_DEGRADATION (WARNING; CRITICAL, which demotes, for a paper or live agent); no rule
