@@ -79,7 +79,7 @@ def _iteration_worker_lost(sender=None, exception=None, args=None, kwargs=None, 
     if iteration_id is None:
         return
     try:
-        reaper.iteration_fail_lost(iteration_id, str(exception) or type(exception).__name__)
+        reaper.iteration_fail_lost(iteration_id, reason=str(exception) or type(exception).__name__)
     except Exception:  # the reaper is the safety net; never break the worker's main loop
         logger.exception("could not fail iteration %s after its worker process was lost", iteration_id)
 

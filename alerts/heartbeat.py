@@ -178,7 +178,8 @@ def _raise_stale(component, row, part, now):
         if not won:
             return False  # another check raised it
         system_alert_raise(
-            AlertType.SYSTEM, Severity.CRITICAL, message, fingerprint=FINGERPRINT.format(component),
+            alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message=message,
+                fingerprint=FINGERPRINT.format(component),
             details={"component": component, **{k: part.get(k) for k in ("last_seen", "age_seconds",
                                                                             "limit_seconds", "state")}},
             now=now,
@@ -202,7 +203,7 @@ def _announce_recovery(component, row, part, now):
             user=None, now=now,
         )
         system_alert_raise(
-            AlertType.SYSTEM, Severity.INFO, message,
+            alert_type=AlertType.SYSTEM, severity=Severity.INFO, message=message,
             fingerprint=f"{FINGERPRINT.format(component)}:recovered:{down_since:%Y%m%dT%H%M%S}",
             details={"component": component, "alerted_at": down_since.isoformat(), "last_seen": part["last_seen"]},
             now=now,

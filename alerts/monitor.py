@@ -4,8 +4,8 @@ Reached through ``iteration_finished`` (alerts/receivers.py), so a failure here 
 iteration; each rule raises through ``alert_raise`` (deduplicated per agent, type, fingerprint).
 Thresholds are settings (config/settings/lab.py, with defaults and bounds). Notation: t is the
 succeeded iteration just finished, t-1, t-2 the succeeded ones before it; s_i its score
-(objective, sealed test window); wr_i, n_i its test win rate and trades; W = LAB_ALERT_RECENT_WINDOW, N_min = LAB_ALERT_MIN_TRADES,
-alpha = LAB_ALERT_SIGNIFICANCE.
+(objective, sealed test window); wr_i, n_i its test win rate and trades;
+W = LAB_ALERT_RECENT_WINDOW, N_min = LAB_ALERT_MIN_TRADES, alpha = LAB_ALERT_SIGNIFICANCE.
 
 PERFORMANCE_DEGRADATION (WARNING; CRITICAL, which demotes, for a paper or live agent); no rule
 fires on fewer than N_min trades on either side, since a few trades are no evidence:
@@ -133,8 +133,8 @@ def on_converged(agent_id, reason, details=None):
     if agent is None:
         return None
     return alert_raise(
-        agent, AlertType.CONVERGENCE, Severity.INFO,
-        f"Continuous learning stopped, {reason}.",
+        agent, alert_type=AlertType.CONVERGENCE, severity=Severity.INFO,
+        message=f"Continuous learning stopped, {reason}.",
         fingerprint="converged", details={"reason": reason, **(details or {})},
     )
 
@@ -157,8 +157,8 @@ def _rule_iteration_failed(iteration):
     critical = streak >= limit
     suffix = f" ({streak}{'+' if critical else ''} consecutive failures)" if streak > 1 else ""
     return [alert_raise(
-        agent, AlertType.ERROR, Severity.CRITICAL if critical else Severity.WARNING,
-        f"Iteration #{iteration.number} failed{suffix}: {iteration.error or 'unknown error'}",
+        agent, alert_type=AlertType.ERROR, severity=Severity.CRITICAL if critical else Severity.WARNING,
+        message=f"Iteration #{iteration.number} failed{suffix}: {iteration.error or 'unknown error'}",
         fingerprint="iteration_failed",
         details={
             "iteration": iteration.number, "iteration_id": iteration.pk, "error": iteration.error,
@@ -172,8 +172,8 @@ def _rule_fallback(iteration):
         return []
     agent = iteration.agent
     return [alert_raise(
-        agent, AlertType.ERROR, Severity.WARNING,
-        f"Iteration #{iteration.number}: the {agent.refiner} refiner fell back: {iteration.fallback_reason}",
+        agent, alert_type=AlertType.ERROR, severity=Severity.WARNING,
+        message=f"Iteration #{iteration.number}: the {agent.refiner} refiner fell back: {iteration.fallback_reason}",
         fingerprint="refiner_fallback",
         details={"iteration": iteration.number, "iteration_id": iteration.pk, "refiner": agent.refiner,
                  "refiner_used": iteration.refiner_used, "fallback_reason": iteration.fallback_reason},
@@ -216,8 +216,8 @@ def _degradation(iteration, previous, totals):
         if found is not None:
             drop, p_value = found
             raised.append(alert_raise(
-                agent, AlertType.PERFORMANCE_DEGRADATION, severity,
-                f"Win rate fell from {_pct(then_metrics['win_rate'])} (iteration #{then['number']}) to "
+                agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=severity,
+                message=f"Win rate fell from {_pct(then_metrics['win_rate'])} (iteration #{then['number']}) to "
                 f"{_pct(metrics['win_rate'])} (#{iteration.number}) on the sealed test window: {_pct(drop)} "
                 f"relative, more than {_pct(settings.LAB_ALERT_WIN_RATE_DROP)}, over "
                 f"{int(then_metrics['num_trades'])} and {int(metrics['num_trades'])} trades (p = {p_value:.3g}).",
@@ -248,8 +248,8 @@ def _degradation(iteration, previous, totals):
         if found is not None:
             mean, shortfall = found
             raised.append(alert_raise(
-                agent, AlertType.PERFORMANCE_DEGRADATION, severity,
-                f"Objective ({agent.objective}) {iteration.score:.4f} at iteration #{iteration.number} is "
+                agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=severity,
+                message=f"Objective ({agent.objective}) {iteration.score:.4f} at iteration #{iteration.number} is "
                 f"{_pct(shortfall)} below its recent average {mean:.4f} (previous {window} iterations; "
                 f"margin {_pct(settings.LAB_ALERT_OBJECTIVE_MARGIN)}).",
                 fingerprint="objective_drop",
@@ -276,8 +276,8 @@ def _milestones(iteration, previous, totals):
         # Once per agent and milestone: a re-run of the monitor after acknowledgement stays quiet.
         if not AgentAlert.objects.filter(agent=agent, alert_type=AlertType.MILESTONE, fingerprint=fingerprint).exists():
             raised.append(alert_raise(
-                agent, AlertType.MILESTONE, Severity.INFO,
-                f"{count} successful learning iterations (iteration #{iteration.number}).",
+                agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO,
+                message=f"{count} successful learning iterations (iteration #{iteration.number}).",
                 fingerprint=fingerprint,
                 details={"milestone": count, "iteration": iteration.number, "score": iteration.score},
             ))
@@ -285,8 +285,8 @@ def _milestones(iteration, previous, totals):
     best_before, score = finite_or_none(totals["best"]), finite_or_none(iteration.score)
     if best_before is not None and score is not None and score > best_before:
         raised.append(alert_raise(
-            agent, AlertType.MILESTONE, Severity.INFO,
-            f"New best sealed-test {agent.objective}: {score:.4f} at iteration #{iteration.number} "
+            agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO,
+            message=f"New best sealed-test {agent.objective}: {score:.4f} at iteration #{iteration.number} "
             f"(previous best {best_before:.4f}).",
             fingerprint="best_objective",
             details={"iteration": iteration.number, "objective": agent.objective, "score": score,
@@ -297,8 +297,8 @@ def _milestones(iteration, previous, totals):
     if meets_win_rate_milestone(metrics) and not (previous and meets_win_rate_milestone(before)):
         level = settings.LAB_ALERT_MILESTONE_WIN_RATE
         raised.append(alert_raise(
-            agent, AlertType.MILESTONE, Severity.INFO,
-            f"Win rate {_pct(metrics['win_rate'])} over {int(metrics['num_trades'])} trades at iteration "
+            agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO,
+            message=f"Win rate {_pct(metrics['win_rate'])} over {int(metrics['num_trades'])} trades at iteration "
             f"#{iteration.number} (at least {_pct(level)} with {settings.LAB_ALERT_MILESTONE_MIN_TRADES}+ trades).",
             fingerprint=f"win_rate:{level:g}",
             details={"iteration": iteration.number, "win_rate": metrics["win_rate"],

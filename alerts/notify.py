@@ -338,9 +338,9 @@ def channel_failing_check(channel, *, last_error=""):
     try:
         alert, _created = alert_raise(
             None,
-            AlertType.ERROR,
-            Severity.WARNING,
-            f"Notification channel '{channel.name}' (#{channel.pk}, {channel.kind}) failed its last "
+            alert_type=AlertType.ERROR,
+            severity=Severity.WARNING,
+            message=f"Notification channel '{channel.name}' (#{channel.pk}, {channel.kind}) failed its last "
             f"{FAILING_CHANNEL_STREAK} deliveries. Last error: {last_error}",
             fingerprint=f"{CHANNEL_FINGERPRINT_PREFIX}{channel.pk}",
             details={"channel_id": channel.pk, "owner_id": channel.owner_id, "kind": channel.kind,

@@ -79,7 +79,7 @@ def _announce_raised(alert, *, created, notify):
     transaction.on_commit(send)
 
 
-def alert_raise(agent, alert_type, severity, message, *, fingerprint="", details=None, now=None):
+def alert_raise(agent, *, alert_type, severity, message, fingerprint="", details=None, now=None):
     """Raise an alert about `agent` (None: a lab-wide alert) and return (alert, created).
 
     A repeat of an open alert with the same agent, type and fingerprint updates that alert
@@ -143,12 +143,13 @@ def _repeat(existing, severity, message, details, now):
     return existing
 
 
-def system_alert_raise(alert_type, severity, message, *, fingerprint="", details=None, now=None):
+def system_alert_raise(*, alert_type, severity, message, fingerprint="", details=None, now=None):
     """A lab-wide alert (no agent), e.g. a dead scheduler; deduplicated like any other."""
-    return alert_raise(None, alert_type, severity, message, fingerprint=fingerprint, details=details, now=now)
+    return alert_raise(None, alert_type=alert_type, severity=severity, message=message, fingerprint=fingerprint,
+                       details=details, now=now)
 
 
-def graduation_ready_raise(agent, details, *, now=None):
+def graduation_ready_raise(agent, *, details, now=None):
     """GRADUATION_READY (INFO): the graduation app calls this when `agent` first meets its criteria.
 
     The fingerprint names the step (``graduation:<current status>``), so readiness for the next
@@ -158,8 +159,8 @@ def graduation_ready_raise(agent, details, *, now=None):
     target = details.get("target") or details.get("to") or ""
     step = f"{agent.status} -> {target}" if target else agent.status
     return alert_raise(
-        agent, AlertType.GRADUATION_READY, Severity.INFO,
-        f"{agent.name} meets its graduation criteria ({step}).",
+        agent, alert_type=AlertType.GRADUATION_READY, severity=Severity.INFO,
+        message=f"{agent.name} meets its graduation criteria ({step}).",
         fingerprint=f"graduation:{agent.status}", details=details, now=now,
     )
 
@@ -173,7 +174,7 @@ def alert_acknowledge(alert, *, user, now=None):
         )
         if done and alert.agent_id:
             activity_log(
-                alert.agent, "alert_acknowledged", f"Alert acknowledged: {alert.message[:200]}",
+                alert.agent, event="alert_acknowledged", message=f"Alert acknowledged: {alert.message[:200]}",
                 actor=user, details={"alert_id": alert.pk, "alert_type": alert.alert_type},
             )
     alert.refresh_from_db()
@@ -201,7 +202,7 @@ def alert_delete(alert, *, user):
     with transaction.atomic():
         if alert.agent_id:
             activity_log(
-                alert.agent, "alert_deleted", f"Alert deleted: {alert.message[:200]}",
+                alert.agent, event="alert_deleted", message=f"Alert deleted: {alert.message[:200]}",
                 actor=user, details={"alert_id": alert.pk, "alert_type": alert.alert_type},
             )
         alert.delete()
@@ -222,6 +223,6 @@ def _log_per_agent(per_agent, event, verb, user):
     for agent in TradingAgent.objects.filter(pk__in=list(per_agent)):
         count = per_agent[agent.pk]
         activity_log(
-            agent, event, f"{count} alert{'s' if count != 1 else ''} {verb}.", actor=user,
+            agent, event=event, message=f"{count} alert{'s' if count != 1 else ''} {verb}.", actor=user,
             details={"count": count},
         )

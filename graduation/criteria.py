@@ -134,8 +134,8 @@ def criteria_set(agent, data, *, actor, partial=False):
         agent.graduation_criteria = clean
         agent.save(update_fields=["graduation_criteria", "updated_at"])
         activity_log(
-            agent, "graduation_criteria_set",
-            "Graduation criteria overrides set" + (f": {clean}" if clean else " (lab defaults)") + ".",
+            agent, event="graduation_criteria_set",
+            message="Graduation criteria overrides set" + (f": {clean}" if clean else " (lab defaults)") + ".",
             actor=actor, details={"before": before, "after": clean},
         )
     return agent

@@ -26,7 +26,7 @@ def episode_end(agent, *, now=None):
     return EligibilityEpisode.objects.filter(agent=agent, ended_at__isnull=True).update(ended_at=now or timezone.now())
 
 
-def episode_observe(agent, result, key, *, now=None):
+def episode_observe(agent, *, result, key, now=None):
     """Feed one eligibility check to the agent's episode; returns (episode or None, alert raised)."""
     now = now or timezone.now()
     if not result.get("eligible"):
@@ -48,8 +48,8 @@ def episode_observe(agent, result, key, *, now=None):
             return None, False
         target = result.get("target_status")
         alert, _created = alert_raise(
-            agent, AlertType.GRADUATION_READY, Severity.INFO,
-            f"{agent.name} meets its graduation criteria for {target} (since {key.replace(':', ' ')})"
+            agent, alert_type=AlertType.GRADUATION_READY, severity=Severity.INFO,
+            message=f"{agent.name} meets its graduation criteria for {target} (since {key.replace(':', ' ')})"
             + (": it moves to paper trading automatically." if agent.auto_graduate and target == "paper_trading"
                else "."),
             fingerprint=f"graduation:{agent.status}:{key}",

@@ -59,7 +59,7 @@ def after_iteration(agent_id, iteration_id, status):
         return None
     number = LearningIteration.objects.filter(pk=iteration_id).values_list("number", flat=True).first()
     result = eligibility(agent)
-    _episode, raised = episodes.episode_observe(agent, result, f"iteration:{number}")
+    _episode, raised = episodes.episode_observe(agent, result=result, key=f"iteration:{number}")
     if result["eligible"] and agent.auto_graduate:
         try:
             services.agent_graduate(agent, automatic=True,
@@ -129,5 +129,6 @@ def after_paper(account, processed=None):
         episodes.episode_end(agent)  # cheap: no metrics needed to know it is not eligible
         return None
     result = eligibility(agent)
-    _episode, raised = episodes.episode_observe(agent, result, f"bar:{account.last_bar_timestamp.isoformat()}")
+    _episode, raised = episodes.episode_observe(agent, result=result,
+                                                key=f"bar:{account.last_bar_timestamp.isoformat()}")
     return "ready" if raised else None

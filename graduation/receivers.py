@@ -28,6 +28,6 @@ def on_alert_raised(sender, agent_id=None, alert_type=None, severity=None, alert
 
 def on_refinement_applied(sender, agent_id=None, version_id=None, refinement_id=None, automatic=False, **kwargs):
     try:
-        services.repin_record(agent_id, version_id, automatic=bool(automatic), refinement_id=refinement_id)
+        services.repin_record(agent_id, version_id=version_id, automatic=bool(automatic), refinement_id=refinement_id)
     except Exception:
         logger.exception("recording the re-pin of agent %s to version %s failed", agent_id, version_id)

@@ -103,8 +103,8 @@ def agent_graduate(agent, *, actor=None, reason="", confirm=False, automatic=Fal
                         reason=reason, snapshot=_snapshot(result), version=agent.current_version, now=now)
         episodes.episode_end(agent, now=now)
         activity_log(
-            agent, "graduated",
-            f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target}, "
+            agent, event="graduated",
+            message=f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target}, "
             f"trading v{agent.current_version.number}: {reason}",
             actor=actor, actor_label=_label(actor, automatic),
             details={"event": event.pk, "from": from_status, "to": target, "version": agent.current_version.number,
@@ -161,8 +161,8 @@ def agent_demote(agent, *, actor=None, reason="", automatic=False, trigger="manu
                         reason=reason, snapshot=snapshot, version=agent.current_version, now=now)
         episodes.episode_end(agent, now=now)
         activity_log(
-            agent, "demoted",
-            f"{'Automatically demoted' if automatic else 'Demoted'} from {from_status} to learning: {reason}",
+            agent, event="demoted",
+            message=f"{'Automatically demoted' if automatic else 'Demoted'} from {from_status} to learning: {reason}",
             actor=actor, actor_label=_label(actor, automatic),
             details={"event": event.pk, "from": from_status, "trigger": trigger, "automatic": automatic,
                      "reason": reason},
@@ -176,7 +176,7 @@ def _account_summary(account):
             "bars": account.bars_processed, "closed_trades": account.closed_trades}
 
 
-def repin_record(agent_id, version_id, *, automatic=False, refinement_id=None, actor=None, note="", now=None):
+def repin_record(agent_id, *, version_id, automatic=False, refinement_id=None, actor=None, note="", now=None):
     """The traded version of a trading agent changed: record it and move the open account to it.
 
     Idempotent: nothing happens when the account already trades ``version_id`` or the agent is not
@@ -199,8 +199,8 @@ def repin_record(agent_id, version_id, *, automatic=False, refinement_id=None, a
                         reason=reason, snapshot={"refinement": refinement_id, "version_metrics": version.metrics},
                         version=version, previous=previous, now=now)
         activity_log(
-            agent, "traded_version_repinned",
-            f"While {agent.status}: the traded version is now v{version.number} "
+            agent, event="traded_version_repinned",
+            message=f"While {agent.status}: the traded version is now v{version.number} "
             f"(was v{previous.number if previous else '-'}): {reason}.",
             actor=actor, actor_label="auto-approval" if automatic else actor_label_for(actor),
             details={"event": event.pk, "version": version.number, "previous": previous.number if previous else None,
@@ -245,7 +245,7 @@ def switches_set(agent, data, *, actor):
             for key, value in changed.items():
                 setattr(agent, key, value)
             agent.save(update_fields=[*changed, "updated_at"])
-            activity_log(agent, "graduation_settings_set",
-                         "Graduation settings: " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in changed.items())
-                         + ".", actor=actor, details=changed)
+            said = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in changed.items())
+            activity_log(agent, event="graduation_settings_set", message=f"Graduation settings: {said}.",
+                         actor=actor, details=changed)
     return agent

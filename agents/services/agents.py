@@ -113,8 +113,8 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, **s
             agent.save(update_fields=["current_version"])
             activity_log(
                 agent,
-                "agent_created",
-                f"Agent created on {instrument.symbol} with {template.key} (v1)."
+                event="agent_created",
+                message=f"Agent created on {instrument.symbol} with {template.key} (v1)."
                 + "".join(f" Warning: {w}." for w in warnings),
                 actor=owner,
                 details={"params": clean_params, **({"warnings": warnings} if warnings else {})},
@@ -147,7 +147,8 @@ def agent_update(agent, *, actor, **values):
         for key, value in changed.items():
             setattr(agent, key, value)
         agent.save(update_fields=[*changed, "updated_at"])
-        activity_log(agent, "agent_updated", f"Settings changed: {', '.join(sorted(changed))}.", actor=actor,
+        activity_log(agent, event="agent_updated", message=f"Settings changed: {', '.join(sorted(changed))}.",
+                     actor=actor,
                      details={"changed": changed})
     return agent
 

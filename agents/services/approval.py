@@ -121,7 +121,7 @@ def iteration_auto_approve(iteration):
         # the candidates stay pending for a person.
         logger.exception("auto-approval of iteration %s of agent %s failed", iteration.number, agent.pk)
         message = f"auto-approval failed: {type(exc).__name__}: {exc}"
-        activity_log(agent, "auto_approval_failed", message, actor_label=ACTOR_LABEL,
+        activity_log(agent, event="auto_approval_failed", message=message, actor_label=ACTOR_LABEL,
                      details={"iteration": iteration.number, "error_type": type(exc).__name__})
         return _summary(skipped=message)
 
@@ -197,7 +197,8 @@ def _run(agent, iteration):
         message = f"Auto-approval: none of {len(judged)} candidates passed the gate; nothing applied."
     else:
         message = "Auto-approval: no pending candidates; nothing applied."
-    activity_log(agent, "auto_approval", message, actor_label=ACTOR_LABEL, details={**base_details, **summary})
+    activity_log(agent, event="auto_approval", message=message, actor_label=ACTOR_LABEL,
+                 details={**base_details, **summary})
     return summary
 
 
@@ -222,7 +223,7 @@ def _record_without_applying(agent, judged, passing, refusal, base_details):
             criteria_results=results, decision_reason=f"judged by auto-approval: {verdict}; left pending ({refusal})"
         )
     activity_log(
-        agent, "auto_approval_skipped", refusal, actor_label=ACTOR_LABEL,
+        agent, event="auto_approval_skipped", message=refusal, actor_label=ACTOR_LABEL,
         details={
             **base_details,
             "reason": refusal,
@@ -260,7 +261,7 @@ def _set_enabled(agent, enabled, actor):
         message = f"Auto-approval {word}."
         if enabled and refusal:
             message += f" Candidates will be judged but not applied: {refusal.removeprefix('auto-approval skipped: ')}."
-        activity_log(agent, f"auto_approve_{word}", message, actor=actor,
+        activity_log(agent, event=f"auto_approve_{word}", message=message, actor=actor,
                      details={"thresholds": effective_thresholds(agent)})
     return agent
 
@@ -297,8 +298,8 @@ def thresholds_set(agent, data, *, actor, partial=False):
             f"{k} {_fmt_threshold(c['from'])} -> {_fmt_threshold(c['to'])}" for k, c in changed.items()
         )
         activity_log(
-            agent, "approval_thresholds_set",
-            f"Approval thresholds set: {shown or 'defaults pinned, values unchanged'}.", actor=actor,
+            agent, event="approval_thresholds_set",
+            message=f"Approval thresholds set: {shown or 'defaults pinned, values unchanged'}.", actor=actor,
             details={"thresholds": clean, "changed": changed},
         )
     return agent

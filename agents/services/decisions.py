@@ -51,8 +51,8 @@ def _record_decision(refinement, status, *, allowed, actor, automatic, reason, c
     refinement.agent = agent
     activity_log(
         agent,
-        event,
-        message,
+        event=event,
+        message=message,
         actor=actor,
         actor_label="auto-approval" if automatic else None,
         details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results,
@@ -150,8 +150,9 @@ def refinements_apply(agent, *, actor, automatic=False, reason="", refinement=No
         label = "auto-approval" if automatic else actor_label_for(actor)
         activity_log(
             agent,
-            "refinement_applied",
-            f"v{version.number} made current from refinement {best.pk} (was v{parent.number if parent else '-'}).",
+            event="refinement_applied",
+            message=f"v{version.number} made current from refinement {best.pk} "
+                    f"(was v{parent.number if parent else '-'}).",
             actor=actor,
             actor_label=label,
             details={
@@ -194,8 +195,8 @@ def version_rollback(agent, version, *, actor, reason=""):
         )
         activity_log(
             agent,
-            "version_rolled_back",
-            f"Rolled back to v{version.number}'s params as v{new.number}.",
+            event="version_rolled_back",
+            message=f"Rolled back to v{version.number}'s params as v{new.number}.",
             actor=actor,
             details={"from": previous.number if previous else None, "to": version.number, "new": new.number,
                      "reason": reason},

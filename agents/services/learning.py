@@ -239,8 +239,8 @@ def _finish_success(iteration, outcome, started):
         objective = iteration.agent.objective
         activity_log(
             iteration.agent,
-            "iteration_succeeded",
-            f"Iteration #{iteration.number}: {objective} {sealed.score:.4f} on the sealed test window "
+            event="iteration_succeeded",
+            message=f"Iteration #{iteration.number}: {objective} {sealed.score:.4f} on the sealed test window "
             f"(out of sample; DSR {_fmt(stats['dsr'])}, PBO {_fmt(stats['pbo'])}); selection score "
             f"{current.score:.4f} (in-sample); {len(refinements)} candidates (best selection score "
             f"{_fmt(best)}) by {proposal.refiner}.",
@@ -257,7 +257,7 @@ def _finish_success(iteration, outcome, started):
             },
         )
         if proposal.fallback_reason:
-            activity_log(iteration.agent, "refiner_fallback", proposal.fallback_reason,
+            activity_log(iteration.agent, event="refiner_fallback", message=proposal.fallback_reason,
                          details={"iteration": iteration.number, "refiner": iteration.agent.refiner})
         _after_success_hooks(iteration)
         announce_iteration_finished(iteration)
@@ -289,7 +289,7 @@ def _finish_failure(iteration, exc, started):
         iteration.status = IterationStatus.FAILED
         iteration.error = message
         activity_log(
-            iteration.agent, "iteration_failed", f"Iteration #{iteration.number} failed: {message}",
+            iteration.agent, event="iteration_failed", message=f"Iteration #{iteration.number} failed: {message}",
             details={"iteration": iteration.number, "error_type": type(exc).__name__},
         )
         announce_iteration_finished(iteration)

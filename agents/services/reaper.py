@@ -44,7 +44,7 @@ def iterations_reap_stuck(now=None):
     return reaped
 
 
-def iteration_fail_lost(iteration_id, reason, now=None):
+def iteration_fail_lost(iteration_id, *, reason, now=None):
     """The process running this iteration died and its worker said so (WorkerLostError): fail it
     now if it is still running. Idempotent; False when there was nothing to fail."""
     iteration = LearningIteration.objects.filter(pk=iteration_id, status=IterationStatus.RUNNING).select_related(
@@ -70,7 +70,8 @@ def _fail_running(iteration, error, now, activity_message):
             return 0
         iteration.status = IterationStatus.FAILED
         iteration.error = error
-        activity_log(iteration.agent, "iteration_reaped", activity_message, details={"iteration": iteration.number})
+        activity_log(iteration.agent, event="iteration_reaped", message=activity_message,
+                     details={"iteration": iteration.number})
         announce_iteration_finished(iteration)
     return 1
 

@@ -30,7 +30,7 @@ def run_account(account_id, *, max_bars=accounts.MAX_BARS_PER_TICK):
     if agent.current_version_id and account.version_id != agent.current_version_id:
         # A re-pin the refinement_applied receiver did not record (it failed, or the version was
         # changed by other means): record it now; the account then trades the current version.
-        services.repin_record(agent.pk, agent.current_version_id, note="detected by the paper engine")
+        services.repin_record(agent.pk, version_id=agent.current_version_id, note="detected by the paper engine")
         account = PaperAccount.objects.select_related(*_RELATED).get(pk=account_id)
     processed = accounts.process_account(account, max_bars=max_bars)
     action = reactions.after_paper(account, processed)

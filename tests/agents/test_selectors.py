@@ -36,9 +36,10 @@ def lab():
     mine, bobs = make_agent(owner=alice, instrument=instrument, name="alice-agent"), make_agent(
         owner=bob, instrument=instrument, name="bob-agent")
     alerts = {
-        "alice": alert_raise(mine, AlertType.ERROR, Severity.WARNING, "alice-alert")[0],
-        "bob": alert_raise(bobs, AlertType.ERROR, Severity.WARNING, "bob-alert")[0],
-        "lab": system_alert_raise(AlertType.SYSTEM, Severity.CRITICAL, "lab-wide-alert", fingerprint="beat")[0],
+        "alice": alert_raise(mine, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="alice-alert")[0],
+        "bob": alert_raise(bobs, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="bob-alert")[0],
+        "lab": system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message="lab-wide-alert",
+                                  fingerprint="beat")[0],
     }
     return {"alice": alice, "bob": bob, "root": root, "mine": mine, "bobs": bobs, "alerts": alerts}
 

@@ -22,7 +22,8 @@ def agent():
 
 
 def raise_error(agent, severity=Severity.WARNING, message="boom", fingerprint="iteration_failed", **kwargs):
-    return services.alert_raise(agent, AlertType.ERROR, severity, message, fingerprint=fingerprint, **kwargs)
+    return services.alert_raise(agent, alert_type=AlertType.ERROR, severity=severity, message=message,
+                                fingerprint=fingerprint, **kwargs)
 
 
 def test_new_alert_is_created_and_notified_after_commit(agent, notified, clock, django_capture_on_commit_callbacks):
@@ -126,7 +127,7 @@ def test_identity_is_agent_type_and_fingerprint(agent, notified):
     raise_error(agent, fingerprint="a")
     raise_error(agent, fingerprint="b")
     raise_error(other_agent, fingerprint="a")
-    services.alert_raise(agent, AlertType.MILESTONE, Severity.INFO, "m", fingerprint="a")
+    services.alert_raise(agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO, message="m", fingerprint="a")
     raise_error(agent, fingerprint="a")
     assert AgentAlert.objects.count() == 4
     assert AgentAlert.objects.get(agent=agent, alert_type=AlertType.ERROR, fingerprint="a").occurrence_count == 2
@@ -161,9 +162,11 @@ def test_the_database_refuses_a_second_open_alert_with_the_same_identity(agent):
 
 
 def test_system_alerts_have_no_agent_and_deduplicate_too(notified):
-    first, created = services.system_alert_raise(AlertType.SYSTEM, Severity.CRITICAL, "beat is down",
+    first, created = services.system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL,
+                                                 message="beat is down",
                                                  fingerprint="beat")
-    again, created_again = services.system_alert_raise(AlertType.SYSTEM, Severity.CRITICAL, "beat is still down",
+    again, created_again = services.system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL,
+                                                       message="beat is still down",
                                                        fingerprint="beat")
     assert created and not created_again and again.pk == first.pk
     assert again.agent is None and again.occurrence_count == 2
@@ -181,7 +184,8 @@ def test_system_alerts_have_no_agent_and_deduplicate_too(notified):
 def test_bad_alert_names_the_field_and_writes_nothing(agent, kwargs, field):
     values = {"alert_type": AlertType.ERROR, "severity": Severity.WARNING, "message": "m", "fingerprint": "", **kwargs}
     with pytest.raises(ValidationFailed) as exc:
-        services.alert_raise(agent, values["alert_type"], values["severity"], values["message"],
+        services.alert_raise(agent, alert_type=values["alert_type"], severity=values["severity"],
+                             message=values["message"],
                              fingerprint=values["fingerprint"])
     assert field in exc.value.errors
     assert not AgentAlert.objects.exists()
@@ -223,8 +227,8 @@ def test_delete_removes_the_alert_and_logs_it(agent, notified):
 
 
 def test_graduation_ready_is_one_alert_per_step(agent, notified):
-    first, created = services.graduation_ready_raise(agent, {"target": "paper_trading", "sharpe": 1.4})
-    again, created_again = services.graduation_ready_raise(agent, {"target": "paper_trading", "sharpe": 1.5})
+    first, created = services.graduation_ready_raise(agent, details={"target": "paper_trading", "sharpe": 1.4})
+    again, created_again = services.graduation_ready_raise(agent, details={"target": "paper_trading", "sharpe": 1.5})
     assert created and not created_again and again.occurrence_count == 2
     assert (first.alert_type, first.severity, first.fingerprint) == (
         AlertType.GRADUATION_READY, Severity.INFO, "graduation:learning"

@@ -40,7 +40,7 @@ def test_an_operator_runs_the_lab_from_the_console(page, live_server, instrument
     operator = staff_user("operator")
     agent = make_agent(owner=operator, instrument=instrument, name="Console trend")
     graduate_me = eligible_agent(operator, instrument, name="Ready for paper")
-    alert = alert_raise(agent, "Validation Sharpe fell 40% below its 3-iteration average")
+    alert = alert_raise(agent, alert_type="Validation Sharpe fell 40% below its 3-iteration average")
 
     # The dashboard: every number links to its list.
     log_in(page, "operator")

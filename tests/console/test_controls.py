@@ -240,7 +240,8 @@ def test_rollback(client_for, operator, agent):
 
 def test_acknowledge_one_and_all(client_for, operator, agent):
     client = client_for(operator)
-    one, two = alert_raise(agent, "first problem"), alert_raise(agent, "second problem", severity="CRITICAL")
+    one, two = alert_raise(agent, alert_type="first problem"), alert_raise(agent, alert_type="second problem",
+                                                                           severity="CRITICAL")
     url = reverse("admin:agents_tradingagent_acknowledge", args=[agent.pk, one.pk])
     said, _ = post(client, url)
     assert said == [f"Alert {one.pk} acknowledged."]

@@ -43,9 +43,9 @@ def lab(operator, other_owner, instrument):
     dispatch.iteration_queue(mine, trigger="manual")
     LearningIteration.objects.filter(agent=mine).update(status=IterationStatus.RUNNING)
     add_iteration(capped, status=IterationStatus.FAILED, validation_metrics={})
-    alert_raise(mine, "critical thing", severity="CRITICAL")
-    alert_raise(capped, "a warning")
-    alert_raise(theirs, "not yours")
+    alert_raise(mine, alert_type="critical thing", severity="CRITICAL")
+    alert_raise(capped, alert_type="a warning")
+    alert_raise(theirs, alert_type="not yours")
     return {"mine": mine, "capped": capped, "paper": paper, "theirs": theirs}
 
 

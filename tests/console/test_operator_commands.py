@@ -106,8 +106,8 @@ def test_auto_approval_and_thresholds(alice, instrument):
 
 def test_acknowledging_alerts_by_id_or_all_of_an_agent(alice, instrument):
     agent = eligible_agent(alice, instrument, name="Trend")
-    first = alert_raise(agent, "first problem")
-    alert_raise(agent, "second problem")
+    first = alert_raise(agent, alert_type="first problem")
+    alert_raise(agent, alert_type="second problem")
     assert "No open alerts" not in lab("alerts", "Trend")
     assert f"alert {first.pk} acknowledged" in lab("ack", str(first.pk), "--as", "alice")
     assert "no alert 999999" in str(refused("ack", "999999", "--as", "alice"))

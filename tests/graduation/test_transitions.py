@@ -295,16 +295,19 @@ def test_a_drop_on_a_few_trades_neither_alerts_nor_demotes(settings):
 
 def test_a_degradation_alert_from_before_the_graduation_or_a_warning_does_not_demote():
     agent = eligible_agent()
-    alert_raise(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "old news", fingerprint="old")
+    alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.CRITICAL, message="old news",
+                fingerprint="old")
     services.agent_graduate(agent, actor=agent.owner)
     agent.refresh_from_db()
-    alert_raise(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.WARNING, "meh", fingerprint="w")
+    alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.WARNING, message="meh",
+                fingerprint="w")
     finish(add_iteration(agent))
     paper_tick()
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING
     # An alert the iteration path missed is still acted on by the next paper tick.
-    alert_raise(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "now", fingerprint="n")
+    alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.CRITICAL, message="now",
+                fingerprint="n")
     assert paper_tick()["demoted"] == 1
 
 
@@ -313,12 +316,15 @@ def test_a_critical_degradation_alert_demotes_its_trading_agent_once_committed(d
     services.agent_graduate(agent, actor=agent.owner)
     agent.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True):
-        alert_raise(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.WARNING, "a dip", fingerprint="dd")
-        alert_raise(agent, AlertType.ERROR, Severity.CRITICAL, "not a degradation", fingerprint="e")
+        alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.WARNING, message="a dip",
+                    fingerprint="dd")
+        alert_raise(agent, alert_type=AlertType.ERROR, severity=Severity.CRITICAL, message="not a degradation",
+                    fingerprint="e")
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        alert_raise(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "worse", fingerprint="dd")
+        alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.CRITICAL, message="worse",
+                    fingerprint="dd")
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING  # nothing acts on an alert before its commit
     for callback in callbacks:

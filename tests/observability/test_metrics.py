@@ -129,7 +129,8 @@ def test_alerts_and_deliveries_are_counted(client, settings, django_capture_on_c
     before = scrape(client)
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(3):
-            alert_services.alert_raise(agent, AlertType.ERROR, Severity.WARNING, "boom", fingerprint="f")
+            alert_services.alert_raise(agent, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="boom",
+                                       fingerprint="f")
     receivers = hooks.Receivers()
     try:
         channel = hooks.webhook_channel(agent.owner, receivers(200).url())
@@ -156,7 +157,8 @@ def test_lab_state_gauges_read_the_database(client):
     TradingAgent.objects.filter(pk=agents[1].pk).update(status="paper_trading", continuous_state="running")
     LearningIteration.objects.create(agent=agents[0], number=1, trigger="manual", status=IterationStatus.QUEUED)
     LearningIteration.objects.create(agent=agents[1], number=1, trigger="manual", status=IterationStatus.RUNNING)
-    alert_services.system_alert_raise(AlertType.SYSTEM, Severity.CRITICAL, "test", fingerprint="t")
+    alert_services.system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message="test",
+                                      fingerprint="t")
     result = scrape(client)
     assert result.value("lab_agents", status="learning", continuous_state="stopped") == 1
     assert result.value("lab_agents", status="paper_trading", continuous_state="running") == 1

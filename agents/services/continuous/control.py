@@ -36,8 +36,8 @@ def continuous_start(agent, *, actor):
         restarted = " (restarted after convergence)" if previous == ContinuousState.CONVERGED else ""
         activity_log(
             fresh,
-            EVENT_STARTED,
-            f"Continuous learning started{restarted}: up to {fresh.max_iterations_per_day} iterations a day, "
+            event=EVENT_STARTED,
+            message=f"Continuous learning started{restarted}: up to {fresh.max_iterations_per_day} iterations a day, "
             f"{fresh.min_iteration_gap_minutes} min apart, converged below {fresh.convergence_threshold}.",
             actor=actor,
             details={
@@ -70,7 +70,7 @@ def continuous_stop(agent, *, actor, reason=None):
             updated_at=timezone.now(),
         )
         activity_log(
-            fresh, EVENT_STOPPED, f"Continuous learning stopped: {reason}.", actor=actor,
+            fresh, event=EVENT_STOPPED, message=f"Continuous learning stopped: {reason}.", actor=actor,
             details={"previous_state": previous, "reason": reason},
         )
     agent.continuous_learning_enabled, agent.continuous_state = False, ContinuousState.STOPPED

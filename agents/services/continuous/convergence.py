@@ -78,8 +78,8 @@ def after_iteration(iteration_id, now=None):
         )
         if changed and state == ContinuousState.CAPPED:
             activity_log(
-                agent, EVENT_CAPPED,
-                f"Daily cap reached: {facts['today']} iterations today (cap {agent.max_iterations_per_day}); "
+                agent, event=EVENT_CAPPED,
+                message=f"Daily cap reached: {facts['today']} iterations today (cap {agent.max_iterations_per_day}); "
                 f"continuous learning resumes after midnight ({settings.TIME_ZONE}).",
                 details={"iterations_today": facts["today"], "resumes_at": facts["day_end"].isoformat()},
             )
@@ -110,7 +110,7 @@ def _mark_converged(agent, window, iteration):
         )
         if not updated:
             return False
-        activity_log(agent, EVENT_CONVERGED, f"Continuous learning stopped, {reason}.", details=details)
+        activity_log(agent, event=EVENT_CONVERGED, message=f"Continuous learning stopped, {reason}.", details=details)
         agent_id = agent.pk
         transaction.on_commit(lambda: _send_converged(agent_id, reason, details))
     return True

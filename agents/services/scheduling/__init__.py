@@ -119,8 +119,8 @@ def schedule_set(agent, *, cron, timezone="UTC", actor):
         _apply(agent, parsed, agent.auto_learn_enabled)
         if before != _state_key(agent):
             activity_log(
-                agent, "schedule_set",
-                f"Learning schedule set to '{parsed.expression}' ({parsed.timezone}): "
+                agent, event="schedule_set",
+                message=f"Learning schedule set to '{parsed.expression}' ({parsed.timezone}): "
                 f"{describe_cron(parsed.expression)}.",
                 actor=actor, details=_details(agent, before),
             )
@@ -149,8 +149,8 @@ def auto_learn_enable(agent, *, actor, cron=None, timezone=None):
         _apply(agent, parsed, True)
         if before != _state_key(agent):
             activity_log(
-                agent, "auto_learn_enabled",
-                f"Scheduled learning on: {describe_cron(parsed.expression)} ({parsed.timezone}); "
+                agent, event="auto_learn_enabled",
+                message=f"Scheduled learning on: {describe_cron(parsed.expression)} ({parsed.timezone}); "
                 f"next iteration at {agent.next_scheduled_iteration:%Y-%m-%d %H:%M} UTC.",
                 actor=actor, details=_details(agent, before),
             )
@@ -166,7 +166,7 @@ def auto_learn_disable(agent, *, actor):
         agent.save(update_fields=["auto_learn_enabled", "next_scheduled_iteration", "updated_at"])
         agent_schedule_sync(agent)
         if before != _state_key(agent):
-            activity_log(agent, "auto_learn_disabled", "Scheduled learning off.", actor=actor,
+            activity_log(agent, event="auto_learn_disabled", message="Scheduled learning off.", actor=actor,
                          details=_details(agent, before))
     return agent
 
@@ -201,13 +201,13 @@ def scheduled_fire(agent_id, now=None):
         schedule_timezone=parsed.timezone,
     ).update(next_scheduled_iteration=next_fire)
     if created:
-        activity_log(agent, "scheduled_iteration_queued",
-                     f"Scheduled iteration #{iteration.number} queued for {slot:%Y-%m-%d %H:%M} UTC "
+        activity_log(agent, event="scheduled_iteration_queued",
+                     message=f"Scheduled iteration #{iteration.number} queued for {slot:%Y-%m-%d %H:%M} UTC "
                      f"({describe_cron(parsed.expression)}, {parsed.timezone}).",
                      details={"slot": iso(slot), "iteration": iteration.number, "next": iso(next_fire)})
     elif iteration.idempotency_key != key:
-        activity_log(agent, "scheduled_iteration_skipped",
-                     f"Schedule slot {slot:%Y-%m-%d %H:%M} UTC skipped: iteration #{iteration.number} was "
+        activity_log(agent, event="scheduled_iteration_skipped",
+                     message=f"Schedule slot {slot:%Y-%m-%d %H:%M} UTC skipped: iteration #{iteration.number} was "
                      f"already {iteration.status}.",
                      details={"slot": iso(slot), "iteration": iteration.number, "next": iso(next_fire)})
     return iteration
