@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.console.helpers import CHROMIUM, PASSWORD, alert_raise, eligible_agent, staff_user
+from tests.console.helpers import CHROMIUM, PASSWORD, eligible_agent, open_alert, staff_user
 from tests.factories import make_agent
 
 if not CHROMIUM:
@@ -40,7 +40,7 @@ def test_an_operator_runs_the_lab_from_the_console(page, live_server, instrument
     operator = staff_user("operator")
     agent = make_agent(owner=operator, instrument=instrument, name="Console trend")
     graduate_me = eligible_agent(operator, instrument, name="Ready for paper")
-    alert = alert_raise(agent, alert_type="Validation Sharpe fell 40% below its 3-iteration average")
+    alert = open_alert(agent, message="Validation Sharpe fell 40% below its 3-iteration average")
 
     # The dashboard: every number links to its list.
     log_in(page, "operator")

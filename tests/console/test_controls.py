@@ -20,7 +20,7 @@ from agents.services import decisions, dispatch, learning, manual_approval
 from agents.services.approval_gate import SEALED_CRITERION, describe_rows
 from alerts.models import AgentAlert
 from graduation.models import GraduationEvent
-from tests.console.helpers import add_iteration, alert_raise, eligible_agent, staff_user
+from tests.console.helpers import add_iteration, eligible_agent, open_alert, staff_user
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db
@@ -240,7 +240,7 @@ def test_rollback(client_for, operator, agent):
 
 def test_acknowledge_one_and_all(client_for, operator, agent):
     client = client_for(operator)
-    one, two = alert_raise(agent, alert_type="first problem"), alert_raise(agent, alert_type="second problem",
+    one, two = open_alert(agent, message="first problem"), open_alert(agent, message="second problem",
                                                                            severity="CRITICAL")
     url = reverse("admin:agents_tradingagent_acknowledge", args=[agent.pk, one.pk])
     said, _ = post(client, url)
@@ -394,7 +394,7 @@ def test_object_controls_are_scoped_to_the_agent(client_for, operator, other_own
     other = make_agent(owner=other_owner, instrument=instrument)
     learning.iteration_run_now(other, trigger="manual")
     foreign = Refinement.objects.filter(agent=other).first()
-    alert = alert_raise(other)
+    alert = open_alert(other)
     client = client_for(operator)
     for url in (reverse("admin:agents_tradingagent_refinement", args=[agent.pk, foreign.pk, "approve"]),
                 reverse("admin:agents_tradingagent_rollback", args=[agent.pk, other.current_version.pk]),

@@ -11,7 +11,7 @@ from django.urls import reverse
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
 from agents.services import continuous, dispatch
 from console.readiness import learning_readiness
-from tests.console.helpers import add_iteration, alert_raise, eligible_agent
+from tests.console.helpers import add_iteration, eligible_agent, open_alert
 from tests.factories import UserFactory, make_agent
 
 pytestmark = pytest.mark.django_db
@@ -43,9 +43,9 @@ def lab(operator, other_owner, instrument):
     dispatch.iteration_queue(mine, trigger="manual")
     LearningIteration.objects.filter(agent=mine).update(status=IterationStatus.RUNNING)
     add_iteration(capped, status=IterationStatus.FAILED, validation_metrics={})
-    alert_raise(mine, alert_type="critical thing", severity="CRITICAL")
-    alert_raise(capped, alert_type="a warning")
-    alert_raise(theirs, alert_type="not yours")
+    open_alert(mine, message="critical thing", severity="CRITICAL")
+    open_alert(capped, message="a warning")
+    open_alert(theirs, message="not yours")
     return {"mine": mine, "capped": capped, "paper": paper, "theirs": theirs}
 
 
@@ -115,12 +115,12 @@ def test_dashboard_queries_do_not_grow_with_the_lab(client, operator, instrument
 
     for n in range(2):
         agent = make_agent(owner=operator, instrument=instrument, name=f"a{n}")
-        alert_raise(agent)
+        open_alert(agent)
         add_iteration(agent)
     small = count()
     for n in range(2, 8):
         agent = make_agent(owner=operator, instrument=instrument, name=f"a{n}")
-        alert_raise(agent)
+        open_alert(agent)
         add_iteration(agent)
     assert count() == small
     assert len(learning_readiness(operator)) == 2
@@ -171,11 +171,11 @@ def test_changelist_columns_without_n_plus_one(client, operator, instrument):
         return len(queries), response
 
     for n in range(2):
-        alert_raise(make_agent(owner=operator, instrument=instrument, name=f"b{n}"))
+        open_alert(make_agent(owner=operator, instrument=instrument, name=f"b{n}"))
     small, _ = count()
     for n in range(2, 9):
         agent = make_agent(owner=operator, instrument=instrument, name=f"b{n}")
-        alert_raise(agent)
+        open_alert(agent)
         add_iteration(agent, score=0.777)
     large, response = count()
     assert large == small
@@ -187,7 +187,7 @@ def test_changelist_filter_by_open_alerts(client, operator, instrument):
     client.force_login(operator)
     noisy = make_agent(owner=operator, instrument=instrument, name="noisy")
     make_agent(owner=operator, instrument=instrument, name="quiet")
-    alert_raise(noisy)
+    open_alert(noisy)
     response = client.get("/admin/agents/tradingagent/?open_alerts=yes")
     assert [a.name for a in response.context["cl"].result_list] == ["noisy"]
     response = client.get("/admin/agents/tradingagent/?open_alerts=no")
@@ -199,7 +199,7 @@ def test_actions_report_each_row(client, operator, instrument, django_capture_on
     busy = make_agent(owner=operator, instrument=instrument, name="busy")
     idle = make_agent(owner=operator, instrument=instrument, name="idle")
     dispatch.iteration_queue(busy, trigger="manual")
-    alert_raise(idle)
+    open_alert(idle)
     changelist = "/admin/agents/tradingagent/"
 
     def act(action):
