@@ -64,7 +64,7 @@ class TradingAgent(models.Model):
     initial_capital = models.FloatField(**setting("initial_capital").column())
     random_seed = models.IntegerField(**setting("random_seed").column())
 
-    # Phase 2 (autonomy) columns, named as in the seed.
+    # Autonomy: scheduled, automatically approved and continuous learning.
     auto_learn_enabled = models.BooleanField(default=False)
     learning_schedule = models.CharField(max_length=120, blank=True, help_text="Five-field cron.")
     schedule_timezone = models.CharField(max_length=64, default="UTC")

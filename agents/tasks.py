@@ -79,7 +79,7 @@ def _iteration_worker_lost(sender=None, exception=None, args=None, kwargs=None, 
     if iteration_id is None:
         return
     try:
-        reaper.fail_lost_iteration(iteration_id, str(exception) or type(exception).__name__)
+        reaper.iteration_fail_lost(iteration_id, reason=str(exception) or type(exception).__name__)
     except Exception:  # the reaper is the safety net; never break the worker's main loop
         logger.exception("could not fail iteration %s after its worker process was lost", iteration_id)
 
@@ -93,7 +93,7 @@ def continuous_tick_task():
 @shared_task(name=task_names.REAP_STUCK_ITERATIONS, ignore_result=True)
 def reap_stuck_iterations_task():
     """Fail iterations whose worker was lost; re-send queued ones whose message was lost."""
-    return {"reaped": reaper.reap_stuck_iterations(), "requeued": reaper.requeue_lost_iterations()}
+    return {"reaped": reaper.iterations_reap_stuck(), "requeued": reaper.iterations_requeue_lost()}
 
 
 @shared_task(name=task_names.SCHEDULED_ITERATION, acks_late=True)
@@ -106,7 +106,7 @@ def scheduled_iteration_task(agent_id):
 @shared_task(name=task_names.RECONCILE_SCHEDULES, acks_late=True)
 def reconcile_schedules_task():
     """Every 5 minutes: beat rows back in line with the agents' columns (the source of truth)."""
-    return scheduling.reconcile_schedules()
+    return scheduling.schedules_reconcile()
 
 
 @shared_task(name=task_names.IMPORT_BARS, ignore_result=True, acks_late=True)

@@ -52,15 +52,15 @@ class AgentAlertAdmin(OwnedAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Acknowledge selected alerts", permissions=["change"])
     def acknowledge_selected(self, request, queryset):
-        count = services.acknowledge_alerts(queryset, user=request.user)
+        count = services.alerts_acknowledge(queryset, user=request.user)
         self.message_user(request, f"{count} alert{'s' if count != 1 else ''} acknowledged.", messages.SUCCESS)
 
     # The built-in "delete selected" (with its confirmation page) and the delete button call these.
     def delete_model(self, request, obj):
-        services.delete_alert(obj, user=request.user)
+        services.alert_delete(obj, user=request.user)
 
     def delete_queryset(self, request, queryset):
-        services.delete_alerts(queryset, user=request.user)
+        services.alerts_delete(queryset, user=request.user)
 
 
 # The notification side's admin, once written; a broken import inside it must still fail loudly.

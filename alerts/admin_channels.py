@@ -117,7 +117,7 @@ class NotificationChannelAdmin(OwnedAdminMixin, admin.ModelAdmin):
     @admin.action(description="Send a test notification")
     def send_test_notification(self, request, queryset):
         for channel in queryset:
-            outcome = channel_service.send_test_notification(channel, user=request.user)
+            outcome = channel_service.channel_send_test(channel, user=request.user)
             if outcome.ok:
                 code = f" (HTTP {outcome.response_code})" if outcome.response_code else ""
                 self.message_user(request, f"{channel.name}: test notification delivered{code}.", messages.SUCCESS)

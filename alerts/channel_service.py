@@ -21,9 +21,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
-from alerts.channels import get_channel, ssrf
-from alerts.channels.base import build_test_payload
 from alerts.models import AlertType, ChannelKind, NotificationChannel, Severity
+from alerts.transports import ssrf, transport_for
+from alerts.transports.base import build_test_payload
 from config.redaction import redact
 from core.errors import ValidationFailed
 
@@ -221,7 +221,7 @@ class NotificationTestResult:
     response_code: int | None = None
 
 
-def send_test_notification(channel, *, user=None):
+def channel_send_test(channel, *, user=None):
     """Send an INFO test payload now, through the channel's normal code path (no retries).
 
     Returns NotificationTestResult(ok, error, response_code); the error never contains the secret.
@@ -229,7 +229,7 @@ def send_test_notification(channel, *, user=None):
     payload = build_test_payload(channel, user=user)
     delivery_id = f"test-{uuid.uuid4().hex[:12]}"
     try:
-        result = get_channel(channel.kind).send(channel, payload, delivery_id=delivery_id)
+        result = transport_for(channel.kind).send(channel, payload, delivery_id=delivery_id)
     except Exception as exc:
         logger.exception("test notification on channel %s raised", channel.pk, extra={"channel_id": channel.pk})
         return NotificationTestResult(ok=False, error=f"unexpected error: {type(exc).__name__}")

@@ -1,30 +1,19 @@
 """Heartbeats of beat and the workers, and the alert when the lab's scheduler dies.
 
-Who records what (rows of alerts.models.Heartbeat):
+Rows of ``Heartbeat``: "beat" is written by the beat process when it starts and whenever it
+publishes a task (at most every BEAT_WRITE_EVERY s; it publishes ``heartbeat_task`` every
+minute, so a live beat writes whether or not a worker is free). "worker:<hostname>" is written
+by each worker's main process from a daemon thread (so a worker busy with long iterations still
+counts as alive) and by the pool process running ``heartbeat_task`` (proof that beat -> broker
+-> worker works); "workers" holds the latest of any worker.
 
-- "beat": the beat process itself, when it starts (`beat_init`) and whenever it publishes a
-  task (`before_task_publish` in that process), at most every BEAT_WRITE_EVERY seconds. Beat publishes
-  `heartbeat_task` every minute (CELERY_BEAT_SCHEDULE), so a live beat writes at least once a
-  minute whether or not a worker is free to run anything.
-- "worker:<hostname>": each worker's main process, when it is ready and then every
-  LAB_HEARTBEAT_INTERVAL_SECONDS from a daemon thread (so a worker whose pool is busy with
-  long iterations still counts as alive), and the pool process that runs `heartbeat_task`
-  (proof that beat -> broker -> worker works end to end: `details.last_task_at`). A warm
-  shutdown marks the row stopped. "workers" holds the latest heartbeat of any worker.
-
-The check (`check_scheduler_health`): beat is stale when its last heartbeat is older than
-LAB_HEARTBEAT_STALE_SECONDS; workers are stale when no running worker recorded one within
-that limit. A component never seen counts as unhealthy at once, and is alerted on once the
-check has watched for it longer than the limit (a fresh install gets its grace period).
-On the first check that finds a component stale, a CRITICAL SYSTEM alert goes out through
-the normal channels (fingerprint `scheduler:beat` / `scheduler:workers`); the flag
-`Heartbeat.alerted`, flipped by a conditional UPDATE, makes it once per outage however many
-web processes and cron jobs check. The first check that finds it healthy again flips the flag
-back, acknowledges that CRITICAL alert and raises an INFO recovery notice (one per outage).
-
-The check runs where the watched component is not needed: in the web process on each
-/health request and admin dashboard view, from `manage.py check_health` under cron, and
-(for beat only) from every worker's heartbeat thread.
+``scheduler_health_check``: a component is stale when its last heartbeat is older than
+LAB_HEARTBEAT_STALE_SECONDS (never seen: after the check has watched that long). The first
+stale check raises one CRITICAL SYSTEM alert (``scheduler:beat`` / ``scheduler:workers``), once
+per outage however many processes check (``Heartbeat.alerted``, a conditional UPDATE); the
+first healthy one acknowledges it and raises one INFO recovery notice. The check runs where the
+watched component is not needed: /health, the admin dashboard, ``check_health`` under cron,
+and (for beat) every worker's heartbeat thread.
 """
 
 import datetime as dt
@@ -40,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import AgentAlert, AlertType, Heartbeat, Severity
-from alerts.services import acknowledge_alerts, raise_system_alert
+from alerts.services import alerts_acknowledge, system_alert_raise
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +57,7 @@ _DESCRIPTIONS = {
 
 
 # --- recording -----------------------------------------------------------------------------
-def record_heartbeat(component, *, now=None, details=None):
+def heartbeat_record(component, *, now=None, details=None):
     """Set the component's last_seen to `now` (never backwards) and its details."""
     now = now or timezone.now()
     fields = {"last_seen": now}
@@ -86,7 +75,7 @@ def record_heartbeat(component, *, now=None, details=None):
         Heartbeat.objects.filter(newer, component=component).update(**fields)
 
 
-def record_worker(hostname, *, source, now=None, stopped=False):
+def worker_record(hostname, *, source, now=None, stopped=False):
     now = now or timezone.now()
     details = {"hostname": hostname, "pid": os.getpid(), "source": source, "stopped": stopped}
     if source == "task":
@@ -96,9 +85,9 @@ def record_worker(hostname, *, source, now=None, stopped=False):
         last_task = (previous.first() or {}).get("last_task_at")
         if last_task:
             details["last_task_at"] = last_task
-    record_heartbeat(WORKER_PREFIX + hostname, now=now, details=details)
+    heartbeat_record(WORKER_PREFIX + hostname, now=now, details=details)
     if not stopped:
-        record_heartbeat(WORKERS, now=now)
+        heartbeat_record(WORKERS, now=now)
 
 
 def worker_stopped(hostname):
@@ -155,7 +144,7 @@ def scheduler_status(now=None):
     return status
 
 
-def check_scheduler_health(now=None, *, components=COMPONENTS):
+def scheduler_health_check(now=None, *, components=COMPONENTS):
     """scheduler_status(), raising the stale alert or the recovery notice on a change (once)."""
     now = now or timezone.now()
     status = scheduler_status(now)
@@ -188,8 +177,9 @@ def _raise_stale(component, row, part, now):
         won = Heartbeat.objects.filter(pk=row.pk, alerted=False).update(alerted=True, alerted_at=now)
         if not won:
             return False  # another check raised it
-        raise_system_alert(
-            AlertType.SYSTEM, Severity.CRITICAL, message, fingerprint=FINGERPRINT.format(component),
+        system_alert_raise(
+            alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message=message,
+                fingerprint=FINGERPRINT.format(component),
             details={"component": component, **{k: part.get(k) for k in ("last_seen", "age_seconds",
                                                                             "limit_seconds", "state")}},
             now=now,
@@ -207,13 +197,13 @@ def _announce_recovery(component, row, part, now):
         down_since = row.alerted_at or now
         outage = int((now - down_since).total_seconds())
         message = f"{name} is back (alerted {down_since:%Y-%m-%d %H:%M:%S} UTC, {outage}s ago)."
-        acknowledge_alerts(
+        alerts_acknowledge(
             AgentAlert.objects.filter(agent__isnull=True, alert_type=AlertType.SYSTEM,
                                       fingerprint=FINGERPRINT.format(component)),
             user=None, now=now,
         )
-        raise_system_alert(
-            AlertType.SYSTEM, Severity.INFO, message,
+        system_alert_raise(
+            alert_type=AlertType.SYSTEM, severity=Severity.INFO, message=message,
             fingerprint=f"{FINGERPRINT.format(component)}:recovered:{down_since:%Y%m%dT%H%M%S}",
             details={"component": component, "alerted_at": down_since.isoformat(), "last_seen": part["last_seen"]},
             now=now,
@@ -226,7 +216,7 @@ def _announce_recovery(component, row, part, now):
 @shared_task(name="alerts.heartbeat.heartbeat_task", bind=True, ignore_result=True)
 def heartbeat_task(self):
     """Beat's minute heartbeat, run by whichever worker takes it (proves the whole path)."""
-    record_worker(self.request.hostname or "unknown", source="task")
+    worker_record(self.request.hostname or "unknown", source="task")
 
 
 _state = {"in_beat": False, "last_beat_write": 0.0, "thread": None}
@@ -241,7 +231,7 @@ def _on_beat_init(sender=None, **kwargs):
 def _record_beat(what):
     try:
         close_old_connections()
-        record_heartbeat(BEAT, details={"pid": os.getpid(), "last": what})
+        heartbeat_record(BEAT, details={"pid": os.getpid(), "last": what})
         _state["last_beat_write"] = time.monotonic()
     except Exception:  # a heartbeat must never stop beat from publishing
         logger.warning("could not record the beat heartbeat", exc_info=True)
@@ -267,8 +257,8 @@ class WorkerHeartbeatThread(threading.Thread):
 
     def beat_once(self):
         try:
-            record_worker(self.hostname, source="timer")
-            check_scheduler_health(components=(BEAT,))
+            worker_record(self.hostname, source="timer")
+            scheduler_health_check(components=(BEAT,))
         except Exception:
             logger.warning("worker heartbeat failed", exc_info=True)
         finally:
@@ -279,7 +269,7 @@ class WorkerHeartbeatThread(threading.Thread):
 def _on_worker_ready(sender=None, **kwargs):
     hostname = getattr(sender, "hostname", None) or "unknown"
     try:
-        record_worker(hostname, source="ready")
+        worker_record(hostname, source="ready")
     except Exception:
         logger.warning("could not record the worker heartbeat", exc_info=True)
     finally:

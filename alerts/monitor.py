@@ -1,64 +1,28 @@
 """The performance monitor: the rules run after each learning iteration commits.
 
-Reached through `agents.signals.iteration_finished` (alerts/receivers.py), so it sees the
-committed iteration and a failure here never fails the iteration. Every threshold comes from
-settings. Each rule raises through `alerts.services.raise_alert`, which deduplicates by
-(agent, type, fingerprint) while the alert is unacknowledged and limits re-notification.
+Reached through ``iteration_finished`` (alerts/receivers.py), so a failure here never fails the
+iteration; each rule raises through ``alert_raise`` (deduplicated per agent, type, fingerprint).
+Thresholds are settings (config/settings/lab.py, with defaults and bounds). Notation: t is the
+succeeded iteration just finished, t-1, t-2 the succeeded ones before it; s_i its score
+(objective, sealed test window); wr_i, n_i its test win rate and trades;
+W = LAB_ALERT_RECENT_WINDOW, N_min = LAB_ALERT_MIN_TRADES, alpha = LAB_ALERT_SIGNIFICANCE.
 
-Notation
-    S          the agent's *succeeded* iterations ordered by number; t is the one just
-               finished and t-1, t-2, ... the succeeded ones before it (failed iterations
-               are skipped: they have no metrics).
-    s_i        score of i = the agent's objective on the sealed test window (out of sample).
-    wr_i, n_i  validation_metrics["win_rate"] and ["num_trades"] of i (the sealed test window).
-    W          LAB_ALERT_RECENT_WINDOW;  N_min  LAB_ALERT_MIN_TRADES;  alpha  LAB_ALERT_SIGNIFICANCE.
-
-PERFORMANCE_DEGRADATION: WARNING, CRITICAL when the agent is paper_trading or live_trading.
-    No degradation rule fires on fewer than N_min trades (default 20) on either side: two or
-    three trades are no evidence, and a CRITICAL alert demotes a trading agent.
-    (a) win-rate drop, fingerprint "win_rate_drop": both
-            (wr_{t-2} - wr_t) / wr_{t-2} > LAB_ALERT_WIN_RATE_DROP          (large enough to matter)
-            p = proportion_drop_test(wins_{t-2}, n_{t-2}, wins_t, n_t) <= alpha   (larger than noise)
-        with wins_i = round(wr_i * n_i), n_{t-2} >= N_min, n_t >= N_min and wr_{t-2} > 0; the
-        pooled two-proportion z-test (agents.evaluation.statistics).
-    (b) objective below its recent average, fingerprint "objective_drop":
-            m = mean(s_{t-W}, ..., s_{t-1})                (needs all W previous iterations)
-            scale = max(|m|, LAB_ALERT_OBJECTIVE_FLOOR)
-            fires when  m - s_t > LAB_ALERT_OBJECTIVE_MARGIN * scale  and n_t >= N_min
-        and, for the Sharpe objective, when even the upper confidence bound of s_t is below m:
-            s_t + z_{1-alpha} * SE_t < m,   SE_t = sharpe_standard_error(per-bar SR, T, skew,
-            kurtosis) * sqrt(bars per year)   (the test window's statistics, stored by the iteration)
-        For m well above 0 the margin reads s_t < m * (1 - margin); for m below 0, s_t more
-        negative than m * (1 + margin); near 0 the floor keeps a relative test from firing on
-        noise.
-
-ERROR
-    iteration failed, fingerprint "iteration_failed":
-            k = number of consecutive failed iterations ending with t (among finished ones)
-            severity = CRITICAL if k >= LAB_ALERT_ERROR_CRITICAL_AFTER else WARNING
-        A failure streak folds into one open alert whose severity only escalates.
-    refiner fell back (t.fallback_reason non-empty), fingerprint "refiner_fallback": WARNING.
-    (A notification channel that keeps failing is raised by alerts' notification side.)
-
-MILESTONE: INFO
-    iterations, fingerprint "iterations:<M>":
-            c = #{succeeded i : number_i <= number_t};  fires when c in LAB_ALERT_MILESTONES
-        Raised once per agent and milestone, even after acknowledgement.
-    new best objective, fingerprint "best_objective":
-            fires when t has a succeeded predecessor and s_t > max(s_i : i before t)
-        Successive bests fold into one open alert (count = number of new bests, message and
-        details = the latest best) until someone acknowledges it.
-    win rate, fingerprint "win_rate:<threshold>":
-            meets(i) = wr_i >= LAB_ALERT_MILESTONE_WIN_RATE and n_i >= LAB_ALERT_MILESTONE_MIN_TRADES
-            fires when meets(t) and not meets(t-1) (or t is the first succeeded iteration)
-        Edge-triggered: it marks reaching the level, not every iteration spent above it.
-
-CONVERGENCE: INFO, fingerprint "converged", from `agents.signals.learning_converged`.
-GRADUATION_READY: INFO, `alerts.services.graduation_ready`, called by the graduation app.
-
-Cost: the monitor reads a bounded number of rows whatever the history: the iteration with
-its agent, the last max(W, 2) succeeded iterations before it (values only), one aggregate
-(count and best score); or, for a failure, the last LAB_ALERT_ERROR_CRITICAL_AFTER statuses.
+PERFORMANCE_DEGRADATION (WARNING; CRITICAL, which demotes, for a paper or live agent); no rule
+fires on fewer than N_min trades on either side, since a few trades are no evidence:
+    win_rate_drop:  (wr_{t-2} - wr_t) / wr_{t-2} > LAB_ALERT_WIN_RATE_DROP  and the pooled
+                    two-proportion z-test of wins_i = round(wr_i n_i) gives p <= alpha
+    objective_drop: m = mean(s_{t-W} .. s_{t-1}), scale = max(|m|, LAB_ALERT_OBJECTIVE_FLOOR),
+                    m - s_t > LAB_ALERT_OBJECTIVE_MARGIN * scale, and for Sharpe also
+                    s_t + z_{1-alpha} SE_t < m (SE_t: sharpe_standard_error of the test window,
+                    annualised); the floor keeps a relative test near 0 from firing on noise
+ERROR: iteration_failed (CRITICAL after LAB_ALERT_ERROR_CRITICAL_AFTER consecutive failures,
+    else WARNING; a streak folds into one alert), refiner_fallback (WARNING).
+MILESTONE (INFO): iterations:<M> (count of succeeded in LAB_ALERT_MILESTONES, once per agent),
+    best_objective (s_t above every earlier score; folds until acknowledged), win_rate:<x>
+    (edge-triggered: wr_t >= LAB_ALERT_MILESTONE_WIN_RATE with LAB_ALERT_MILESTONE_MIN_TRADES
+    trades, and not so at t-1).
+CONVERGENCE comes from ``learning_converged``; GRADUATION_READY from the graduation app.
+Cost: bounded whatever the history (the last max(W, 2) succeeded rows and one aggregate).
 """
 
 import logging
@@ -72,7 +36,7 @@ from agents.evaluation.numbers import finite_or_none
 from agents.evaluation.statistics import proportion_drop_test, sharpe_standard_error
 from agents.models import AgentStatus, IterationStatus, LearningIteration, TradingAgent
 from alerts.models import AgentAlert, AlertType, Severity
-from alerts.services import raise_alert
+from alerts.services import alert_raise
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +132,9 @@ def on_converged(agent_id, reason, details=None):
     agent = TradingAgent.objects.filter(pk=agent_id).first()
     if agent is None:
         return None
-    return raise_alert(
-        agent, AlertType.CONVERGENCE, Severity.INFO,
-        f"Continuous learning stopped, {reason}.",
+    return alert_raise(
+        agent, alert_type=AlertType.CONVERGENCE, severity=Severity.INFO,
+        message=f"Continuous learning stopped, {reason}.",
         fingerprint="converged", details={"reason": reason, **(details or {})},
     )
 
@@ -192,9 +156,9 @@ def _rule_iteration_failed(iteration):
     # Only `limit` rows are read, so the streak is known up to the limit: "3+" for 3 or more.
     critical = streak >= limit
     suffix = f" ({streak}{'+' if critical else ''} consecutive failures)" if streak > 1 else ""
-    return [raise_alert(
-        agent, AlertType.ERROR, Severity.CRITICAL if critical else Severity.WARNING,
-        f"Iteration #{iteration.number} failed{suffix}: {iteration.error or 'unknown error'}",
+    return [alert_raise(
+        agent, alert_type=AlertType.ERROR, severity=Severity.CRITICAL if critical else Severity.WARNING,
+        message=f"Iteration #{iteration.number} failed{suffix}: {iteration.error or 'unknown error'}",
         fingerprint="iteration_failed",
         details={
             "iteration": iteration.number, "iteration_id": iteration.pk, "error": iteration.error,
@@ -207,9 +171,9 @@ def _rule_fallback(iteration):
     if not iteration.fallback_reason:
         return []
     agent = iteration.agent
-    return [raise_alert(
-        agent, AlertType.ERROR, Severity.WARNING,
-        f"Iteration #{iteration.number}: the {agent.refiner} refiner fell back: {iteration.fallback_reason}",
+    return [alert_raise(
+        agent, alert_type=AlertType.ERROR, severity=Severity.WARNING,
+        message=f"Iteration #{iteration.number}: the {agent.refiner} refiner fell back: {iteration.fallback_reason}",
         fingerprint="refiner_fallback",
         details={"iteration": iteration.number, "iteration_id": iteration.pk, "refiner": agent.refiner,
                  "refiner_used": iteration.refiner_used, "fallback_reason": iteration.fallback_reason},
@@ -251,9 +215,9 @@ def _degradation(iteration, previous, totals):
         )
         if found is not None:
             drop, p_value = found
-            raised.append(raise_alert(
-                agent, AlertType.PERFORMANCE_DEGRADATION, severity,
-                f"Win rate fell from {_pct(then_metrics['win_rate'])} (iteration #{then['number']}) to "
+            raised.append(alert_raise(
+                agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=severity,
+                message=f"Win rate fell from {_pct(then_metrics['win_rate'])} (iteration #{then['number']}) to "
                 f"{_pct(metrics['win_rate'])} (#{iteration.number}) on the sealed test window: {_pct(drop)} "
                 f"relative, more than {_pct(settings.LAB_ALERT_WIN_RATE_DROP)}, over "
                 f"{int(then_metrics['num_trades'])} and {int(metrics['num_trades'])} trades (p = {p_value:.3g}).",
@@ -283,9 +247,9 @@ def _degradation(iteration, previous, totals):
                 found = None  # within the noise of a Sharpe estimated on this many bars
         if found is not None:
             mean, shortfall = found
-            raised.append(raise_alert(
-                agent, AlertType.PERFORMANCE_DEGRADATION, severity,
-                f"Objective ({agent.objective}) {iteration.score:.4f} at iteration #{iteration.number} is "
+            raised.append(alert_raise(
+                agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=severity,
+                message=f"Objective ({agent.objective}) {iteration.score:.4f} at iteration #{iteration.number} is "
                 f"{_pct(shortfall)} below its recent average {mean:.4f} (previous {window} iterations; "
                 f"margin {_pct(settings.LAB_ALERT_OBJECTIVE_MARGIN)}).",
                 fingerprint="objective_drop",
@@ -311,18 +275,18 @@ def _milestones(iteration, previous, totals):
         fingerprint = f"iterations:{count}"
         # Once per agent and milestone: a re-run of the monitor after acknowledgement stays quiet.
         if not AgentAlert.objects.filter(agent=agent, alert_type=AlertType.MILESTONE, fingerprint=fingerprint).exists():
-            raised.append(raise_alert(
-                agent, AlertType.MILESTONE, Severity.INFO,
-                f"{count} successful learning iterations (iteration #{iteration.number}).",
+            raised.append(alert_raise(
+                agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO,
+                message=f"{count} successful learning iterations (iteration #{iteration.number}).",
                 fingerprint=fingerprint,
                 details={"milestone": count, "iteration": iteration.number, "score": iteration.score},
             ))
 
     best_before, score = finite_or_none(totals["best"]), finite_or_none(iteration.score)
     if best_before is not None and score is not None and score > best_before:
-        raised.append(raise_alert(
-            agent, AlertType.MILESTONE, Severity.INFO,
-            f"New best sealed-test {agent.objective}: {score:.4f} at iteration #{iteration.number} "
+        raised.append(alert_raise(
+            agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO,
+            message=f"New best sealed-test {agent.objective}: {score:.4f} at iteration #{iteration.number} "
             f"(previous best {best_before:.4f}).",
             fingerprint="best_objective",
             details={"iteration": iteration.number, "objective": agent.objective, "score": score,
@@ -332,9 +296,9 @@ def _milestones(iteration, previous, totals):
     before = previous[0]["validation_metrics"] if previous else None
     if meets_win_rate_milestone(metrics) and not (previous and meets_win_rate_milestone(before)):
         level = settings.LAB_ALERT_MILESTONE_WIN_RATE
-        raised.append(raise_alert(
-            agent, AlertType.MILESTONE, Severity.INFO,
-            f"Win rate {_pct(metrics['win_rate'])} over {int(metrics['num_trades'])} trades at iteration "
+        raised.append(alert_raise(
+            agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO,
+            message=f"Win rate {_pct(metrics['win_rate'])} over {int(metrics['num_trades'])} trades at iteration "
             f"#{iteration.number} (at least {_pct(level)} with {settings.LAB_ALERT_MILESTONE_MIN_TRADES}+ trades).",
             fingerprint=f"win_rate:{level:g}",
             details={"iteration": iteration.number, "win_rate": metrics["win_rate"],

@@ -1,44 +1,22 @@
 """Notifying an alert: fan-out to channels, the per-channel rate limit, and delivery attempts.
 
-`notify_alert(alert_id)` is called after commit by alerts.services when an alert is created
-or notified again after the repeat interval. It runs outside any transaction and:
+``alert_notify(alert_id)`` runs after commit, outside any transaction: it logs the alert
+(always), finds the matching channels (enabled, owner active, severity and type filters; an
+agent's owner, or for a lab-wide alert those who see everything) and creates one Delivery per
+channel and notification ``sequence`` (unique per alert, channel, sequence: idempotent), each
+sent by ``deliver_task``. A channel that errors never blocks the others.
 
-1. writes the always-on structured log line (alerts.channels.log.log_alert);
-2. finds the matching channels: enabled, owner active, `min_severity` at or below the
-   alert's severity, `alert_types` empty or holding the alert's type; for an agent's alert
-   the agent owner's channels, for a lab-wide alert (agent null) the channels of those
-   who see everything (agents.selectors: superusers), plus, for a failing-channel alert,
-   that channel's owner's other channels;
-3. creates one Delivery per channel for this notification number (`sequence`), idempotent
-   under the (alert, channel, sequence) unique constraint, and queues `deliver_task` after
-   commit. A channel that errors is logged and skipped: it never blocks the others.
+Rate limit (per channel, rolling minute): a channel with ``rate_limit_per_minute`` non-folded
+deliveries created or attempted in the last 60 s is busy; a new delivery on it is stored
+``folded`` and not sent. The next delivery that goes out carries every folded one not yet
+carried (payload ``folded``), and the first fold of a burst queues ``flush_folded_task`` for
+when the window frees, so a burst's tail is not held until the next alert. A receiver sees at
+most N deliveries a minute plus one summary per burst.
 
-Sequence: the caller may pass it. Otherwise it is 1 for an alert without deliveries; the
-latest sequence again when the latest delivery is not older than `alert.last_notified_at`
-(the same notification seen twice); the latest + 1 when the alert was notified again since.
-
-Rate limit and folding (per channel, rolling minute, testable under a frozen clock):
-- A channel is "busy" when `rate_limit_per_minute` or more of its non-folded deliveries were
-  created or attempted (`updated_at`) in the last 60 seconds.
-- A new delivery on a busy channel is created with status `folded` and not sent.
-- The next delivery of that channel that goes out (the next attempt of any pending or
-  retrying delivery, even one queued just before the burst) carries every folded delivery
-  not yet carried: the payload's `folded` = {"count": n, "alerts": [summaries, oldest first,
-  at most 50]}; when it succeeds, the carried rows get `delivered_at` (they stay `folded`).
-  If it fails, the next one carries them again.
-- So that the tail of a burst is not held until the next alert, the first fold of a burst
-  queues `flush_folded_task` for when the window frees; if nothing carried the folded rows
-  by then, it promotes the newest folded delivery to `pending` and sends it as the carrier
-  of the others.
-A receiver therefore sees at most N deliveries a minute plus, per burst, one summary.
-
-Delivery attempts (`attempt_delivery`, run by alerts.tasks.deliver_task): a succeeded,
-failed or folded delivery is never sent again; each attempt increments `attempts` with a
-conditional update, sends, and records the status, response code and error (never the
-secret). A retryable failure waits `LAB_WEBHOOK_BACKOFF_SECONDS * 2**(attempts-1) *
-uniform(0.5, 1.5)` (at least a 429's Retry-After) until LAB_WEBHOOK_MAX_ATTEMPTS attempts,
-then fails. A channel whose last 3 finished deliveries all failed raises a lab-wide ERROR
-alert (fingerprint `channel:<id>`) that is never notified through that channel.
+Attempts (``delivery_attempt``): a retryable failure waits
+``LAB_WEBHOOK_BACKOFF_SECONDS * 2**(attempts-1) * uniform(0.5, 1.5)`` (at least a 429's
+Retry-After) until LAB_WEBHOOK_MAX_ATTEMPTS. A channel whose last 3 finished deliveries failed
+raises a lab-wide ERROR alert (``channel:<id>``), never sent through that channel.
 """
 
 import datetime as dt
@@ -52,9 +30,6 @@ from django.utils import timezone
 
 from agents.selectors import users_seeing_everything
 from alerts import task_names
-from alerts.channels import get_channel
-from alerts.channels.base import SendResult, build_payload
-from alerts.channels.log import alert_extra, log_alert
 from alerts.models import (
     SEVERITY_RANK,
     AgentAlert,
@@ -64,7 +39,10 @@ from alerts.models import (
     NotificationChannel,
     Severity,
 )
-from alerts.services import raise_alert
+from alerts.services import alert_raise
+from alerts.transports import transport_for
+from alerts.transports.base import SendResult, build_payload
+from alerts.transports.log import alert_extra, log_alert
 from config import task_messages
 from config.redaction import redact
 
@@ -78,7 +56,7 @@ FINISHED_STATUSES = (DeliveryStatus.SUCCEEDED, DeliveryStatus.FAILED)
 
 
 # --- fan-out -------------------------------------------------------------------------------
-def notify_alert(alert_id, *, sequence=None):
+def alert_notify(alert_id, *, sequence=None):
     """Log the alert and queue one delivery per matching channel. Returns the deliveries."""
     alert = AgentAlert.objects.select_related("agent", "agent__instrument").filter(pk=alert_id).first()
     if alert is None:
@@ -90,7 +68,7 @@ def notify_alert(alert_id, *, sequence=None):
     deliveries = []
     for channel in matching_channels(alert):
         try:
-            deliveries.append(enqueue_delivery(alert, channel, sequence))
+            deliveries.append(delivery_enqueue(alert, channel, sequence))
         except Exception:
             # One broken channel (or a broker hiccup) must not cost the others their notice.
             logger.exception(
@@ -159,7 +137,7 @@ def _seconds_until_free(channel, now):
     return max(1.0, (oldest + RATE_WINDOW - now).total_seconds() + 1.0)
 
 
-def enqueue_delivery(alert, channel, sequence):
+def delivery_enqueue(alert, channel, sequence):
     """Create this notification's delivery on the channel: pending and queued, or folded."""
     now = timezone.now()
     try:
@@ -192,7 +170,7 @@ def enqueue_delivery(alert, channel, sequence):
         return Delivery.objects.get(alert=alert, channel=channel, sequence=sequence)
 
 
-def flush_folded(channel_id):
+def folded_flush(channel_id):
     """Send the folded tail of a burst once the window frees. Returns seconds to wait, or None."""
     now = timezone.now()
     with transaction.atomic():
@@ -222,7 +200,7 @@ def _stale_retrying_after():
     return dt.timedelta(seconds=longest_backoff) + STALE_PENDING
 
 
-def requeue_stale_deliveries(now=None):
+def deliveries_requeue_stale(now=None):
     """Re-send the task of deliveries whose message was lost; flush forgotten folded rows.
 
     A delivery is committed before its task is queued, so a broker that is down at that moment
@@ -274,7 +252,7 @@ def backoff_seconds(attempts, retry_after=None):
     return max(base, retry_after or 0.0)
 
 
-def attempt_delivery(delivery_id):
+def delivery_attempt(delivery_id):
     """One attempt of a pending or retrying delivery. Returns seconds until the retry, or None."""
     delivery = (
         Delivery.objects.select_related("alert", "alert__agent", "alert__agent__instrument", "channel")
@@ -305,7 +283,7 @@ def attempt_delivery(delivery_id):
         payload = build_payload(
             delivery.alert, delivery=delivery, folded=[d.alert for d in folded_rows], folded_count=folded_count
         )
-        result = get_channel(channel.kind).send(channel, payload, delivery_id=delivery.pk)
+        result = transport_for(channel.kind).send(channel, payload, delivery_id=delivery.pk)
     except Exception as exc:
         logger.exception("delivery %s: unexpected error in the %s channel", delivery.pk, channel.kind,
                          extra={"delivery_id": delivery.pk, "channel_id": channel.pk})
@@ -344,11 +322,11 @@ def _record(delivery, channel, result, folded_ids, max_attempts):
         status=DeliveryStatus.FAILED, last_error=error, response_code=result.response_code, updated_at=now
     )
     logger.warning("delivery %s failed for good: %s", delivery.pk, error, extra=extra)
-    check_failing_channel(channel, last_error=error)
+    channel_failing_check(channel, last_error=error)
     return None
 
 
-def check_failing_channel(channel, *, last_error=""):
+def channel_failing_check(channel, *, last_error=""):
     """Raise a lab-wide ERROR alert when the channel's last 3 finished deliveries failed."""
     recent = list(
         Delivery.objects.filter(channel=channel, status__in=FINISHED_STATUSES)
@@ -358,11 +336,11 @@ def check_failing_channel(channel, *, last_error=""):
     if len(recent) < FAILING_CHANNEL_STREAK or any(s != DeliveryStatus.FAILED for s in recent):
         return None
     try:
-        alert, _created = raise_alert(
+        alert, _created = alert_raise(
             None,
-            AlertType.ERROR,
-            Severity.WARNING,
-            f"Notification channel '{channel.name}' (#{channel.pk}, {channel.kind}) failed its last "
+            alert_type=AlertType.ERROR,
+            severity=Severity.WARNING,
+            message=f"Notification channel '{channel.name}' (#{channel.pk}, {channel.kind}) failed its last "
             f"{FAILING_CHANNEL_STREAK} deliveries. Last error: {last_error}",
             fingerprint=f"{CHANNEL_FINGERPRINT_PREFIX}{channel.pk}",
             details={"channel_id": channel.pk, "owner_id": channel.owner_id, "kind": channel.kind,

@@ -23,7 +23,7 @@ def delivery_attempted(delivery_id):
 def scheduler_health(*, now, check_alerts):
     """The beat and workers parts; `check_alerts` also raises the stale alert / recovery (once)."""
     if check_alerts:
-        return heartbeat.check_scheduler_health(now=now)
+        return heartbeat.scheduler_health_check(now=now)
     return heartbeat.scheduler_status(now=now)
 
 

@@ -32,6 +32,6 @@ def on_alert_raised(sender, alert_id=None, **kwargs):
     if not kwargs.get("notify"):
         return  # a repeat within the repeat interval: counted, not sent again
     try:
-        notify.notify_alert(alert_id)
+        notify.alert_notify(alert_id)
     except Exception:
         logger.exception("notifying alert %s failed", alert_id)

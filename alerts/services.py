@@ -10,7 +10,7 @@ Deduplication
 
 Notification (contract with alerts.notify, through the `alert_raised` signal: alerts.signals)
     Every raise sends `alert_raised` after commit; alerts.receivers calls
-    `notify_alert(alert_id)`, never inside a transaction, when
+    `alert_notify(alert_id)`, never inside a transaction, when
       - the alert is created, or
       - a repeat comes at least LAB_ALERT_REPEAT_INTERVAL_MINUTES after its last_notified_at, or
       - a repeat escalates the severity (e.g. ERROR WARNING -> CRITICAL after N consecutive
@@ -30,7 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.models import TradingAgent
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from alerts import signals
 from alerts.models import SEVERITY_RANK, AgentAlert, AlertType, Severity
 from config.observability import metrics
@@ -79,7 +79,7 @@ def _announce_raised(alert, *, created, notify):
     transaction.on_commit(send)
 
 
-def raise_alert(agent, alert_type, severity, message, *, fingerprint="", details=None, now=None):
+def alert_raise(agent, *, alert_type, severity, message, fingerprint="", details=None, now=None):
     """Raise an alert about `agent` (None: a lab-wide alert) and return (alert, created).
 
     A repeat of an open alert with the same agent, type and fingerprint updates that alert
@@ -143,12 +143,13 @@ def _repeat(existing, severity, message, details, now):
     return existing
 
 
-def raise_system_alert(alert_type, severity, message, *, fingerprint="", details=None, now=None):
+def system_alert_raise(*, alert_type, severity, message, fingerprint="", details=None, now=None):
     """A lab-wide alert (no agent), e.g. a dead scheduler; deduplicated like any other."""
-    return raise_alert(None, alert_type, severity, message, fingerprint=fingerprint, details=details, now=now)
+    return alert_raise(None, alert_type=alert_type, severity=severity, message=message, fingerprint=fingerprint,
+                       details=details, now=now)
 
 
-def graduation_ready(agent, details, *, now=None):
+def graduation_ready_raise(agent, *, details, now=None):
     """GRADUATION_READY (INFO): the graduation app calls this when `agent` first meets its criteria.
 
     The fingerprint names the step (``graduation:<current status>``), so readiness for the next
@@ -157,14 +158,14 @@ def graduation_ready(agent, details, *, now=None):
     details = dict(details or {})
     target = details.get("target") or details.get("to") or ""
     step = f"{agent.status} -> {target}" if target else agent.status
-    return raise_alert(
-        agent, AlertType.GRADUATION_READY, Severity.INFO,
-        f"{agent.name} meets its graduation criteria ({step}).",
+    return alert_raise(
+        agent, alert_type=AlertType.GRADUATION_READY, severity=Severity.INFO,
+        message=f"{agent.name} meets its graduation criteria ({step}).",
         fingerprint=f"graduation:{agent.status}", details=details, now=now,
     )
 
 
-def acknowledge_alert(alert, *, user, now=None):
+def alert_acknowledge(alert, *, user, now=None):
     """Acknowledge one alert; acknowledging an acknowledged alert changes nothing."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -172,15 +173,15 @@ def acknowledge_alert(alert, *, user, now=None):
             acknowledged=True, acknowledged_by=user, acknowledged_at=now
         )
         if done and alert.agent_id:
-            log_activity(
-                alert.agent, "alert_acknowledged", f"Alert acknowledged: {alert.message[:200]}",
+            activity_log(
+                alert.agent, event="alert_acknowledged", message=f"Alert acknowledged: {alert.message[:200]}",
                 actor=user, details={"alert_id": alert.pk, "alert_type": alert.alert_type},
             )
     alert.refresh_from_db()
     return alert
 
 
-def acknowledge_alerts(queryset, *, user, now=None):
+def alerts_acknowledge(queryset, *, user, now=None):
     """Acknowledge every open alert of `queryset` (scoped by the caller); returns how many."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -197,17 +198,17 @@ def acknowledge_alerts(queryset, *, user, now=None):
     return done
 
 
-def delete_alert(alert, *, user):
+def alert_delete(alert, *, user):
     with transaction.atomic():
         if alert.agent_id:
-            log_activity(
-                alert.agent, "alert_deleted", f"Alert deleted: {alert.message[:200]}",
+            activity_log(
+                alert.agent, event="alert_deleted", message=f"Alert deleted: {alert.message[:200]}",
                 actor=user, details={"alert_id": alert.pk, "alert_type": alert.alert_type},
             )
         alert.delete()
 
 
-def delete_alerts(queryset, *, user):
+def alerts_delete(queryset, *, user):
     """Delete the alerts of `queryset` (scoped by the caller); returns how many."""
     with transaction.atomic():
         per_agent = Counter(
@@ -221,7 +222,7 @@ def delete_alerts(queryset, *, user):
 def _log_per_agent(per_agent, event, verb, user):
     for agent in TradingAgent.objects.filter(pk__in=list(per_agent)):
         count = per_agent[agent.pk]
-        log_activity(
-            agent, event, f"{count} alert{'s' if count != 1 else ''} {verb}.", actor=user,
+        activity_log(
+            agent, event=event, message=f"{count} alert{'s' if count != 1 else ''} {verb}.", actor=user,
             details={"count": count},
         )

@@ -14,7 +14,7 @@ def deliver_task(self, delivery_id):
     backoff chosen by alerts.notify; the attempt count lives on the Delivery row, not in
     Celery, so `max_retries` is unbounded here and LAB_WEBHOOK_MAX_ATTEMPTS is the limit.
     """
-    wait = notify.attempt_delivery(delivery_id)
+    wait = notify.delivery_attempt(delivery_id)
     observability.delivery_attempted(delivery_id)
     if wait is not None:
         raise self.retry(countdown=wait)
@@ -24,7 +24,7 @@ def deliver_task(self, delivery_id):
              ignore_result=True)
 def flush_folded_task(self, channel_id):
     """Send a channel's folded alerts once its rate-limit window has room again."""
-    wait = notify.flush_folded(channel_id)
+    wait = notify.folded_flush(channel_id)
     if wait is not None:
         raise self.retry(countdown=wait)
 
@@ -32,4 +32,4 @@ def flush_folded_task(self, channel_id):
 @shared_task(acks_late=True, queue="default", ignore_result=True)
 def requeue_stale_deliveries_task():
     """Periodic: re-queue deliveries whose message was lost (broker down), flush stale folds."""
-    return notify.requeue_stale_deliveries()
+    return notify.deliveries_requeue_stale()

@@ -1,8 +1,8 @@
 """Scheduled learning at scale, on SQLite: 10,000 agents, 20 distinct crons.
 
-Prints the time to enable auto-learn on every agent with `bulk_enable_auto_learn` (one call per
+Prints the time to enable auto-learn on every agent with `auto_learn_enable_bulk` (one call per
 cron), the CrontabSchedule rows (must be 20: one per distinct cron and zone) and PeriodicTask
-rows (one per agent), then the time and query count of `reconcile_schedules()` on the
+rows (one per agent), then the time and query count of `schedules_reconcile()` on the
 consistent set and after drift (rows disabled, re-pointed and deleted by hand, orphans).
 
 Run from the project root: .venv/bin/python bench/scheduling.py [agents]
@@ -78,16 +78,16 @@ def main(n=10_000):
 
     def enable_all():
         for i, cron in enumerate(CRONS):
-            scheduling.bulk_enable_auto_learn(TradingAgent.objects.filter(pk__in=ids[i::len(CRONS)]), cron=cron)
+            scheduling.auto_learn_enable_bulk(TradingAgent.objects.filter(pk__in=ids[i::len(CRONS)]), cron=cron)
         return TradingAgent.objects.filter(auto_learn_enabled=True).count()
 
-    timed(f"bulk_enable_auto_learn, {len(CRONS)} crons over {n} agents", enable_all)
+    timed(f"auto_learn_enable_bulk, {len(CRONS)} crons over {n} agents", enable_all)
     crontabs = CrontabSchedule.objects.count()
     tasks = PeriodicTask.objects.filter(name__endswith=":learn").count()
     print(f"CrontabSchedule rows: {crontabs} (expected {len(CRONS)})   PeriodicTask rows: {tasks} (expected {n})")
     assert crontabs == len(CRONS) and tasks == n
 
-    timed("reconcile_schedules(), consistent", scheduling.reconcile_schedules)
+    timed("schedules_reconcile(), consistent", scheduling.schedules_reconcile)
 
     # Drift as an operator (or a crash) could leave it.
     step = max(n // 100, 1)
@@ -98,8 +98,8 @@ def main(n=10_000):
     ).update(crontab=other)
     PeriodicTask.objects.filter(pk__in=PeriodicTask.objects.order_by("pk").values("pk")[step:2 * step]).delete()
     TradingAgent.objects.filter(pk__in=ids[-step:]).delete()  # agents gone, rows orphaned
-    timed(f"reconcile_schedules(), ~{step} rows each drifted", scheduling.reconcile_schedules)
-    timed("reconcile_schedules(), consistent again", scheduling.reconcile_schedules)
+    timed(f"schedules_reconcile(), ~{step} rows each drifted", scheduling.schedules_reconcile)
+    timed("schedules_reconcile(), consistent again", scheduling.schedules_reconcile)
 
     one = TradingAgent.objects.get(pk=ids[0])
     timed("schedule_set on one agent (sync one row)",

@@ -12,9 +12,9 @@ from agents.models import IterationStatus, IterationTrigger
 from agents.services import approval, continuous, decisions, dispatch, learning, manual_approval, scheduling
 from agents.services.approval_gate import DEFAULT_THRESHOLDS, describe_rows
 from alerts.models import AgentAlert
-from alerts.services import acknowledge_alert, acknowledge_alerts
-from graduation.services import demote as demote_service
-from graduation.services import graduate as graduate_service
+from alerts.services import alert_acknowledge, alerts_acknowledge
+from graduation.services import agent_demote as demote_service
+from graduation.services import agent_graduate as graduate_service
 
 
 def _when(moment):
@@ -123,7 +123,7 @@ def apply_best(request, agent):
 
 
 def acknowledge_all(request, agent):
-    count = acknowledge_alerts(AgentAlert.objects.filter(agent=agent), user=request.user)
+    count = alerts_acknowledge(AgentAlert.objects.filter(agent=agent), user=request.user)
     return messages.SUCCESS, f"{count} alert{'s' if count != 1 else ''} acknowledged."
 
 
@@ -183,5 +183,5 @@ def rollback(request, agent, version):
 def acknowledge(request, agent, alert):
     if alert.acknowledged:
         return messages.INFO, f"Alert {alert.pk} was already acknowledged."
-    acknowledge_alert(alert, user=request.user)
+    alert_acknowledge(alert, user=request.user)
     return messages.SUCCESS, f"Alert {alert.pk} acknowledged."

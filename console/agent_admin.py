@@ -17,7 +17,7 @@ from agents.selectors import sees_everything
 from agents.services import agents as agent_service
 from agents.services import approval, continuous, decisions, dispatch, scheduling
 from alerts.models import AgentAlert
-from alerts.services import acknowledge_alerts
+from alerts.services import alerts_acknowledge
 from console import panels
 from console.controls import ConsoleControlsMixin
 from console.forms import SETTINGS_FIELDS, AgentAdminForm
@@ -177,7 +177,7 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
     @admin.action(description="Acknowledge the selected agents' alerts")
     def acknowledge_alerts(self, request, queryset):
         def acknowledge(agent):
-            count = acknowledge_alerts(AgentAlert.objects.filter(agent=agent), user=request.user)
+            count = alerts_acknowledge(AgentAlert.objects.filter(agent=agent), user=request.user)
             return f"{count} alert{'s' if count != 1 else ''} acknowledged"
 
         run_per_row(self, request, queryset, acknowledge)

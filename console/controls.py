@@ -8,7 +8,7 @@ the service's error messages, one per field as the API names them ("cron: field 
 out of range 0-23"). A refused form keeps what was typed until the page shows it once.
 
 Going live has its own page, ``<id>/console/go-live/``: GET shows the paper record's eligibility
-and a form (reason, confirmation); POST calls graduation.services.graduate(..., confirm=...).
+and a form (reason, confirmation); POST calls graduation.services.agent_graduate(..., confirm=...).
 """
 
 from django.contrib import messages
@@ -27,7 +27,7 @@ from console.panels import STASH_KEY, criteria_rows
 from core.errors import ServiceError
 from graduation.eligibility import eligibility
 from graduation.models import LIVE_PERMISSION
-from graduation.services import graduate
+from graduation.services import agent_graduate
 
 
 def error_messages(exc):
@@ -157,7 +157,7 @@ class ConsoleControlsMixin:
         if request.method == "POST":
             form = {"reason": request.POST.get("reason", ""), "confirm": request.POST.get("confirm") == "on"}
             try:
-                event = graduate(agent, actor=request.user, reason=form["reason"], confirm=form["confirm"])
+                event = agent_graduate(agent, actor=request.user, reason=form["reason"], confirm=form["confirm"])
             except ServiceError as exc:
                 errors, status = dict(exc.errors), exc.status_code
                 for line in error_messages(exc):

@@ -10,7 +10,7 @@ from console import curves
 from console.charts import format_value
 from graduation.eligibility import eligibility
 from graduation.models import LIVE_PERMISSION, GraduationEvent
-from graduation.paper.summary import paper_summary
+from graduation.trading.summary import paper_summary
 
 RECENT_ITERATIONS = 8
 OPEN_REFINEMENTS = 12

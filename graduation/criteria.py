@@ -1,8 +1,7 @@
 """Graduation criteria: the rules of the learning -> paper and paper -> live gates.
 
-Declared once (:data:`GRADUATION_RULES`, on :mod:`agents.evaluation.rules`); lab-wide overrides
-of their defaults come from ``LAB_GRAD_<NAME>`` variables (settings.LAB_GRADUATION_CRITERIA),
-per-agent overrides from the agent's ``graduation_criteria`` JSON.
+Declared once (:data:`GRADUATION_RULES`); lab-wide overrides come from ``LAB_GRAD_<NAME>``,
+per-agent ones from ``graduation_criteria`` (README "Graduation, paper and live trading").
 
 Learning -> paper trading (evidence: the latest succeeded iteration that evaluated the current
 version, after the last demotion):
@@ -33,9 +32,8 @@ LAB_PAPER_MIN_BARS, ``paper_trades`` >= LAB_PAPER_MIN_TRADES, ``max_drawdown`` a
 Sharpe ratio of the paper returns against 0), and the paper record at least as long as its
 minimum track record length at ``paper_track_record_confidence`` (default 0.95).
 
-Booleans are not numbers, NaN and infinities are refused, unknown names are refused, every
-violation is reported at once, and nothing changes on bad input. Bad lab defaults stop the
-start-up (:func:`check_defaults`).
+Validation is the rules engine's (agents.evaluation.rules); bad lab defaults stop the start-up
+(:func:`check_defaults`).
 """
 
 from django.conf import settings
@@ -44,7 +42,7 @@ from django.db import transaction
 
 from agents.evaluation import rules as R
 from agents.models import TradingAgent
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 
 MIN_ITERATIONS = R.Rule("min_iterations", "iterations", ">=", "int", 1, 100_000, default=10,
                         words="an integer between 1 and 100000",
@@ -135,9 +133,9 @@ def criteria_set(agent, data, *, actor, partial=False):
             clean = {**{k: v for k, v in kept.items() if k in RULES}, **clean}
         agent.graduation_criteria = clean
         agent.save(update_fields=["graduation_criteria", "updated_at"])
-        log_activity(
-            agent, "graduation_criteria_set",
-            "Graduation criteria overrides set" + (f": {clean}" if clean else " (lab defaults)") + ".",
+        activity_log(
+            agent, event="graduation_criteria_set",
+            message="Graduation criteria overrides set" + (f": {clean}" if clean else " (lab defaults)") + ".",
             actor=actor, details={"before": before, "after": clean},
         )
     return agent

@@ -30,7 +30,7 @@ from agents.evaluation.statistics import min_track_record_length
 from agents.models import AgentStatus, IterationStatus, LearningIteration
 from graduation import criteria as C
 from graduation.models import EventKind, GraduationEvent, PaperAccount
-from graduation.paper.metrics import account_metrics, account_sharpe_stats
+from graduation.trading.metrics import account_metrics, account_sharpe_stats
 
 NEXT_STATUS = {AgentStatus.LEARNING: AgentStatus.PAPER_TRADING, AgentStatus.PAPER_TRADING: AgentStatus.LIVE_TRADING}
 PAPER_RULES = (

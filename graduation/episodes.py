@@ -15,29 +15,29 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from alerts.models import AlertType, Severity
-from alerts.services import raise_alert
+from alerts.services import alert_raise
 from graduation.models import EligibilityEpisode
 
 logger = logging.getLogger(__name__)
 
 
-def end_episode(agent, *, now=None):
+def episode_end(agent, *, now=None):
     """End the agent's open episode, if any; returns how many ended (0 or 1)."""
     return EligibilityEpisode.objects.filter(agent=agent, ended_at__isnull=True).update(ended_at=now or timezone.now())
 
 
-def observe(agent, result, key, *, now=None):
+def episode_observe(agent, *, result, key, now=None):
     """Feed one eligibility check to the agent's episode; returns (episode or None, alert raised)."""
     now = now or timezone.now()
     if not result.get("eligible"):
-        end_episode(agent, now=now)
+        episode_end(agent, now=now)
         return None, False
     current = EligibilityEpisode.objects.filter(agent=agent, ended_at__isnull=True).first()
     if current is not None and current.from_status == agent.status:
         return current, False
     with transaction.atomic():
         if current is not None:
-            end_episode(agent, now=now)
+            episode_end(agent, now=now)
         try:
             with transaction.atomic():
                 episode = EligibilityEpisode.objects.create(
@@ -47,9 +47,9 @@ def observe(agent, result, key, *, now=None):
             logger.info("agent %s: a concurrent check opened the eligibility episode", agent.pk)
             return None, False
         target = result.get("target_status")
-        alert, _created = raise_alert(
-            agent, AlertType.GRADUATION_READY, Severity.INFO,
-            f"{agent.name} meets its graduation criteria for {target} (since {key.replace(':', ' ')})"
+        alert, _created = alert_raise(
+            agent, alert_type=AlertType.GRADUATION_READY, severity=Severity.INFO,
+            message=f"{agent.name} meets its graduation criteria for {target} (since {key.replace(':', ' ')})"
             + (": it moves to paper trading automatically." if agent.auto_graduate and target == "paper_trading"
                else "."),
             fingerprint=f"graduation:{agent.status}:{key}",

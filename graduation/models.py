@@ -6,7 +6,7 @@
 - ``EligibilityEpisode``: a run of consecutive checks in which the agent met its criteria for
   the next step; GRADUATION_READY is raised once per episode.
 - ``PaperAccount`` and its ``PaperFill``, ``PaperTrade`` and ``PaperEquityPoint`` rows: the
-  paper (or simulated live) account the engine in :mod:`graduation.paper` trades.
+  paper (or simulated live) account the engine in :mod:`graduation.trading` trades.
 - ``ReplayCursor``: the held-back bars of a bundled dataset that the replay feed releases.
 """
 

@@ -7,27 +7,27 @@ the iteration's caller and the receivers after this one).
 
 import logging
 
-from graduation import checks, services
+from graduation import reactions, services
 
 logger = logging.getLogger(__name__)
 
 
 def on_iteration_finished(sender, agent_id=None, iteration_id=None, status=None, **kwargs):
     try:
-        checks.after_iteration(agent_id, iteration_id, status)
+        reactions.after_iteration(agent_id, iteration_id, status)
     except Exception:
         logger.exception("graduation check failed after iteration %s of agent %s", iteration_id, agent_id)
 
 
 def on_alert_raised(sender, agent_id=None, alert_type=None, severity=None, alert_id=None, **kwargs):
     try:
-        checks.after_alert(agent_id, alert_type, severity)
+        reactions.after_alert(agent_id, alert_type, severity)
     except Exception:
         logger.exception("graduation check failed after alert %s about agent %s", alert_id, agent_id)
 
 
 def on_refinement_applied(sender, agent_id=None, version_id=None, refinement_id=None, automatic=False, **kwargs):
     try:
-        services.record_repin(agent_id, version_id, automatic=bool(automatic), refinement_id=refinement_id)
+        services.repin_record(agent_id, version_id=version_id, automatic=bool(automatic), refinement_id=refinement_id)
     except Exception:
         logger.exception("recording the re-pin of agent %s to version %s failed", agent_id, version_id)

@@ -2,16 +2,16 @@
 
 Transitions (each writes a GraduationEvent and an activity-log entry, in one transaction):
 
-- learning -> paper_trading: by a person, or automatically (graduation.checks, after an iteration,
+- learning -> paper_trading: by a person, or automatically (graduation.reactions, after an iteration,
   when ``agent.auto_graduate`` is on); only when eligible (graduation.eligibility). A paper
   account opens at the agent's initial capital with the current version pinned.
 - paper_trading -> live_trading: only by a person holding ``graduation.approve_live_trading``
   (else 403 naming it), with ``confirm`` true and a non-empty ``reason`` (else 400 naming them),
   and only when eligible on the paper record (else 409 listing the failed criteria). Never
   automatic. The paper account closes (its record is the evidence) and a live account opens on
-  the simulated broker (graduation.paper.broker) at the initial capital.
+  the simulated broker (graduation.trading.broker) at the initial capital.
 - paper_trading | live_trading -> learning (demote): by a person with a reason, or automatically
-  (graduation.checks) when the account's drawdown passes ``max_drawdown`` or a CRITICAL
+  (graduation.reactions) when the account's drawdown passes ``max_drawdown`` or a CRITICAL
   PERFORMANCE_DEGRADATION alert arrives while trading. The open account closes.
 
 Re-pin: while trading, the traded version is the agent's ``current_version``; when it changes (a
@@ -26,13 +26,13 @@ from django.utils import timezone
 
 from agents.evaluation.exam import exam_record_stored
 from agents.models import AgentStatus, ExamPurpose, StrategyVersion, TradingAgent
-from agents.services.activity import actor_label_for, log_activity
+from agents.services.activity import activity_log, actor_label_for
 from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import episodes
 from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility, evidence_iteration
 from graduation.models import LIVE_PERMISSION, EventKind, GraduationEvent, PaperAccount
-from graduation.paper import accounts
-from graduation.paper.metrics import account_metrics
+from graduation.trading import accounts
+from graduation.trading.metrics import account_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _record(agent, kind, from_status, to_status, *, actor, automatic, reason, sn
     return event
 
 
-def graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, now=None):
+def agent_graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, now=None):
     """Move the agent one step up (learning -> paper, paper -> live). Returns the GraduationEvent."""
     reason = (reason or "").strip()
     target = NEXT_STATUS.get(agent.status)
@@ -101,10 +101,10 @@ def graduate(agent, *, actor=None, reason="", confirm=False, automatic=False, no
                             else f"graduated by {actor_label_for(actor)}")
         event = _record(agent, EventKind.GRADUATE, from_status, target, actor=actor, automatic=automatic,
                         reason=reason, snapshot=_snapshot(result), version=agent.current_version, now=now)
-        episodes.end_episode(agent, now=now)
-        log_activity(
-            agent, "graduated",
-            f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target}, "
+        episodes.episode_end(agent, now=now)
+        activity_log(
+            agent, event="graduated",
+            message=f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target}, "
             f"trading v{agent.current_version.number}: {reason}",
             actor=actor, actor_label=_label(actor, automatic),
             details={"event": event.pk, "from": from_status, "to": target, "version": agent.current_version.number,
@@ -134,7 +134,7 @@ def _snapshot(result):
             "criteria_in_force": result["criteria_in_force"]}
 
 
-def demote(agent, *, actor=None, reason="", automatic=False, trigger="manual", details=None, now=None):
+def agent_demote(agent, *, actor=None, reason="", automatic=False, trigger="manual", details=None, now=None):
     """Move a paper or live agent back to learning; closes its account. Returns the GraduationEvent."""
     reason = (reason or "").strip()
     if not reason:
@@ -159,10 +159,10 @@ def demote(agent, *, actor=None, reason="", automatic=False, trigger="manual", d
         agent.save(update_fields=["status", "updated_at"])
         event = _record(agent, EventKind.DEMOTE, from_status, AgentStatus.LEARNING, actor=actor, automatic=automatic,
                         reason=reason, snapshot=snapshot, version=agent.current_version, now=now)
-        episodes.end_episode(agent, now=now)
-        log_activity(
-            agent, "demoted",
-            f"{'Automatically demoted' if automatic else 'Demoted'} from {from_status} to learning: {reason}",
+        episodes.episode_end(agent, now=now)
+        activity_log(
+            agent, event="demoted",
+            message=f"{'Automatically demoted' if automatic else 'Demoted'} from {from_status} to learning: {reason}",
             actor=actor, actor_label=_label(actor, automatic),
             details={"event": event.pk, "from": from_status, "trigger": trigger, "automatic": automatic,
                      "reason": reason},
@@ -176,7 +176,7 @@ def _account_summary(account):
             "bars": account.bars_processed, "closed_trades": account.closed_trades}
 
 
-def record_repin(agent_id, version_id, *, automatic=False, refinement_id=None, actor=None, note="", now=None):
+def repin_record(agent_id, *, version_id, automatic=False, refinement_id=None, actor=None, note="", now=None):
     """The traded version of a trading agent changed: record it and move the open account to it.
 
     Idempotent: nothing happens when the account already trades ``version_id`` or the agent is not
@@ -198,9 +198,9 @@ def record_repin(agent_id, version_id, *, automatic=False, refinement_id=None, a
         event = _record(agent, EventKind.REPIN, agent.status, agent.status, actor=actor, automatic=automatic,
                         reason=reason, snapshot={"refinement": refinement_id, "version_metrics": version.metrics},
                         version=version, previous=previous, now=now)
-        log_activity(
-            agent, "traded_version_repinned",
-            f"While {agent.status}: the traded version is now v{version.number} "
+        activity_log(
+            agent, event="traded_version_repinned",
+            message=f"While {agent.status}: the traded version is now v{version.number} "
             f"(was v{previous.number if previous else '-'}): {reason}.",
             actor=actor, actor_label="auto-approval" if automatic else actor_label_for(actor),
             details={"event": event.pk, "version": version.number, "previous": previous.number if previous else None,
@@ -245,7 +245,7 @@ def switches_set(agent, data, *, actor):
             for key, value in changed.items():
                 setattr(agent, key, value)
             agent.save(update_fields=[*changed, "updated_at"])
-            log_activity(agent, "graduation_settings_set",
-                         "Graduation settings: " + ", ".join(f"{k}={'on' if v else 'off'}" for k, v in changed.items())
-                         + ".", actor=actor, details=changed)
+            said = ", ".join(f"{k}={'on' if v else 'off'}" for k, v in changed.items())
+            activity_log(agent, event="graduation_settings_set", message=f"Graduation settings: {said}.",
+                         actor=actor, details=changed)
     return agent

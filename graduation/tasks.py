@@ -7,8 +7,8 @@ Beat schedule (config/settings/celery.py CELERY_BEAT_SCHEDULE):
 
 from celery import shared_task
 
-from graduation.paper.feed import replay_tick
-from graduation.paper.runner import paper_tick
+from graduation.trading.feed import replay_tick
+from graduation.trading.runner import paper_tick
 
 
 @shared_task(ignore_result=True)

@@ -60,9 +60,9 @@ def _fresh_bar_cache():
 # --- fixtures shared by several test packages (imports inside, like the one above) ----------------
 @pytest.fixture
 def notified(monkeypatch):
-    """The alert ids handed to alerts.notify.notify_alert (after commit), in order; nothing is sent."""
+    """The alert ids handed to alerts.notify.alert_notify (after commit), in order; nothing is sent."""
     calls = []
-    monkeypatch.setattr("alerts.notify.notify_alert", calls.append)
+    monkeypatch.setattr("alerts.notify.alert_notify", calls.append)
     return calls
 
 

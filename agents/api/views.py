@@ -1,4 +1,4 @@
-"""Phase 1 API: agents, iterations, refinements, versions, activity, performance.
+"""Agents API: agents, iterations, refinements, versions, activity, performance.
 
 Views validate input, call one service and render. Each user sees the agents
 agents.selectors.agents_visible_to gives them; another owner's agent is a 404.

@@ -1,20 +1,13 @@
 """Backtest engine: bars + target positions -> equity curve, trades, metrics.
 
-One simulation loop (:func:`agents.backtest.kernel.simulate`, compiled by numba) runs every
-backtest: :func:`run_batch` backtests many target rows (candidates) over one window in one call
-and computes their metrics column-wise; :func:`run_backtest`, what paper trading and the console
-use, is a batch of one row. ``python bench/backtest.py`` measures both.
+:func:`run_batch` backtests many target rows over one window in one call of the numba loop
+(:mod:`agents.backtest.kernel`); :func:`run_backtest` is a batch of one row (README "Strategies,
+backtests and metrics" says why). Result: ``equity`` (marked to each close, ``equity[0]`` =
+initial capital), ``returns`` (``equity[t] / equity[t-1] - 1``, ``returns[0] = 0``),
+``positions``, ``metrics`` (:mod:`agents.backtest.metrics`), ``trades`` (:class:`TradeRecord`)
+and ``trade_table`` (the same as numpy columns). Prices must be finite in every bar (a NaN close
+would read as ruin) and positive where the strategy trades.
 
-Result: ``equity`` (marked to each close, ``equity[0]`` = initial capital), ``returns``
-(``equity[t] / equity[t-1] - 1``, ``returns[0] = 0``), ``positions``, ``metrics`` (the
-keys of ``METRIC_KEYS``, JSON-safe floats), ``trades`` (list of :class:`TradeRecord`) and
-``trade_table`` (the same trades as numpy columns).
-
-Prices must be finite numbers in every bar (open, high, low and close: a NaN close would
-otherwise read as ruin), and positive where the strategy trades.
-
-Rules
------
 Timing (no look-ahead). ``target[t]`` is the position decided on bar t's close; it is
 filled at bar t+1's open. The account starts flat (position 0 during bar 0); the last
 bar's decision is never filled. ``positions[t]`` is the target weight in force during bar
@@ -69,8 +62,7 @@ doubling), the account is wiped out: equity is 0 from that bar on, the position 
 the trade is closed at that bar's close with ``exit_reason = "ruin"`` and pnl = -(equity
 before its entry).
 
-Metrics are documented in :mod:`agents.backtest.metrics`; buy-and-hold runs from bar 1's
-open to the last close.
+Buy-and-hold runs from bar 1's open to the last close.
 """
 
 import datetime as dt

@@ -25,7 +25,7 @@ Formulas (keys of :data:`METRIC_KEYS`):
   (100), which is also its value when there are winners and no loser; 0 without winners.
 - ``expectancy``    = mean(q_j) = win_rate * mean(winning q) + (1 - win_rate) * mean(other q),
   i.e. the average net return per trade; 0 without trades. Same number as ``avg_trade``:
-  both names are kept because the seed and the console use both.
+  both names are kept because the API's metric names and the console use both.
 - ``exposure``      = #{bars with position != 0} / N.
 - ``avg_trade`` / ``best_trade`` / ``worst_trade`` = mean / max / min of q_j; 0 without trades.
 - ``buy_hold_return`` = close[N-1] / open[1] - 1: buying at the first price the strategy

@@ -1,29 +1,20 @@
 """The evaluation protocol: where an agent's bars are cut into selection folds and the sealed exam.
 
-Given ``n`` bars (oldest first), an agent's ``test_fraction`` f and ``n_folds`` K:
+Given ``n`` bars (oldest first), ``test_fraction`` f and ``n_folds`` K:
 
-- the **sealed test window** is the newest ``n_test = floor(n * f)`` bars. It is the exam: the
-  refiner never sees its metrics or trades, candidates are never ranked on it, the optimiser never
-  receives a score from it. Only the gates read it, and each reading is recorded
-  (:mod:`agents.evaluation.exam`).
-- the **selection data** is everything older, ``n_sel = n - n_test`` bars, cut into K contiguous,
-  non-overlapping, equal folds (the first ``n_sel mod K`` bars, the oldest, only warm up the
-  indicators). Every fold is backtested on its own, starting flat.
+- the **sealed test window** is the newest ``n_test = floor(n * f)`` bars, the exam: the refiner,
+  the ranking and the optimiser never see it; only the gates read it, and each reading is
+  recorded (:mod:`agents.evaluation.exam`);
+- the **selection data** is the older ``n_sel = n - n_test`` bars in K contiguous, equal folds
+  (the oldest ``n_sel mod K`` bars only warm up the indicators), each backtested from flat.
 
-Why K contiguous blocks ("rolling" validation blocks) rather than anchored train/validation pairs
-or purged k-fold: a parameter set has no state fitted to the data; the search over parameter sets
-is the only fit, and it sees every fold. So a fold needs no training part, and what the folds buy
-is a view of consistency over time: a parameter set that earns its score in one regime only shows
-it in the spread of its fold scores. Purging and an embargo exist to stop labels that overlap in
-time from leaking between train and test folds; here a fold starts flat and ends flat (an open
-trade is closed at the fold's last close), so no trade spans two folds, and indicator warm-up is
-taken from earlier bars only (target positions are computed over the whole history, and each
-bar's target depends only on bars up to it), so the only leakage an embargo would stop cannot
-happen.
-
-Warm-up without look-ahead: the targets of fold k and of the test window are the slices of one
-target array computed from all bars; a bar's target never depends on a later bar (the templates'
-property, tested with hypothesis in tests/agents/test_evaluation_protocol.py).
+Why K contiguous blocks rather than train/validation pairs or purged k-fold: a parameter set has
+no state fitted to the data, the search is the only fit and it sees every fold, so a fold needs
+no training part; the folds show consistency over time (a set that earns its score in one regime
+shows it in the spread of its fold scores). No embargo is needed: a fold starts and ends flat,
+so no trade spans two folds, and each bar's target depends only on bars up to it (the targets
+are slices of one array computed over all bars; a property of the templates, tested with
+hypothesis in tests/agents/test_evaluation_protocol.py).
 """
 
 from dataclasses import dataclass

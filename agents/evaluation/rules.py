@@ -1,32 +1,21 @@
 """One rules engine for every gate: auto-approval, graduation, and what a person is shown.
 
-A :class:`Rule` is declared once: its name, the metric it reads, the comparison, the type and
-bounds of its value, its default, and the evidence it reads. A gate is a tuple of rules
-(``agents.services.approval_rules.APPROVAL_RULES``, ``graduation.criteria.GRADUATION_RULES``);
-the metric rules they share are declared here once and specialised with ``dataclasses.replace``.
-Everything else derives from the declaration: validation of what an owner sends (every bad key
-named at once, nothing changed), the values in force (defaults overlaid with the stored ones,
-never raising), the API's bounds, and the judgement.
+A :class:`Rule` is declared once (name, metric, comparison, type and bounds of its value,
+default, evidence) and a gate is a tuple of rules (``APPROVAL_RULES``, ``GRADUATION_RULES``); the
+validation of what an owner sends, the values in force, the API's bounds and the judgement all
+derive from it. Evidence a rule reads (``Rule.evidence``):
 
-Evidence a rule reads (``Rule.evidence``):
+- ``folds``: passes when at least ``min_fold_pass`` (capped at K) of the K selection folds pass;
+  ``actual`` is the value of the ``min_fold_pass``-th best fold, so the rule passes exactly when
+  that value passes. ``folds+test``: and the sealed test window passes too.
+- ``selection``: the selection data as a whole (folds end to end), for rules about the amount of
+  evidence such as trades: split over K folds such a rule would be K times stricter than its
+  words. ``selection+test``: and the sealed test window passes too.
+- ``test``: the sealed test window only; ``value``: a scalar the gate computed (DSR, a p-value).
 
-- ``folds``: the per-fold metrics of the selection data. The rule passes in a fold when the
-  fold's metric compares as declared; it passes when at least ``min_fold_pass`` of the K folds
-  pass (``min_fold_pass`` is capped at K). ``actual`` is the value the ``min_fold_pass``-th best
-  fold reaches: the rule passes exactly when that value passes.
-- ``folds+test``: as ``folds``, and the sealed test window's metric must pass too.
-- ``selection``: the metric of the selection data as a whole (the folds end to end), for rules
-  about the amount of evidence, such as the number of trades: split over K folds such a rule
-  would be K times stricter than its words.
-- ``selection+test``: as ``selection``, and the sealed test window's metric must pass too.
-- ``test``: the sealed test window's metric only.
-- ``value``: a scalar the gate computed (a deflated Sharpe ratio, a p-value, a count...).
-
-A missing or non-finite metric fails its rule (``actual: None``). A rule whose value is null
-(only ``nullable`` rules) is off and yields no row.
-
-A result row: ``{"criterion", "required", "actual", "passed", "evidence", ...}`` plus, for fold
-evidence, ``folds_passed``, ``folds`` (K), ``fold_values`` and ``test_value``.
+A missing or non-finite metric fails its rule (``actual: None``); a nullable rule set to null is
+off and yields no row. A row: ``{"criterion", "required", "actual", "passed", "evidence", ...}``
+plus, for fold evidence, ``folds_passed``, ``folds`` (K), ``fold_values`` and ``test_value``.
 """
 
 import dataclasses

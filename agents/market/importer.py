@@ -1,27 +1,18 @@
 """CSV import of OHLCV bars: validate the whole file first, then upsert it in one transaction.
 
-The one service behind `manage.py import_prices`, `manage.py load_sample_data` and any upload
-view. A file is either imported completely or not at all:
+The one service behind ``import_prices``, ``load_sample_data`` and the upload views. A file is
+imported completely or not at all:
 
 1. the arguments and the whole file are validated without touching the database; every problem
-   is collected (line number, column, rule) and reported together in `CsvImportError.errors`;
-2. in one `transaction.atomic()` the instrument is fetched (locked) or created, the bars already
-   stored in the file's time range are read once, and each row is classified as created,
-   updated (same timestamp, different values) or unchanged; created and updated rows are written
-   with `bulk_create(update_conflicts=True)` in batches (an upsert on SQLite and PostgreSQL);
-3. if anything changed, `Instrument.data_version` is bumped (`F() + 1`), which invalidates the
-   cached bar arrays (agents.market.cache). Re-importing the same file changes nothing.
+   (line, column, rule) is reported together in ``CsvImportError.errors``;
+2. in one transaction the instrument is fetched (locked) or created, the stored bars of the
+   file's time range are read once, and each row is created, updated or unchanged; changes are
+   written with ``bulk_create(update_conflicts=True)`` in batches (an upsert on both databases);
+3. if anything changed, ``Instrument.data_version`` is bumped, which invalidates the cached bar
+   arrays (agents.market.cache). Re-importing the same file changes nothing.
 
-Bars stored for the instrument but absent from the file are kept: an import adds and corrects,
-it never deletes.
-
-Accepted files (agents.market.csvparse, agents.market.csvformat): a header line, then one bar
-per line, oldest first. Columns are found by name, case-insensitively: timestamp (or date,
-datetime, time), open, high, low, close and optionally volume (0 when absent or blank) and Adj
-Close (used with `adjusted`); other columns are ignored. `ImportOptions.columns` maps field names
-to the file's own header names. A close-only file (`close_only`, e.g. FRED's DATE,DCOILWTICO)
-has a date and one value column and makes an instrument without intrabar range
-(`Instrument.has_intrabar_range`); the two kinds of bars never mix in one instrument.
+Stored bars absent from the file are kept: an import adds and corrects, it never deletes. The
+accepted formats (agents.market.csvparse, agents.market.csvformat) are in README "Market data".
 """
 
 import logging

@@ -9,7 +9,7 @@ def actor_label_for(actor, default="system"):
     return getattr(actor, "username", None) or str(actor)
 
 
-def log_activity(agent, event, message, *, actor=None, actor_label=None, details=None):
+def activity_log(agent, *, event, message, actor=None, actor_label=None, details=None):
     return ActivityLog.objects.create(
         agent=agent,
         event=event,

@@ -14,9 +14,9 @@ from agents.models import (
     TradingAgent,
     VersionOrigin,
 )
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from agents.services.agent_lock import AgentGone, lock_agent_row
-from agents.services.scheduling import unschedule_agent
+from agents.services.scheduling import agent_schedule_remove
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import UnknownTemplateError, get_template
 from core.errors import ValidationFailed
@@ -111,10 +111,10 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, **s
             )
             agent.current_version = version
             agent.save(update_fields=["current_version"])
-            log_activity(
+            activity_log(
                 agent,
-                "agent_created",
-                f"Agent created on {instrument.symbol} with {template.key} (v1)."
+                event="agent_created",
+                message=f"Agent created on {instrument.symbol} with {template.key} (v1)."
                 + "".join(f" Warning: {w}." for w in warnings),
                 actor=owner,
                 details={"params": clean_params, **({"warnings": warnings} if warnings else {})},
@@ -147,7 +147,8 @@ def agent_update(agent, *, actor, **values):
         for key, value in changed.items():
             setattr(agent, key, value)
         agent.save(update_fields=[*changed, "updated_at"])
-        log_activity(agent, "agent_updated", f"Settings changed: {', '.join(sorted(changed))}.", actor=actor,
+        activity_log(agent, event="agent_updated", message=f"Settings changed: {', '.join(sorted(changed))}.",
+                     actor=actor,
                      details={"changed": changed})
     return agent
 
@@ -158,7 +159,7 @@ def agent_delete(agent, *, actor):
     try:
         with transaction.atomic():
             lock_agent_row(agent.pk)  # waits for an iteration's outcome being written, if any
-            unschedule_agent(agent.pk)
+            agent_schedule_remove(agent.pk)
             agent.delete()
     except AgentGone:
         pass  # a concurrent request deleted it first: what was asked for is done

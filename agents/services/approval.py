@@ -1,30 +1,22 @@
 """Automatic approval: apply the best candidate of an iteration that passes the approval gate.
 
-The gate's rules, their defaults and the evidence each reads are declared once in
-:mod:`agents.services.approval_gate`; the learning service judges every candidate there while it
-still has the backtests in hand (outside any transaction), reads the sealed test window only for
-the best candidate that passes every other rule, and stores each candidate's rows in
-``criteria_results``. :func:`auto_approve_iteration` runs in the finishing transaction when
-``auto_approve_enabled`` is set and decides on those rows:
+The gate's rules and evidence are declared in :mod:`agents.services.approval_gate`; the learning
+service judges every candidate while it has the backtests in hand and reads the sealed test
+window only for the best candidate that passes every other rule. :func:`iteration_auto_approve`
+runs in the finishing transaction and decides on the stored rows:
 
-- the candidate whose rows all pass, sealed row included, is approved and applied as a new
-  version; the other candidates that passed the selection rules are superseded (the exam was not
-  read for them: one candidate per iteration earns the look), and the rest are rejected with the
-  failed rules in the reason;
-- an agent in ``live_trading`` never changes automatically: candidates are judged and recorded
-  but left pending for a person (paper trading likewise unless ``auto_apply_in_paper``).
+- the candidate whose rows all pass, sealed row included, is approved and applied; the others
+  that passed the selection rules are superseded (one candidate per iteration earns the look at
+  the sealed window); the rest are rejected, with the failed rules or, when no candidate passed
+  the sealed window, "not examined on the sealed window";
+- nothing is applied, and the candidates stay pending with their judgement, when the agent may
+  not change by itself (live trading; paper trading without ``auto_apply_in_paper``), when the
+  current version changed since the iteration evaluated it, or when a person's approval waits
+  to be applied.
 
-An agent's ``approval_thresholds`` JSON holds what its owner set; the values in force are the
-defaults overlaid with it (:func:`effective_thresholds`). Booleans are not numbers, NaN and
-infinities are refused, unknown names are refused, and every violation is reported at once.
-
-A person may still approve any pending candidate by hand (:func:`refinement_approve_with_evidence`):
-the sealed window is then read for it (and recorded), and the approval's reason and rows say
-plainly which rules it fails.
-
-Bad data never makes approval raise: a bad stored threshold falls back to its default and a
-missing metric fails its rule. Any unexpected error rolls back the approval's own writes (a
-savepoint), is logged, and leaves the iteration succeeded with its candidates pending.
+Bad data never makes approval raise: a bad stored threshold falls back to its default, a missing
+metric fails its rule, and an unexpected error rolls back approval's own writes (a savepoint)
+and leaves the iteration succeeded with its candidates pending. README "Autonomy" has the API.
 """
 
 import logging
@@ -41,7 +33,7 @@ from agents.models import (
     TradingAgent,
 )
 from agents.services import decisions
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from agents.services.approval_gate import (
     APPROVAL_RULES,
     DEFAULT_THRESHOLDS,
@@ -65,8 +57,9 @@ PAPER_SKIP_REASON = (
 def validate_thresholds(data, *, partial=False):
     """Check a thresholds object; returns the defaults overlaid with the cleaned values.
 
-    With ``partial=False`` (a full replace) each of the seed's five thresholds must be present
-    (the others may be omitted: their defaults). Raises ValidationFailed naming every bad key.
+    With ``partial=False`` (a complete object, as the console form sends) each of the five core
+    thresholds (REQUIRED_KEYS) must be present, the others default. Raises ValidationFailed naming
+    every bad key.
     """
     return R.validate(APPROVAL_RULES, data, required=() if partial else REQUIRED_KEYS, label="thresholds")
 
@@ -112,7 +105,7 @@ def _summary(**values):
             "superseded": 0, "rejected": 0, **values}
 
 
-def auto_approve_iteration(iteration):
+def iteration_auto_approve(iteration):
     """Judge the iteration's pending candidates and apply the best passing one. Never raises
     for bad data; returns a summary (approved refinement id or None, version number, counts)."""
     agent = TradingAgent.objects.filter(pk=iteration.agent_id).first()
@@ -128,7 +121,7 @@ def auto_approve_iteration(iteration):
         # the candidates stay pending for a person.
         logger.exception("auto-approval of iteration %s of agent %s failed", iteration.number, agent.pk)
         message = f"auto-approval failed: {type(exc).__name__}: {exc}"
-        log_activity(agent, "auto_approval_failed", message, actor_label=ACTOR_LABEL,
+        activity_log(agent, event="auto_approval_failed", message=message, actor_label=ACTOR_LABEL,
                      details={"iteration": iteration.number, "error_type": type(exc).__name__})
         return _summary(skipped=message)
 
@@ -204,7 +197,8 @@ def _run(agent, iteration):
         message = f"Auto-approval: none of {len(judged)} candidates passed the gate; nothing applied."
     else:
         message = "Auto-approval: no pending candidates; nothing applied."
-    log_activity(agent, "auto_approval", message, actor_label=ACTOR_LABEL, details={**base_details, **summary})
+    activity_log(agent, event="auto_approval", message=message, actor_label=ACTOR_LABEL,
+                 details={**base_details, **summary})
     return summary
 
 
@@ -228,8 +222,8 @@ def _record_without_applying(agent, judged, passing, refusal, base_details):
         Refinement.objects.filter(pk=refinement.pk, status=RefinementStatus.PENDING).update(
             criteria_results=results, decision_reason=f"judged by auto-approval: {verdict}; left pending ({refusal})"
         )
-    log_activity(
-        agent, "auto_approval_skipped", refusal, actor_label=ACTOR_LABEL,
+    activity_log(
+        agent, event="auto_approval_skipped", message=refusal, actor_label=ACTOR_LABEL,
         details={
             **base_details,
             "reason": refusal,
@@ -267,7 +261,7 @@ def _set_enabled(agent, enabled, actor):
         message = f"Auto-approval {word}."
         if enabled and refusal:
             message += f" Candidates will be judged but not applied: {refusal.removeprefix('auto-approval skipped: ')}."
-        log_activity(agent, f"auto_approve_{word}", message, actor=actor,
+        activity_log(agent, event=f"auto_approve_{word}", message=message, actor=actor,
                      details={"thresholds": effective_thresholds(agent)})
     return agent
 
@@ -303,9 +297,9 @@ def thresholds_set(agent, data, *, actor, partial=False):
         shown = ", ".join(
             f"{k} {_fmt_threshold(c['from'])} -> {_fmt_threshold(c['to'])}" for k, c in changed.items()
         )
-        log_activity(
-            agent, "approval_thresholds_set",
-            f"Approval thresholds set: {shown or 'defaults pinned, values unchanged'}.", actor=actor,
+        activity_log(
+            agent, event="approval_thresholds_set",
+            message=f"Approval thresholds set: {shown or 'defaults pinned, values unchanged'}.", actor=actor,
             details={"thresholds": clean, "changed": changed},
         )
     return agent

@@ -23,9 +23,8 @@ rule                       default   evidence and rule
                                      current version's; a boolean
 =========================  ========  ======================================================================
 
-Every rule is declared once (:data:`APPROVAL_RULES`, on :mod:`agents.evaluation.rules`); this
-module computes the evidence they read. Rows keep the shape the API has always shown
-(criterion, required, actual, passed) plus the evidence window and the fold counts.
+Declared once (:data:`APPROVAL_RULES`, on :mod:`agents.evaluation.rules`); this module computes
+the evidence they read.
 """
 
 from agents.evaluation import rules as R
@@ -55,7 +54,8 @@ FOLD_RULES = (
 APPROVAL_RULES = (MIN_DSR, MAX_IMPROVEMENT_P, MAX_TEST_SHORTFALL, MIN_FOLD_PASS, *FOLD_RULES, REQUIRE_IMPROVEMENT)
 SELECTION_RULES = tuple(r for r in APPROVAL_RULES if r is not MAX_TEST_SHORTFALL)
 DEFAULT_THRESHOLDS = R.defaults_of(APPROVAL_RULES)
-# The seed's ApprovalThresholds: a full replace (PUT) must send each of these.
+# The five core ApprovalThresholds: a complete thresholds object (validate_thresholds without
+# ``partial``, the console form) holds each of these; a PUT may omit them (back to the default).
 REQUIRED_KEYS = ("min_win_rate", "min_sharpe_ratio", "min_signals", "min_total_return", "require_improvement")
 SEALED_CRITERION = MAX_TEST_SHORTFALL.name
 

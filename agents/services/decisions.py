@@ -17,7 +17,7 @@ from agents.models import (
     TradingAgent,
     VersionOrigin,
 )
-from agents.services.activity import actor_label_for, log_activity
+from agents.services.activity import activity_log, actor_label_for
 from config.observability import metrics as lab_metrics
 from core.errors import Conflict, ValidationFailed
 
@@ -49,10 +49,10 @@ def _record_decision(refinement, status, *, allowed, actor, automatic, reason, c
     agent = refinement.agent  # kept across the refresh, which would drop it and cost a query
     refinement.refresh_from_db()  # also picks up what the caller wrote before (a sealed reading)
     refinement.agent = agent
-    log_activity(
+    activity_log(
         agent,
-        event,
-        message,
+        event=event,
+        message=message,
         actor=actor,
         actor_label="auto-approval" if automatic else None,
         details={"refinement": refinement.pk, "reason": reason, "criteria": refinement.criteria_results,
@@ -148,10 +148,11 @@ def refinements_apply(agent, *, actor, automatic=False, reason="", refinement=No
                 decided_automatically=automatic,
             )
         label = "auto-approval" if automatic else actor_label_for(actor)
-        log_activity(
+        activity_log(
             agent,
-            "refinement_applied",
-            f"v{version.number} made current from refinement {best.pk} (was v{parent.number if parent else '-'}).",
+            event="refinement_applied",
+            message=f"v{version.number} made current from refinement {best.pk} "
+                    f"(was v{parent.number if parent else '-'}).",
             actor=actor,
             actor_label=label,
             details={
@@ -192,10 +193,10 @@ def version_rollback(agent, version, *, actor, reason=""):
             metrics=version.metrics,
             note=f"rollback to v{version.number}" + (f": {reason}" if reason else ""),
         )
-        log_activity(
+        activity_log(
             agent,
-            "version_rolled_back",
-            f"Rolled back to v{version.number}'s params as v{new.number}.",
+            event="version_rolled_back",
+            message=f"Rolled back to v{version.number}'s params as v{new.number}.",
             actor=actor,
             details={"from": previous.number if previous else None, "to": version.number, "new": new.number,
                      "reason": reason},

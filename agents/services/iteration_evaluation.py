@@ -95,7 +95,7 @@ def _trade_summary(trade):
             "return_pct": round(float(trade.return_pct), 6)}
 
 
-def evaluate_iteration(iteration, propose):
+def iteration_evaluate(iteration, propose):
     """Everything an iteration computes; ``propose(agent, context)`` asks the refiner."""
     agent = iteration.agent
     version = agent.current_version

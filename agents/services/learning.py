@@ -31,11 +31,11 @@ from agents.refiners.base import RefinerAuthError, RefinerError
 from agents.refiners.factory import get_refiner
 from agents.refiners.optuna_refiner import OptunaRefiner
 from agents.services import approval, llm_budget
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from agents.services.agent_lock import AgentGone, agent_locked
 from agents.services.announce import announce_iteration_finished
 from agents.services.dispatch import iteration_claim, iteration_queue
-from agents.services.iteration_evaluation import evaluate_iteration
+from agents.services.iteration_evaluation import iteration_evaluate
 from config.observability import metrics
 from config.observability.logging import bind_log_context, log_context
 
@@ -127,7 +127,7 @@ def iteration_run_now(agent, *, trigger, requested_by=None):
 
 def _execute(iteration):
     """The slow part, outside any transaction: backtests and the refiner's network call."""
-    return evaluate_iteration(iteration, _propose)
+    return iteration_evaluate(iteration, _propose)
 
 
 def _propose(agent, context):
@@ -237,10 +237,10 @@ def _finish_success(iteration, outcome, started):
         iteration.save()
         rejected = [{"params": r.params, "reason": r.reason} for r in proposal.rejected]
         objective = iteration.agent.objective
-        log_activity(
+        activity_log(
             iteration.agent,
-            "iteration_succeeded",
-            f"Iteration #{iteration.number}: {objective} {sealed.score:.4f} on the sealed test window "
+            event="iteration_succeeded",
+            message=f"Iteration #{iteration.number}: {objective} {sealed.score:.4f} on the sealed test window "
             f"(out of sample; DSR {_fmt(stats['dsr'])}, PBO {_fmt(stats['pbo'])}); selection score "
             f"{current.score:.4f} (in-sample); {len(refinements)} candidates (best selection score "
             f"{_fmt(best)}) by {proposal.refiner}.",
@@ -257,7 +257,7 @@ def _finish_success(iteration, outcome, started):
             },
         )
         if proposal.fallback_reason:
-            log_activity(iteration.agent, "refiner_fallback", proposal.fallback_reason,
+            activity_log(iteration.agent, event="refiner_fallback", message=proposal.fallback_reason,
                          details={"iteration": iteration.number, "refiner": iteration.agent.refiner})
         _after_success_hooks(iteration)
         announce_iteration_finished(iteration)
@@ -266,7 +266,7 @@ def _finish_success(iteration, outcome, started):
 
 def _after_success_hooks(iteration):
     """Runs inside the finishing transaction: auto-approval decides on the stored gate rows."""
-    approval.auto_approve_iteration(iteration)
+    approval.iteration_auto_approve(iteration)
 
 
 def _fmt(value):
@@ -288,8 +288,8 @@ def _finish_failure(iteration, exc, started):
         )
         iteration.status = IterationStatus.FAILED
         iteration.error = message
-        log_activity(
-            iteration.agent, "iteration_failed", f"Iteration #{iteration.number} failed: {message}",
+        activity_log(
+            iteration.agent, event="iteration_failed", message=f"Iteration #{iteration.number} failed: {message}",
             details={"iteration": iteration.number, "error_type": type(exc).__name__},
         )
         announce_iteration_finished(iteration)

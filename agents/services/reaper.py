@@ -1,7 +1,7 @@
 """Keeps iterations from staying stuck.
 
 - A pool process that dies mid-iteration (SIGKILL, the OOM killer) is reported by its worker's
-  main process at once (Celery's WorkerLostError): fail_lost_iteration marks the iteration failed
+  main process at once (Celery's WorkerLostError): iteration_fail_lost marks the iteration failed
   then, so the agent is free within seconds.
 - An iteration `running` for longer than the hard time limit (plus a grace period) lost its
   worker with nobody to report it (the whole worker or machine gone): the reaper marks it failed.
@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import IterationStatus, LearningIteration
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from agents.services.announce import announce_iteration_finished
 from agents.services.dispatch import send_to_worker
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 GRACE_SECONDS = 60
 
 
-def reap_stuck_iterations(now=None):
+def iterations_reap_stuck(now=None):
     now = now or timezone.now()
     limit = now - dt.timedelta(seconds=settings.LAB_ITERATION_TIME_LIMIT + GRACE_SECONDS)
     stuck = list(
@@ -44,7 +44,7 @@ def reap_stuck_iterations(now=None):
     return reaped
 
 
-def fail_lost_iteration(iteration_id, reason, now=None):
+def iteration_fail_lost(iteration_id, *, reason, now=None):
     """The process running this iteration died and its worker said so (WorkerLostError): fail it
     now if it is still running. Idempotent; False when there was nothing to fail."""
     iteration = LearningIteration.objects.filter(pk=iteration_id, status=IterationStatus.RUNNING).select_related(
@@ -70,12 +70,13 @@ def _fail_running(iteration, error, now, activity_message):
             return 0
         iteration.status = IterationStatus.FAILED
         iteration.error = error
-        log_activity(iteration.agent, "iteration_reaped", activity_message, details={"iteration": iteration.number})
+        activity_log(iteration.agent, event="iteration_reaped", message=activity_message,
+                     details={"iteration": iteration.number})
         announce_iteration_finished(iteration)
     return 1
 
 
-def requeue_lost_iterations(now=None):
+def iterations_requeue_lost(now=None):
     """Send again the task of iterations queued long ago and never started; returns how many
     were sent. A broker still down stops the round (dispatch logs it): the next one retries."""
     now = now or timezone.now()

@@ -139,7 +139,7 @@ class NotificationChannelViewSet(
     @action(detail=True, methods=["post"], url_path="test")
     def test(self, request, pk=None):
         """Send a test notification now (synchronously, no retries); 200 with ok true or false."""
-        outcome = channel_service.send_test_notification(self.get_object(), user=request.user)
+        outcome = channel_service.channel_send_test(self.get_object(), user=request.user)
         return Response({"ok": outcome.ok, "error": outcome.error, "response_code": outcome.response_code})
 
     def filter_queryset(self, queryset):

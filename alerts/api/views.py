@@ -78,14 +78,14 @@ class _OneAlertMixin:
 @extend_schema(parameters=[AGENT_ID, ALERT_ID])
 class AgentAlertDetailView(_OneAlertMixin, generics.RetrieveDestroyAPIView):
     def perform_destroy(self, instance):
-        services.delete_alert(instance, user=self.request.user)
+        services.alert_delete(instance, user=self.request.user)
 
 
 @extend_schema(parameters=[AGENT_ID, ALERT_ID])
 class AgentAlertAcknowledgeView(_OneAlertMixin, generics.GenericAPIView):
     @extend_schema(request=None, responses=AlertSerializer, operation_id="learning_agents_agent_alert_acknowledge")
     def post(self, request, *args, **kwargs):
-        alert = services.acknowledge_alert(self.get_object(), user=request.user)
+        alert = services.alert_acknowledge(self.get_object(), user=request.user)
         return Response(AlertSerializer(alert).data)
 
 
@@ -111,7 +111,7 @@ class BulkAcknowledgeView(generics.GenericAPIView):
             target = visible.filter(pk__in=found)
         else:
             target = _filtered(visible, data)
-        count = services.acknowledge_alerts(target, user=request.user)
+        count = services.alerts_acknowledge(target, user=request.user)
         return Response({"acknowledged": count, "not_found": not_found}, status=status.HTTP_200_OK)
 
 

@@ -1,43 +1,19 @@
-"""Prometheus metrics of the lab (official prometheus-client), exposed at GET /metrics.
+"""Prometheus metrics of the lab (prometheus-client), exposed at GET /metrics.
 
-Counters and histograms are incremented where things happen (agents.services.learning,
-.evaluation, .decisions; alerts.services, alerts.tasks) through the small functions below.
-Counts tied to a database write (iterations, decisions, alerts) are added when the
-transaction commits, so a rolled-back decision is never counted.
+Counters and histograms are incremented through the small functions below where things happen;
+counts tied to a database write are added when the transaction commits, so a rolled-back
+decision is never counted. Gauges are computed at scrape time by ``LabStateCollector`` from the
+database (registered by the app owning the rows, config.observability.registry) and the broker,
+so they are right whichever process serves the scrape. Each metric's declaration below carries
+its help text; README "Observability" lists them.
 
-    lab_iterations_finished_total{status,trigger}     iterations that ended (succeeded|failed)
-    lab_iteration_duration_seconds{status}            histogram, claim to finish
-    lab_backtest_duration_seconds                     histogram, one parameter set on both windows
-    lab_refinement_decisions_total{decision,mode}     approved|rejected|applied|superseded|rolled_back,
-                                                      mode auto|manual
-    lab_llm_calls_total{outcome}                      LLM refiner calls: success|error|unavailable|
-                                                      auth_error, and skipped_budget (no call made)
-    lab_llm_tokens_total{direction,outcome}           input|output tokens billed, by call outcome
-    lab_alerts_raised_total{type,severity,kind}       kind new|repeat (a repeat folds into an open alert)
-    lab_deliveries_total{channel_kind,outcome}        delivery attempts: succeeded|retrying|failed
-
-Gauges are computed at scrape time by `LabStateCollector` from the database and the broker
-(so they are right whichever process serves the scrape). The database gauges belong to the app
-that owns the rows and are registered from its AppConfig.ready() (config.observability.registry):
-
-    lab_agents{status,continuous_state}               agents by lifecycle status and learning state (agents)
-    lab_iterations_active{status}                     queued|running iterations (agents)
-    lab_alerts_open{severity}                         unacknowledged alerts (alerts)
-    lab_heartbeat_age_seconds{component}              beat|workers: seconds since the last heartbeat (alerts)
-    lab_celery_queue_length{queue}                    messages waiting (Redis, filesystem, AMQP)
-    lab_scrape_ok{part}                               1 when the database / broker part was read
-
-Multi-process mode. Web (gunicorn workers), Celery prefork children and beat are separate
-processes; an iteration counted in a worker must show in the web's /metrics. With
-PROMETHEUS_MULTIPROC_DIR set (config.bootstrap sets it to var/prometheus unless
-LAB_METRICS_MULTIPROCESS=0), every process writes its values to files in that directory
-and /metrics merges them with `MultiProcessCollector`. The variable must be set before
-prometheus_client is imported (bootstrap runs first thing); wipe the directory when the
-whole service (re)starts. Exiting processes are marked dead: gunicorn through
-`config/observability/gunicorn.py` (`gunicorn -c python:config.observability.gunicorn`),
-Celery pool children through `worker_process_shutdown` (celery_signals). Counters keep the
-values of dead processes, as Prometheus expects. Workers on other hosts write to their own
-directory: set LAB_WORKER_METRICS_PORT there and scrape each worker host too.
+Multi-process: web, Celery pool children and beat are separate processes, and an iteration
+counted in a worker must show in the web's /metrics. With PROMETHEUS_MULTIPROC_DIR set (the
+bootstrap sets it to var/prometheus unless LAB_METRICS_MULTIPROCESS=0, before prometheus_client
+is imported) every process writes its values to files there and /metrics merges them. Exiting
+processes are marked dead (gunicorn: config/observability/gunicorn.py; pool children:
+``worker_process_shutdown``); counters keep their values, as Prometheus expects. Workers on other
+hosts set LAB_WORKER_METRICS_PORT and are scraped themselves.
 """
 
 import logging

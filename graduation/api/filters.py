@@ -3,7 +3,7 @@ bad value is a 400 naming the parameter and the rule."""
 
 from core.filters import IntegerFilter, LabFilterSet, UTCIsoDateTimeFilter
 from graduation.models import GraduationEvent, PaperAccount
-from graduation.paper.summary import DEFAULT_FILLS, DEFAULT_POINTS, MAX_FILLS, MAX_POINTS
+from graduation.trading.summary import DEFAULT_FILLS, DEFAULT_POINTS, MAX_FILLS, MAX_POINTS
 
 
 class VersionAtParams(LabFilterSet):

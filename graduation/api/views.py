@@ -29,7 +29,7 @@ from graduation.api.serializers import (
 )
 from graduation.eligibility import eligibility
 from graduation.models import GraduationEvent
-from graduation.paper.summary import paper_summary
+from graduation.trading.summary import paper_summary
 
 AGENT_ID = OpenApiParameter("agent_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
@@ -64,7 +64,7 @@ class GraduateView(_AgentView):
         agent = self.agent()
         payload = GraduateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        event = services.graduate(agent, actor=request.user, **payload.validated_data)
+        event = services.agent_graduate(agent, actor=request.user, **payload.validated_data)
         return Response(GraduationEventSerializer(event).data, status=status.HTTP_201_CREATED)
 
 
@@ -76,7 +76,7 @@ class DemoteView(_AgentView):
         agent = self.agent()
         payload = DemoteSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        event = services.demote(agent, actor=request.user, reason=payload.validated_data.get("reason", ""))
+        event = services.agent_demote(agent, actor=request.user, reason=payload.validated_data.get("reason", ""))
         return Response(GraduationEventSerializer(event).data, status=status.HTTP_201_CREATED)
 
 

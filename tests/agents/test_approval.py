@@ -41,7 +41,7 @@ LOOSE = {
     "max_test_shortfall": 100.0,
     "min_fold_pass": 1,
 }
-SEED_KEYS = ("min_win_rate", "min_sharpe_ratio", "min_signals", "min_total_return", "require_improvement")
+CORE_KEYS = ("min_win_rate", "min_sharpe_ratio", "min_signals", "min_total_return", "require_improvement")
 # No candidate passes these.
 STRICT = {**LOOSE, "min_sharpe_ratio": 10.0, "min_signals": 1_000_000}
 # The rows the selection rules yield under LOOSE (max_drawdown off, require_improvement off).
@@ -103,8 +103,8 @@ def test_full_replace_merges_over_defaults_and_cleans_types():
     assert clean == {**LOOSE, "min_signals": 7, "min_fold_pass": 2, "max_drawdown": 0.3}
     assert isinstance(clean["min_signals"], int) and isinstance(clean["min_fold_pass"], int)
     assert approval.validate_thresholds(LOOSE)["max_drawdown"] is None  # optional: no limit
-    seed_only = approval.validate_thresholds({k: LOOSE[k] for k in SEED_KEYS})
-    assert {k: seed_only[k] for k in ("min_dsr", "max_improvement_p", "max_test_shortfall", "min_fold_pass")} == {
+    core_only = approval.validate_thresholds({k: LOOSE[k] for k in CORE_KEYS})
+    assert {k: core_only[k] for k in ("min_dsr", "max_improvement_p", "max_test_shortfall", "min_fold_pass")} == {
         "min_dsr": 0.95, "max_improvement_p": 0.05, "max_test_shortfall": 0.25, "min_fold_pass": 3}
     edges = approval.validate_thresholds({"min_win_rate": 1, "min_sharpe_ratio": -10, "min_signals": 0,
                                           "min_total_return": -1, "require_improvement": False, "max_drawdown": 1,
@@ -582,12 +582,12 @@ def test_thresholds_decide_between_the_candidates_of_one_iteration():
     assert failing and {r.status for r in failing} == {RefinementStatus.REJECTED}
     assert all("min_sharpe_ratio" in r.decision_reason for r in failing)
     # Nothing pending is left, so running it again changes nothing.
-    assert approval.auto_approve_iteration(iteration)["judged"] == 0
+    assert approval.iteration_auto_approve(iteration)["judged"] == 0
 
 
 def test_default_thresholds_change_nothing_on_a_random_walk():
     """No edge to find: the deflated Sharpe and the paired test stop every candidate."""
-    agent = auto_agent({k: approval.DEFAULT_THRESHOLDS[k] for k in SEED_KEYS}, candidates_per_iteration=6)
+    agent = auto_agent({k: approval.DEFAULT_THRESHOLDS[k] for k in CORE_KEYS}, candidates_per_iteration=6)
     for _ in range(3):
         iteration = run(agent)
         for r in refinements(iteration):
@@ -682,7 +682,7 @@ def test_disabled_auto_approval_judges_but_decides_nothing():
     assert all([c["criterion"] for c in r.criteria_results] == SELECTION_ROWS for r in refs)
     assert readings(agent, ExamPurpose.APPROVAL) == [] and len(readings(agent, ExamPurpose.REPORT)) == 1
     assert not ActivityLog.objects.filter(agent=agent, actor_label="auto-approval").exists()
-    assert approval.auto_approve_iteration(iteration) == approval._summary(enabled=False)
+    assert approval.iteration_auto_approve(iteration) == approval._summary(enabled=False)
 
 
 def test_candidates_never_examined_are_not_applied_later():
@@ -691,7 +691,7 @@ def test_candidates_never_examined_are_not_applied_later():
     approval.thresholds_set(agent, LOOSE, actor=agent.owner)
     iteration = run(agent)
     approval.auto_approve_enable(agent, actor=agent.owner)
-    summary = approval.auto_approve_iteration(iteration)
+    summary = approval.iteration_auto_approve(iteration)
     assert summary["approved"] is None and summary["rejected"] == len(refinements(iteration))
     assert all("not examined on the sealed window" in r.decision_reason for r in refinements(iteration))
     assert StrategyVersion.objects.filter(agent=agent).count() == 1
@@ -721,7 +721,7 @@ def test_an_old_iteration_is_not_applied_over_a_newer_version():
     approval.thresholds_set(agent, LOOSE, actor=agent.owner)
     approval.auto_approve_enable(agent, actor=agent.owner)
 
-    summary = approval.auto_approve_iteration(old)
+    summary = approval.iteration_auto_approve(old)
 
     assert "current version changed" in summary["skipped"]
     assert StrategyVersion.objects.filter(agent=agent).count() == 2

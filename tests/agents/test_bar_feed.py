@@ -16,7 +16,7 @@ from agents.tasks import poll_bar_feed_task
 from core.errors import ValidationFailed
 from graduation import services as graduation
 from graduation.models import PaperAccount
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import InstrumentFactory
 from tests.fake_exchange import FakeExchange, kline
 from tests.graduation.helpers import eligible_agent
@@ -209,7 +209,7 @@ def test_the_beat_task_polls_and_paper_trading_consumes_the_new_bars(btc, exchan
     agent = eligible_agent(instrument=btc, params={"fast": 3, "slow": 8})
     agent.graduation_criteria = {**agent.graduation_criteria, "max_drawdown": 1.0}
     agent.save(update_fields=["graduation_criteria"])
-    graduation.graduate(agent, actor=agent.owner, reason="feed test")
+    graduation.agent_graduate(agent, actor=agent.owner, reason="feed test")
     exchange.candles = candles
     monkeypatch.setattr(ccxt_feed.time, "time", lambda: (T0 + 1000 * H) / 1000)
     summary = poll_bar_feed_task(btc.pk)

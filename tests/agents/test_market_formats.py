@@ -16,7 +16,7 @@ from agents.models import IterationTrigger
 from agents.services import learning
 from core.errors import ValidationFailed
 from graduation import services as graduation
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.agents.helpers import fred_series
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import QUICK, add_iteration
@@ -218,7 +218,7 @@ def test_import_prices_options_and_the_close_only_agent_learns_and_paper_trades(
     agent.save(update_fields=["graduation_criteria"])
     for _ in range(3):
         add_iteration(agent)
-    graduation.graduate(agent, actor=user, reason="close-only smoke")
+    graduation.agent_graduate(agent, actor=user, reason="close-only smoke")
 
     call_command("import_prices", str(new), "--symbol", "WTI", "--close-only", "--missing", "skip",
                  stdout=io.StringIO())

@@ -19,10 +19,10 @@ def test_an_iteration_running_past_the_hard_limit_is_failed_and_the_agent_freed(
         stuck = LearningIteration.objects.create(agent=agent, number=1, status=IterationStatus.RUNNING,
                                                  started_at=timezone.now())
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, 6, tzinfo=dt.UTC), tick=False):
-        assert reaper.reap_stuck_iterations() == 0  # within the limit: maybe still working
+        assert reaper.iterations_reap_stuck() == 0  # within the limit: maybe still working
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, 8, tzinfo=dt.UTC), tick=False):
-        assert reaper.reap_stuck_iterations() == 1
-        assert reaper.reap_stuck_iterations() == 0  # idempotent
+        assert reaper.iterations_reap_stuck() == 1
+        assert reaper.iterations_reap_stuck() == 0  # idempotent
     stuck.refresh_from_db()
     assert stuck.status == IterationStatus.FAILED
     assert "worker lost" in stuck.error
@@ -42,9 +42,9 @@ def test_queued_iterations_whose_message_was_lost_are_sent_again(settings, monke
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC), tick=False):
         lost = LearningIteration.objects.create(agent=agent, number=1)
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, 5, tzinfo=dt.UTC), tick=False):
-        assert reaper.requeue_lost_iterations() == 0
+        assert reaper.iterations_requeue_lost() == 0
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, 11, tzinfo=dt.UTC), tick=False):
-        assert reaper.requeue_lost_iterations() == 1
+        assert reaper.iterations_requeue_lost() == 1
     assert sent == [(tasks.run_iteration_task.name, lost.pk)]
 
 
@@ -60,7 +60,7 @@ def test_a_broker_still_down_leaves_the_lost_iterations_queued_for_the_next_roun
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC), tick=False):
         lost = [LearningIteration.objects.create(agent=make_agent(), number=1) for _ in range(3)]
     with time_machine.travel(dt.datetime(2026, 3, 2, 12, 11, tzinfo=dt.UTC), tick=False):
-        assert reaper.requeue_lost_iterations() == 0
+        assert reaper.iterations_requeue_lost() == 0
     assert len(attempts) == 1  # the round stops at the first refusal instead of timing out on each
     assert "could not be handed to a worker" in caplog.text
     statuses = LearningIteration.objects.filter(pk__in=[i.pk for i in lost]).values_list("status", flat=True)

@@ -144,7 +144,7 @@ def test_enable_creates_one_row_with_a_stable_name_on_a_shared_crontab(agent, ow
     assert str(crontab.timezone) == "Europe/London"
 
     scheduling.schedule_set(agent, cron="0 */6 * * *", timezone="Europe/London", actor=owner)
-    scheduling.sync_agent_schedule(agent)
+    scheduling.agent_schedule_sync(agent)
     assert PeriodicTask.objects.filter(name__endswith=":learn").count() == 1
     assert row_of(agent).pk == row.pk
 
@@ -373,7 +373,7 @@ def test_reconcile_reverts_an_operators_edits_of_the_row(owner, instrument, froz
 def test_reconcile_repoints_rows_when_the_shared_crontab_itself_was_edited(agent, owner, frozen):
     scheduling.auto_learn_enable(agent, actor=owner, cron="0 9 * * *")
     CrontabSchedule.objects.filter(pk=row_of(agent).crontab_id).update(hour="10")
-    assert scheduling.reconcile_schedules()["updated"] == 1
+    assert scheduling.schedules_reconcile()["updated"] == 1
     assert row_of(agent).crontab.hour == "9"
 
 
@@ -385,7 +385,7 @@ def test_reconcile_creates_missing_rows_and_removes_orphans(owner, instrument, f
     PeriodicTask.objects.create(name="agent:00000000-0000-0000-0000-000000000000:learn",
                                 task="agents.tasks.scheduled_iteration_task", crontab=crontab)
     unrelated = PeriodicTask.objects.create(name="nightly-report", task="x", crontab=crontab)
-    summary = scheduling.reconcile_schedules()
+    summary = scheduling.schedules_reconcile()
     assert (summary["created"], summary["deleted"]) == (1, 1)
     assert set(PeriodicTask.objects.values_list("name", flat=True)) == {f"agent:{kept.pk}:learn", unrelated.name}
     assert row_of(kept).enabled
@@ -397,7 +397,7 @@ def test_reconcile_fixes_next_scheduled_iteration(owner, instrument, frozen):
     scheduling.auto_learn_enable(on, actor=owner, cron="0 9 * * *")
     TradingAgent.objects.filter(pk=on.pk).update(next_scheduled_iteration=T0 - dt.timedelta(days=2))
     TradingAgent.objects.filter(pk=off.pk).update(next_scheduled_iteration=T0)
-    assert scheduling.reconcile_schedules()["next_fixed"] == 2
+    assert scheduling.schedules_reconcile()["next_fixed"] == 2
     on.refresh_from_db()
     off.refresh_from_db()
     assert on.next_scheduled_iteration == dt.datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -406,21 +406,21 @@ def test_reconcile_fixes_next_scheduled_iteration(owner, instrument, frozen):
 
 def _reconcile_queries():
     with CaptureQueriesContext(connection) as ctx:
-        scheduling.reconcile_schedules()
+        scheduling.schedules_reconcile()
     return len(ctx.captured_queries)
 
 
 def test_reconcile_query_count_does_not_grow_with_agents(owner, instrument, frozen):
     agents = [make_agent(owner=owner, instrument=instrument, name=f"q{i}") for i in range(12)]
-    scheduling.bulk_enable_auto_learn(TradingAgent.objects.filter(pk__in=[a.pk for a in agents[:3]]),
+    scheduling.auto_learn_enable_bulk(TradingAgent.objects.filter(pk__in=[a.pk for a in agents[:3]]),
                                       cron="0 9 * * *")
     small = _reconcile_queries()
-    scheduling.bulk_enable_auto_learn(TradingAgent.objects.all(), cron="0 9 * * *")
+    scheduling.auto_learn_enable_bulk(TradingAgent.objects.all(), cron="0 9 * * *")
     assert _reconcile_queries() == small <= 5
     # Drift everywhere: still a fixed number of bulk statements.
     PeriodicTask.objects.update(enabled=False)
     with CaptureQueriesContext(connection) as ctx:
-        assert scheduling.reconcile_schedules()["updated"] == 12
+        assert scheduling.schedules_reconcile()["updated"] == 12
     assert len(ctx.captured_queries) <= 10
 
 
@@ -431,7 +431,7 @@ def test_bulk_enable_shares_one_crontab_and_tells_beat(owner, instrument):
         scheduling.auto_learn_enable(agents[0], actor=owner, cron="*/5 * * * *")  # an existing row to update
         before = PeriodicTasks.last_change()
     with time_machine.travel(T0 + dt.timedelta(minutes=2), tick=False):
-        count = scheduling.bulk_enable_auto_learn(TradingAgent.objects.all(), cron="0 */6 * * *", actor=owner)
+        count = scheduling.auto_learn_enable_bulk(TradingAgent.objects.all(), cron="0 */6 * * *", actor=owner)
         assert PeriodicTasks.last_change() == T0 + dt.timedelta(minutes=2) > before
     assert count == 6
     rows = PeriodicTask.objects.filter(name__endswith=":learn")
@@ -441,19 +441,19 @@ def test_bulk_enable_shares_one_crontab_and_tells_beat(owner, instrument):
     assert set(TradingAgent.objects.values_list("next_scheduled_iteration", flat=True)) == {
         dt.datetime(2026, 1, 5, 12, 0, tzinfo=UTC)}
     assert ActivityLog.objects.filter(event="auto_learn_enabled").count() == 7
-    assert scheduling.reconcile_schedules()["changed"] == 0
+    assert scheduling.schedules_reconcile()["changed"] == 0
 
     with time_machine.travel(T0 + dt.timedelta(minutes=4), tick=False):
-        assert scheduling.bulk_disable_auto_learn(TradingAgent.objects.filter(name__in=["b1", "b2"])) == 2
+        assert scheduling.auto_learn_disable_bulk(TradingAgent.objects.filter(name__in=["b1", "b2"])) == 2
         assert PeriodicTasks.last_change() == T0 + dt.timedelta(minutes=4)
     assert rows.filter(enabled=False).count() == 2
-    assert scheduling.reconcile_schedules()["changed"] == 0
+    assert scheduling.schedules_reconcile()["changed"] == 0
 
 
 def test_bulk_enable_with_a_bad_cron_changes_nothing(agent):
     before = snapshot(agent)
     with pytest.raises(ValidationFailed) as caught:
-        scheduling.bulk_enable_auto_learn(TradingAgent.objects.all(), cron="0 0 * 13 *")
+        scheduling.auto_learn_enable_bulk(TradingAgent.objects.all(), cron="0 0 * 13 *")
     assert "field 4 (month_of_year)" in caught.value.errors["cron"]
     assert snapshot(agent) == before
 

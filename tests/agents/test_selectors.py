@@ -18,7 +18,7 @@ from agents.models import ActivityLog, StrategyVersion, TradingAgent
 from agents.selectors import agents_visible_to, owned_rows, sees_everything
 from alerts.models import AgentAlert, AlertType, NotificationChannel, Severity
 from alerts.notify import matching_channels
-from alerts.services import raise_alert, raise_system_alert
+from alerts.services import alert_raise, system_alert_raise
 from console import dashboard
 from console.operator import reports
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
@@ -36,9 +36,10 @@ def lab():
     mine, bobs = make_agent(owner=alice, instrument=instrument, name="alice-agent"), make_agent(
         owner=bob, instrument=instrument, name="bob-agent")
     alerts = {
-        "alice": raise_alert(mine, AlertType.ERROR, Severity.WARNING, "alice-alert")[0],
-        "bob": raise_alert(bobs, AlertType.ERROR, Severity.WARNING, "bob-alert")[0],
-        "lab": raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "lab-wide-alert", fingerprint="beat")[0],
+        "alice": alert_raise(mine, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="alice-alert")[0],
+        "bob": alert_raise(bobs, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="bob-alert")[0],
+        "lab": system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message="lab-wide-alert",
+                                  fingerprint="beat")[0],
     }
     return {"alice": alice, "bob": bob, "root": root, "mine": mine, "bobs": bobs, "alerts": alerts}
 

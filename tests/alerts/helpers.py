@@ -144,7 +144,7 @@ def run_task(delivery_id):
 
 
 def one_delivery(alert, channel, queued):
-    deliveries = notify.notify_alert(alert.pk)
+    deliveries = notify.alert_notify(alert.pk)
     assert [d.channel_id for d in deliveries] == [channel.pk]
     assert queued["deliveries"] == [deliveries[0].pk]
     return deliveries[0]

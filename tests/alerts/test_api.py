@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from agents.models import ActivityLog
 from alerts.models import AgentAlert, AlertType, Severity
-from alerts.services import raise_alert, raise_system_alert
+from alerts.services import alert_raise, system_alert_raise
 from tests.factories import InstrumentFactory, UserFactory, make_agent
 
 # Alerts raised here are checked through the API; their channel fan-out is test_notify.py's business.
@@ -32,7 +32,8 @@ def stranger_agent(instrument):
 
 
 def alert(agent, alert_type=AlertType.ERROR, severity=Severity.WARNING, fingerprint="", now=T0, message="m"):
-    return raise_alert(agent, alert_type, severity, message, fingerprint=fingerprint, now=now)[0]
+    return alert_raise(agent, alert_type=alert_type, severity=severity, message=message, fingerprint=fingerprint,
+                       now=now)[0]
 
 
 def base(agent):
@@ -65,7 +66,8 @@ def test_alerts_of_all_my_agents_are_the_open_ones(api, user, agent, stranger_ag
     closed = alert(agent, fingerprint="closed")
     AgentAlert.objects.filter(pk=closed.pk).update(acknowledged=True)
     alert(stranger_agent)
-    raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "beat is down", fingerprint="beat")
+    system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message="beat is down",
+                       fingerprint="beat")
     assert ids(api.get(f"/api/learning-agents/alerts{slash}")) == {a1.pk, a2.pk}
     assert ids(api.get(f"/api/learning-agents/alerts{slash}?acknowledged=true")) == {closed.pk}
 
@@ -75,7 +77,8 @@ def test_superusers_see_every_alert_including_lab_wide_ones(agent, stranger_agen
     c = APIClient()
     c.force_authenticate(staff)
     mine, theirs = alert(agent), alert(stranger_agent)
-    system, _ = raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "beat is down", fingerprint="beat")
+    system, _ = system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message="beat is down",
+                                   fingerprint="beat")
     resp = c.get("/api/learning-agents/alerts")
     assert ids(resp) == {mine.pk, theirs.pk, system.pk}
     assert next(r for r in resp.data["results"] if r["id"] == system.pk)["agent"] is None
@@ -243,7 +246,8 @@ def test_console_lists_only_my_agents_alerts_for_non_superusers(console, user, a
 def test_console_superuser_sees_lab_wide_alerts(console, agent):
     admin_user = UserFactory(username="root")
     admin_user.is_superuser = True
-    system, _ = raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "beat-is-down", fingerprint="beat")
+    system, _ = system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message="beat-is-down",
+                                   fingerprint="beat")
     c = console(admin_user)
     assert b"beat-is-down" in c.get("/admin/alerts/agentalert/").content
     assert c.get(f"/admin/alerts/agentalert/{system.pk}/change/").status_code == 200

@@ -7,7 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from alerts import notify
-from alerts.channel_service import channel_create, send_test_notification
+from alerts.channel_service import channel_create, channel_send_test
 from alerts.models import Delivery, NotificationChannel
 from core.errors import ValidationFailed
 from tests.alerts.helpers import (
@@ -208,7 +208,7 @@ def test_test_notification_by_email(settings, user):
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     channel, _ = channel_create(owner=user, data={"name": "mail", "kind": "email", "target": "me@example.com"})
-    outcome = send_test_notification(channel, user=user)
+    outcome = channel_send_test(channel, user=user)
     assert outcome.ok
     assert mail.outbox[0].to == ["me@example.com"] and "test notification" in mail.outbox[0].body.lower()
 
@@ -217,7 +217,7 @@ def test_deliveries_of_a_channel(api, user, queued):
     agent = make_owner_agent(owner=user)
     channel, _ = channel_create(owner=user, data={"name": "log", "kind": "log", "min_severity": "INFO"})
     for n in range(3):
-        [delivery] = notify.notify_alert(make_alert(agent, fingerprint=f"f{n}").pk)
+        [delivery] = notify.alert_notify(make_alert(agent, fingerprint=f"f{n}").pk)
         if n < 2:
             run_task(delivery.pk)
     for slash in ("", "/"):

@@ -14,7 +14,7 @@ from agents.models import AgentStatus, IterationStatus, IterationTrigger, Learni
 from agents.services import learning
 from alerts import monitor, receivers
 from alerts.models import AgentAlert, AlertType, Severity
-from alerts.services import acknowledge_alert
+from alerts.services import alert_acknowledge
 from tests.factories import InstrumentFactory, make_agent
 
 pytestmark = pytest.mark.django_db
@@ -343,7 +343,7 @@ def test_iteration_count_milestones_fire_once_at_the_exact_count(agent, settings
     history(agent, [(1.0, 0.55)])
     (alert,) = alerts(agent, AlertType.MILESTONE)
     assert (alert.fingerprint, alert.severity, alert.details["iteration"]) == ("iterations:10", Severity.INFO, 11)
-    acknowledge_alert(alert, user=agent.owner)
+    alert_acknowledge(alert, user=agent.owner)
     tenth = LearningIteration.objects.get(agent=agent, number=11)
     monitor.check_after_iteration(agent.pk, tenth.pk)  # the same event seen again stays quiet
     history(agent, [(1.0, 0.55)])
@@ -371,7 +371,7 @@ def test_win_rate_milestone_marks_crossing_the_level_with_enough_trades(agent, s
     history(agent, [(1.0, 0.72, 12)])
     (alert,) = alerts(agent, AlertType.MILESTONE)
     assert alert.fingerprint == "win_rate:0.7" and alert.details["num_trades"] == 12
-    acknowledge_alert(alert, user=agent.owner)
+    alert_acknowledge(alert, user=agent.owner)
     history(agent, [(1.0, 0.71, 12)])  # still above: not news
     assert len(alerts(agent, AlertType.MILESTONE)) == 1
     history(agent, [(1.0, 0.65, 12), (1.0, 0.70, 12)])  # fell below, then reached it again

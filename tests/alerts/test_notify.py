@@ -47,7 +47,7 @@ def test_only_matching_channels_of_the_agent_owner_get_a_delivery(queued):
     channel(UserFactory(), name="someone else's")
 
     alert = make_alert(agent, alert_type=AlertType.ERROR, severity=Severity.WARNING)
-    deliveries = notify.notify_alert(alert.pk)
+    deliveries = notify.alert_notify(alert.pk)
 
     assert {d.channel_id for d in deliveries} == {everything.pk, warning_up.pk, errors_only.pk}
     assert all(d.status == DeliveryStatus.PENDING and d.sequence == 1 for d in deliveries)
@@ -59,7 +59,7 @@ def test_inactive_owners_get_nothing(queued):
     channel(agent.owner)
     agent.owner.is_active = False
     agent.owner.save()
-    assert notify.notify_alert(make_alert(agent).pk) == []
+    assert notify.alert_notify(make_alert(agent).pk) == []
 
 
 def test_lab_wide_alerts_go_to_every_superusers_channels(queued):
@@ -72,7 +72,7 @@ def test_lab_wide_alerts_go_to_every_superusers_channels(queued):
     channel(root_b, name="info-filtered", min_severity=Severity.CRITICAL)
     alert = AgentAlert.objects.create(agent=None, alert_type=AlertType.SYSTEM, severity=Severity.WARNING,
                                       message="beat has not ticked for 10 minutes", fingerprint="beat")
-    assert {d.channel_id for d in notify.notify_alert(alert.pk)} == {a.pk, b.pk}
+    assert {d.channel_id for d in notify.alert_notify(alert.pk)} == {a.pk, b.pk}
 
 
 def test_a_failing_channel_alert_skips_that_channel_and_reaches_its_owner(queued):
@@ -84,14 +84,14 @@ def test_a_failing_channel_alert_skips_that_channel_and_reaches_its_owner(queued
         agent=None, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="channel keeps failing",
         fingerprint=f"channel:{failing.pk}", details={"channel_id": failing.pk, "owner_id": owner.pk},
     )
-    assert {d.channel_id for d in notify.notify_alert(alert.pk)} == {owner_other.pk, staff_channel.pk}
+    assert {d.channel_id for d in notify.alert_notify(alert.pk)} == {owner_other.pk, staff_channel.pk}
 
 
 def test_the_log_line_is_always_written_even_without_channels(queued, caplog):
     caplog.set_level(logging.INFO, logger="alerts.notifications")
     agent = make_owner_agent()
     alert = make_alert(agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO, message="100 iterations")
-    assert notify.notify_alert(alert.pk) == []
+    assert notify.alert_notify(alert.pk) == []
     [record] = [r for r in caplog.records if r.name == "alerts.notifications"]
     assert record.levelno == logging.INFO
     assert record.alert_id == alert.pk
@@ -105,8 +105,8 @@ def test_notifying_twice_is_idempotent(queued):
     agent = make_owner_agent()
     c = channel(agent.owner)
     alert = make_alert(agent)
-    first = notify.notify_alert(alert.pk)
-    second = notify.notify_alert(alert.pk)
+    first = notify.alert_notify(alert.pk)
+    second = notify.alert_notify(alert.pk)
     assert [d.pk for d in first] == [d.pk for d in second]
     assert Delivery.objects.filter(channel=c).count() == 1
     assert len(queued["deliveries"]) == 1
@@ -117,14 +117,14 @@ def test_a_repeat_after_the_interval_is_the_next_sequence(queued):
     c = channel(agent.owner)
     with time_machine.travel(T0, tick=False):
         alert = make_alert(agent, last_notified_at=T0)
-        notify.notify_alert(alert.pk)
+        notify.alert_notify(alert.pk)
     with time_machine.travel(T0 + dt.timedelta(hours=1), tick=False):
         AgentAlert.objects.filter(pk=alert.pk).update(last_notified_at=T0 + dt.timedelta(hours=1))
-        [again] = notify.notify_alert(alert.pk)
-        assert notify.notify_alert(alert.pk)[0].pk == again.pk  # the same repeat twice: one row
+        [again] = notify.alert_notify(alert.pk)
+        assert notify.alert_notify(alert.pk)[0].pk == again.pk  # the same repeat twice: one row
     assert again.sequence == 2
     assert list(Delivery.objects.filter(channel=c).order_by("sequence").values_list("sequence", flat=True)) == [1, 2]
-    assert notify.notify_alert(alert.pk, sequence=7)[0].sequence == 7
+    assert notify.alert_notify(alert.pk, sequence=7)[0].sequence == 7
 
 
 def test_one_channel_failing_does_not_block_the_others(queued, monkeypatch, caplog):
@@ -140,20 +140,20 @@ def test_one_channel_failing_does_not_block_the_others(queued, monkeypatch, capl
         queued["deliveries"].append(delivery_id)
 
     monkeypatch.setattr("config.task_messages.send_on_commit", flaky)
-    deliveries = notify.notify_alert(make_alert(agent).pk)
+    deliveries = notify.alert_notify(make_alert(agent).pk)
     assert [d.channel_id for d in deliveries] == [second.pk]
     assert not Delivery.objects.filter(channel=first).exists()  # rolled back, nothing half-queued
     assert "could not queue alert" in caplog.text
 
 
 def test_a_vanished_alert_is_ignored(queued):
-    assert notify.notify_alert(999_999) == []
+    assert notify.alert_notify(999_999) == []
 
 
 def test_a_channel_disabled_before_sending_fails_its_delivery(queued):
     agent = make_owner_agent()
     c = channel(agent.owner)
-    [delivery] = notify.notify_alert(make_alert(agent).pk)
+    [delivery] = notify.alert_notify(make_alert(agent).pk)
     c.enabled = False
     c.save()
     run_task(delivery.pk)
@@ -166,7 +166,7 @@ def test_a_log_channel_row_delivers_a_structured_line(queued, caplog):
     caplog.set_level(logging.INFO, logger="alerts.notifications")
     agent = make_owner_agent()
     c = channel(agent.owner)
-    [delivery] = notify.notify_alert(make_alert(agent).pk)
+    [delivery] = notify.alert_notify(make_alert(agent).pk)
     run_task(delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
@@ -181,7 +181,7 @@ def test_email_through_the_locmem_backend(settings, queued):
     channel(agent.owner, kind="email", target="oncall@example.com")
     alert = make_alert(agent, severity=Severity.CRITICAL, message="iteration 7 failed: refiner crashed",
                        details={"iteration": 7})
-    [delivery] = notify.notify_alert(alert.pk)
+    [delivery] = notify.alert_notify(alert.pk)
     run_task(delivery.pk)
 
     [message] = mail.outbox
@@ -207,8 +207,8 @@ def test_email_refused_by_the_server_is_permanent(settings, queued, monkeypatch)
     def refuse(*args, **kwargs):
         raise smtplib.SMTPRecipientsRefused({"ops@example.com": (550, b"no such user")})
 
-    monkeypatch.setattr("alerts.channels.email.send_mail", refuse)
-    [delivery] = notify.notify_alert(make_alert(agent).pk)
+    monkeypatch.setattr("alerts.transports.email.send_mail", refuse)
+    [delivery] = notify.alert_notify(make_alert(agent).pk)
     assert run_task(delivery.pk) is False
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and "refused" in delivery.last_error
@@ -225,7 +225,7 @@ def test_a_burst_is_folded_into_the_next_delivery_under_a_frozen_clock(
     with time_machine.travel(T0, tick=False):
         burst = [make_alert(agent, fingerprint=f"f{n}", message=f"alert {n}") for n in range(5)]
         with django_capture_on_commit_callbacks(execute=True):
-            rows = [notify.notify_alert(a.pk)[0] for a in burst]
+            rows = [notify.alert_notify(a.pk)[0] for a in burst]
         assert [r.status for r in rows] == ["pending", "pending", "folded", "folded", "folded"]
         assert queued["deliveries"] == [rows[0].pk, rows[1].pk]
         # One flush per burst, for when the window frees (the oldest send + 60 s, + 1 s).
@@ -242,19 +242,19 @@ def test_a_burst_is_folded_into_the_next_delivery_under_a_frozen_clock(
 
     with time_machine.travel(T0 + dt.timedelta(seconds=30), tick=False):
         with django_capture_on_commit_callbacks(execute=True):
-            late = notify.notify_alert(make_alert(agent, fingerprint="late", message="late").pk)[0]
+            late = notify.alert_notify(make_alert(agent, fingerprint="late", message="late").pk)[0]
         assert late.status == DeliveryStatus.FOLDED  # still two sends in the last minute
         assert queued["flushes"][-1] == (hook.pk, 31.0)  # a new burst: its own flush
 
     with time_machine.travel(T0 + dt.timedelta(seconds=61), tick=False):
-        carrier = notify.notify_alert(make_alert(agent, fingerprint="next", message="next").pk)[0]
+        carrier = notify.alert_notify(make_alert(agent, fingerprint="next", message="next").pk)[0]
         assert carrier.status == DeliveryStatus.PENDING
         run_task(carrier.pk)
         body = json.loads(receiver.requests[-1]["body"])
         assert body["alert"]["message"] == "next"
         assert body["folded"]["count"] == 1 and body["folded"]["alerts"][0]["message"] == "late"
         # The flush finds nothing left to send.
-        assert notify.flush_folded(hook.pk) is None
+        assert notify.folded_flush(hook.pk) is None
 
     assert len(receiver.requests) == 3
     assert Delivery.objects.filter(status=DeliveryStatus.FOLDED).count() == 4
@@ -267,7 +267,7 @@ def test_at_most_n_deliveries_start_in_any_rolling_minute(queued):
     statuses = []
     for second in range(0, 150, 10):
         with time_machine.travel(T0 + dt.timedelta(seconds=second), tick=False):
-            statuses.append(notify.notify_alert(make_alert(agent, fingerprint=f"s{second}").pk)[0].status)
+            statuses.append(notify.alert_notify(make_alert(agent, fingerprint=f"s{second}").pk)[0].status)
     sent_at = [T0 + dt.timedelta(seconds=10 * i) for i, s in enumerate(statuses) if s == "pending"]
     assert statuses[:4] == ["pending", "pending", "pending", "folded"]
     for start in sent_at:
@@ -283,20 +283,20 @@ def test_the_tail_of_a_burst_is_flushed_when_the_window_frees(
     hook = webhook_channel(agent.owner, receiver.url(), rate_limit_per_minute=1)
 
     with time_machine.travel(T0, tick=False):
-        sent = notify.notify_alert(make_alert(agent, fingerprint="f0", message="m0").pk)[0]
+        sent = notify.alert_notify(make_alert(agent, fingerprint="f0", message="m0").pk)[0]
         run_task(sent.pk)
     rows = []
     for n, second in ((1, 5), (2, 6)):
         with (time_machine.travel(T0 + dt.timedelta(seconds=second), tick=False),
               django_capture_on_commit_callbacks(execute=True)):
-            rows.append(notify.notify_alert(make_alert(agent, fingerprint=f"f{n}", message=f"m{n}").pk)[0])
+            rows.append(notify.alert_notify(make_alert(agent, fingerprint=f"f{n}", message=f"m{n}").pk)[0])
     assert [r.status for r in rows] == ["folded", "folded"]
     assert queued["flushes"] == [(hook.pk, 56.0)]  # once per burst
 
     with time_machine.travel(T0 + dt.timedelta(seconds=10), tick=False):
-        assert notify.flush_folded(hook.pk) == pytest.approx(51.0)  # still busy: come back later
+        assert notify.folded_flush(hook.pk) == pytest.approx(51.0)  # still busy: come back later
     with time_machine.travel(T0 + dt.timedelta(seconds=61), tick=False):
-        assert notify.flush_folded(hook.pk) is None
+        assert notify.folded_flush(hook.pk) is None
         rows[1].refresh_from_db()
         assert rows[1].status == DeliveryStatus.PENDING  # the newest folded one carries the rest
         assert queued["deliveries"][-1] == rows[1].pk
@@ -309,7 +309,7 @@ def test_the_tail_of_a_burst_is_flushed_when_the_window_frees(
     assert rows[0].status == DeliveryStatus.FOLDED and rows[0].delivered_at is not None
     with time_machine.travel(T0 + dt.timedelta(seconds=200), tick=False):
         sent_before = len(queued["deliveries"])
-        assert notify.flush_folded(hook.pk) is None
+        assert notify.folded_flush(hook.pk) is None
         assert len(queued["deliveries"]) == sent_before
 
 
@@ -318,10 +318,10 @@ def test_the_flush_task_retries_while_the_window_is_full(queued, monkeypatch):
 
     from alerts.tasks import flush_folded_task
 
-    monkeypatch.setattr(notify, "flush_folded", lambda channel_id: 12.0)
+    monkeypatch.setattr(notify, "folded_flush", lambda channel_id: 12.0)
     with pytest.raises(Retry):
         flush_folded_task(1)
-    monkeypatch.setattr(notify, "flush_folded", lambda channel_id: None)
+    monkeypatch.setattr(notify, "folded_flush", lambda channel_id: None)
     flush_folded_task(1)
 
 
@@ -331,7 +331,7 @@ def test_rate_limits_are_per_channel(queued):
     loose = channel(agent.owner, name="loose", rate_limit_per_minute=10)
     with time_machine.travel(T0, tick=False):
         for n in range(3):
-            notify.notify_alert(make_alert(agent, fingerprint=f"f{n}").pk)
+            notify.alert_notify(make_alert(agent, fingerprint=f"f{n}").pk)
     statuses = {c.name: sorted(Delivery.objects.filter(channel=c).values_list("status", flat=True))
                 for c in (tight, loose)}
     assert statuses == {"tight": ["folded", "folded", "pending"], "loose": ["pending"] * 3}
@@ -349,18 +349,18 @@ def test_deliveries_whose_message_was_lost_are_queued_again(queued, monkeypatch,
     agent = make_owner_agent()
     c = channel(agent.owner, rate_limit_per_minute=1)
     with time_machine.travel(T0, tick=False):
-        pending, folded = (notify.notify_alert(make_alert(agent, fingerprint=f"f{n}").pk)[0] for n in range(2))
-        retrying = notify.notify_alert(make_alert(agent, fingerprint="r").pk)[0]
+        pending, folded = (notify.alert_notify(make_alert(agent, fingerprint=f"f{n}").pk)[0] for n in range(2))
+        retrying = notify.alert_notify(make_alert(agent, fingerprint="r").pk)[0]
     Delivery.objects.filter(pk=retrying.pk).update(status=DeliveryStatus.RETRYING)
     done = Delivery.objects.create(alert=pending.alert, channel=c, sequence=2, status=DeliveryStatus.SUCCEEDED)
     assert folded.status == retrying.status == DeliveryStatus.FOLDED
 
     with time_machine.travel(T0 + dt.timedelta(minutes=4), tick=False):
-        assert notify.requeue_stale_deliveries() == {"requeued": 0, "flushed": 0}
+        assert notify.deliveries_requeue_stale() == {"requeued": 0, "flushed": 0}
     with time_machine.travel(T0 + dt.timedelta(minutes=5, seconds=1), tick=False):
-        assert notify.requeue_stale_deliveries() == {"requeued": 1, "flushed": 1}
+        assert notify.deliveries_requeue_stale() == {"requeued": 1, "flushed": 1}
         assert sent == [pending.pk] and flushed == [c.pk]
     with time_machine.travel(T0 + dt.timedelta(minutes=6), tick=False):
         sent.clear()
-        notify.requeue_stale_deliveries()
+        notify.deliveries_requeue_stale()
         assert retrying.pk in sent and done.pk not in sent

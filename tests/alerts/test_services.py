@@ -1,4 +1,4 @@
-"""raise_alert's deduplication and notification contract, acknowledge and delete."""
+"""alert_raise's deduplication and notification contract, acknowledge and delete."""
 
 import datetime as dt
 
@@ -22,7 +22,8 @@ def agent():
 
 
 def raise_error(agent, severity=Severity.WARNING, message="boom", fingerprint="iteration_failed", **kwargs):
-    return services.raise_alert(agent, AlertType.ERROR, severity, message, fingerprint=fingerprint, **kwargs)
+    return services.alert_raise(agent, alert_type=AlertType.ERROR, severity=severity, message=message,
+                                fingerprint=fingerprint, **kwargs)
 
 
 def test_new_alert_is_created_and_notified_after_commit(agent, notified, clock, django_capture_on_commit_callbacks):
@@ -102,7 +103,7 @@ def test_acknowledged_alert_does_not_absorb_repeats(agent, notified, django_capt
     user = agent.owner
     with django_capture_on_commit_callbacks(execute=True):
         first, _ = raise_error(agent)
-    acknowledged = services.acknowledge_alert(first, user=user)
+    acknowledged = services.alert_acknowledge(first, user=user)
     assert acknowledged.acknowledged and acknowledged.acknowledged_by == user and acknowledged.acknowledged_at
     with django_capture_on_commit_callbacks(execute=True):
         second, created = raise_error(agent)
@@ -114,9 +115,9 @@ def test_acknowledged_alert_does_not_absorb_repeats(agent, notified, django_capt
 
 def test_acknowledging_twice_changes_nothing(agent, notified):
     alert, _ = raise_error(agent)
-    first = services.acknowledge_alert(alert, user=agent.owner)
+    first = services.alert_acknowledge(alert, user=agent.owner)
     other = UserFactory()
-    second = services.acknowledge_alert(alert, user=other)
+    second = services.alert_acknowledge(alert, user=other)
     assert second.acknowledged_by == agent.owner and second.acknowledged_at == first.acknowledged_at
     assert ActivityLog.objects.filter(event="alert_acknowledged").count() == 1
 
@@ -126,7 +127,7 @@ def test_identity_is_agent_type_and_fingerprint(agent, notified):
     raise_error(agent, fingerprint="a")
     raise_error(agent, fingerprint="b")
     raise_error(other_agent, fingerprint="a")
-    services.raise_alert(agent, AlertType.MILESTONE, Severity.INFO, "m", fingerprint="a")
+    services.alert_raise(agent, alert_type=AlertType.MILESTONE, severity=Severity.INFO, message="m", fingerprint="a")
     raise_error(agent, fingerprint="a")
     assert AgentAlert.objects.count() == 4
     assert AgentAlert.objects.get(agent=agent, alert_type=AlertType.ERROR, fingerprint="a").occurrence_count == 2
@@ -161,9 +162,11 @@ def test_the_database_refuses_a_second_open_alert_with_the_same_identity(agent):
 
 
 def test_system_alerts_have_no_agent_and_deduplicate_too(notified):
-    first, created = services.raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "beat is down",
+    first, created = services.system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL,
+                                                 message="beat is down",
                                                  fingerprint="beat")
-    again, created_again = services.raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "beat is still down",
+    again, created_again = services.system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL,
+                                                       message="beat is still down",
                                                        fingerprint="beat")
     assert created and not created_again and again.pk == first.pk
     assert again.agent is None and again.occurrence_count == 2
@@ -181,7 +184,8 @@ def test_system_alerts_have_no_agent_and_deduplicate_too(notified):
 def test_bad_alert_names_the_field_and_writes_nothing(agent, kwargs, field):
     values = {"alert_type": AlertType.ERROR, "severity": Severity.WARNING, "message": "m", "fingerprint": "", **kwargs}
     with pytest.raises(ValidationFailed) as exc:
-        services.raise_alert(agent, values["alert_type"], values["severity"], values["message"],
+        services.alert_raise(agent, alert_type=values["alert_type"], severity=values["severity"],
+                             message=values["message"],
                              fingerprint=values["fingerprint"])
     assert field in exc.value.errors
     assert not AgentAlert.objects.exists()
@@ -191,7 +195,7 @@ def test_a_failing_notification_never_reaches_the_caller(agent, monkeypatch, dja
     def broken(alert_id):
         raise RuntimeError("smtp is down")
 
-    monkeypatch.setattr("alerts.notify.notify_alert", broken)
+    monkeypatch.setattr("alerts.notify.alert_notify", broken)
     with django_capture_on_commit_callbacks(execute=True):
         alert, created = raise_error(agent)
     assert created and AgentAlert.objects.filter(pk=alert.pk).exists()
@@ -199,11 +203,11 @@ def test_a_failing_notification_never_reaches_the_caller(agent, monkeypatch, dja
 
 def test_bulk_acknowledge_touches_only_open_alerts_of_the_queryset(agent, notified):
     mine = [raise_error(agent, fingerprint=f"f{i}")[0] for i in range(3)]
-    services.acknowledge_alert(mine[0], user=agent.owner)
+    services.alert_acknowledge(mine[0], user=agent.owner)
     stranger = make_agent(instrument=agent.instrument)
     theirs, _ = raise_error(stranger)
 
-    count = services.acknowledge_alerts(AgentAlert.objects.filter(agent__owner=agent.owner), user=agent.owner)
+    count = services.alerts_acknowledge(AgentAlert.objects.filter(agent__owner=agent.owner), user=agent.owner)
     assert count == 2
     assert not AgentAlert.objects.filter(agent=agent, acknowledged=False).exists()
     theirs.refresh_from_db()
@@ -214,17 +218,17 @@ def test_bulk_acknowledge_touches_only_open_alerts_of_the_queryset(agent, notifi
 
 def test_delete_removes_the_alert_and_logs_it(agent, notified):
     alert, _ = raise_error(agent)
-    services.delete_alert(alert, user=agent.owner)
+    services.alert_delete(alert, user=agent.owner)
     assert not AgentAlert.objects.exists()
     assert ActivityLog.objects.filter(agent=agent, event="alert_deleted").count() == 1
     others = [raise_error(agent, fingerprint=f"f{i}")[0] for i in range(2)]
-    assert services.delete_alerts(AgentAlert.objects.filter(pk__in=[a.pk for a in others]), user=agent.owner) == 2
+    assert services.alerts_delete(AgentAlert.objects.filter(pk__in=[a.pk for a in others]), user=agent.owner) == 2
     assert not AgentAlert.objects.exists()
 
 
 def test_graduation_ready_is_one_alert_per_step(agent, notified):
-    first, created = services.graduation_ready(agent, {"target": "paper_trading", "sharpe": 1.4})
-    again, created_again = services.graduation_ready(agent, {"target": "paper_trading", "sharpe": 1.5})
+    first, created = services.graduation_ready_raise(agent, details={"target": "paper_trading", "sharpe": 1.4})
+    again, created_again = services.graduation_ready_raise(agent, details={"target": "paper_trading", "sharpe": 1.5})
     assert created and not created_again and again.occurrence_count == 2
     assert (first.alert_type, first.severity, first.fingerprint) == (
         AlertType.GRADUATION_READY, Severity.INFO, "graduation:learning"

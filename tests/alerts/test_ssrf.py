@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
-from alerts.channels import ssrf, webhook
-from alerts.channels.ssrf import BlockedDestination, address_refusal, check_url
 from alerts.models import Delivery, DeliveryStatus
+from alerts.transports import ssrf, webhook
+from alerts.transports.ssrf import BlockedDestination, address_refusal, check_url
 from tests.alerts.helpers import (
     make_alert,
     make_owner_agent,

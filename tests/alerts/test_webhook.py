@@ -10,9 +10,9 @@ import pytest
 from celery.exceptions import Retry
 
 from alerts import notify
-from alerts.channels.base import SendResult
 from alerts.models import AgentAlert, AlertType, Delivery, DeliveryStatus
 from alerts.tasks import deliver_task
+from alerts.transports.base import SendResult
 from tests.alerts.helpers import (
     SECRET,
     make_alert,
@@ -192,7 +192,7 @@ def test_retry_after_of_a_429_is_honoured(allow_private, receiver_factory, queue
     agent = make_owner_agent()
     channel = webhook_channel(agent.owner, receiver.url())
     delivery = one_delivery(make_alert(agent), channel, queued)
-    assert notify.attempt_delivery(delivery.pk) >= 45
+    assert notify.delivery_attempt(delivery.pk) >= 45
 
 
 def test_retries_stop_after_max_attempts(allow_private, receiver_factory, queued):
@@ -275,7 +275,7 @@ def test_a_channel_that_keeps_failing_raises_one_lab_alert_not_sent_through_itse
 
     for n in range(3):
         alert = make_alert(agent, alert_type=AlertType.MILESTONE, message=f"m{n}", fingerprint=f"m{n}")
-        deliveries = notify.notify_alert(alert.pk)
+        deliveries = notify.alert_notify(alert.pk)
         assert [d.channel_id for d in deliveries] == [failing.pk]
         with django_capture_on_commit_callbacks(execute=True):
             run_task(deliveries[0].pk)
@@ -296,12 +296,12 @@ def test_no_secret_in_logs_rows_or_errors(allow_private, receiver_factory, queue
     c1 = webhook_channel(agent.owner, ok.url(), name="ok")
     c2 = webhook_channel(agent.owner, failing.url(), name="failing")
     c3 = webhook_channel(agent.owner, "http://169.254.169.254/latest/meta-data/", name="metadata")
-    for delivery in notify.notify_alert(make_alert(agent).pk):
+    for delivery in notify.alert_notify(make_alert(agent).pk):
         run_task(delivery.pk)
-    from alerts.channel_service import send_test_notification
+    from alerts.channel_service import channel_send_test
 
     for channel in (c1, c2, c3):
-        send_test_notification(channel, user=agent.owner)
+        channel_send_test(channel, user=agent.owner)
     client.force_login(agent.owner)
     listing = client.get("/api/notification-channels").content.decode()
 
@@ -317,7 +317,7 @@ def test_an_error_mentioning_the_secret_is_redacted(allow_private, queued, monke
     channel = webhook_channel(agent.owner, "http://127.0.0.1:9/hook")
     delivery = one_delivery(make_alert(agent), channel, queued)
     monkeypatch.setattr(
-        "alerts.channels.webhook.WebhookChannel.send",
+        "alerts.transports.webhook.WebhookTransport.send",
         lambda self, channel, payload, delivery_id: SendResult.permanent(f"echoed {channel.secret}"),
     )
     run_task(delivery.pk)

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from agents.models import IterationStatus, LearningIteration
 from alerts.models import AlertType
-from alerts.services import raise_alert as raise_service
+from alerts.services import alert_raise
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import GOOD_EVIDENCE, GOOD_STATS
 
@@ -60,7 +60,7 @@ def eligible_agent(owner, instrument, name="Graduate me"):
     return agent
 
 
-def raise_alert(agent, message="Validation Sharpe fell by 40% over the last 3 iterations", severity="WARNING"):
-    alert, _created = raise_service(agent, AlertType.PERFORMANCE_DEGRADATION, severity, message,
-                                    fingerprint=f"test:{message[:20]}")
+def open_alert(agent, message="Validation Sharpe fell by 40% over the last 3 iterations", severity="WARNING"):
+    alert, _created = alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=severity,
+                                  message=message, fingerprint=f"test:{message[:20]}")
     return alert

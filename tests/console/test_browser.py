@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.console.helpers import CHROMIUM, PASSWORD, eligible_agent, raise_alert, staff_user
+from tests.console.helpers import CHROMIUM, PASSWORD, eligible_agent, open_alert, staff_user
 from tests.factories import make_agent
 
 if not CHROMIUM:
@@ -40,7 +40,7 @@ def test_an_operator_runs_the_lab_from_the_console(page, live_server, instrument
     operator = staff_user("operator")
     agent = make_agent(owner=operator, instrument=instrument, name="Console trend")
     graduate_me = eligible_agent(operator, instrument, name="Ready for paper")
-    alert = raise_alert(agent, "Validation Sharpe fell 40% below its 3-iteration average")
+    alert = open_alert(agent, message="Validation Sharpe fell 40% below its 3-iteration average")
 
     # The dashboard: every number links to its list.
     log_in(page, "operator")
@@ -121,11 +121,11 @@ def test_an_operator_runs_the_lab_from_the_console(page, live_server, instrument
 
 
 def test_an_operator_with_the_permission_sees_the_confirmation_form(page, live_server, instrument, artifacts):
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     boss = staff_user("boss", live=True)
     agent = eligible_agent(boss, instrument, name="Paper star")
-    graduate(agent, actor=boss, reason="good record")
+    agent_graduate(agent, actor=boss, reason="good record")
     log_in(page, "boss")
     page.goto(f"/admin/agents/tradingagent/{agent.pk}/console/go-live/")
     expect(page.locator("#go-live-form")).to_be_visible()

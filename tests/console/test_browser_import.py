@@ -65,10 +65,10 @@ def test_an_operator_previews_fixes_and_imports_a_fred_file(page, live_server, t
 
 def _paper_account(operator, instrument, *, step, count):
     from graduation.models import PaperEquityPoint
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     agent = evidenced_agent(owner=operator, instrument=instrument, name=f"Paper {count}x{step}")
-    graduate(agent, actor=operator, reason="chart test")
+    agent_graduate(agent, actor=operator, reason="chart test")
     account = agent.paper_accounts.get(closed_at__isnull=True)
     start = account.opened_bar_timestamp
     PaperEquityPoint.objects.filter(account=account).delete()

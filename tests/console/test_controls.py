@@ -20,7 +20,7 @@ from agents.services import decisions, dispatch, learning, manual_approval
 from agents.services.approval_gate import SEALED_CRITERION, describe_rows
 from alerts.models import AgentAlert
 from graduation.models import GraduationEvent
-from tests.console.helpers import add_iteration, eligible_agent, raise_alert, staff_user
+from tests.console.helpers import add_iteration, eligible_agent, open_alert, staff_user
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db
@@ -240,7 +240,8 @@ def test_rollback(client_for, operator, agent):
 
 def test_acknowledge_one_and_all(client_for, operator, agent):
     client = client_for(operator)
-    one, two = raise_alert(agent, "first problem"), raise_alert(agent, "second problem", severity="CRITICAL")
+    one, two = open_alert(agent, message="first problem"), open_alert(agent, message="second problem",
+                                                                           severity="CRITICAL")
     url = reverse("admin:agents_tradingagent_acknowledge", args=[agent.pk, one.pk])
     said, _ = post(client, url)
     assert said == [f"Alert {one.pk} acknowledged."]
@@ -300,10 +301,10 @@ def go_live(agent):
 
 @pytest.fixture
 def paper_agent(operator, instrument):
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     agent = eligible_agent(operator, instrument)
-    graduate(agent, actor=operator, reason="good record")
+    agent_graduate(agent, actor=operator, reason="good record")
     agent.refresh_from_db()
     return agent
 
@@ -322,11 +323,11 @@ def test_go_live_without_the_permission_is_refused(client_for, operator, paper_a
 
 
 def test_go_live_needs_reason_and_confirmation_then_the_record(client_for, instrument):
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     boss = staff_user("boss", live=True)
     agent = eligible_agent(boss, instrument)
-    graduate(agent, actor=boss, reason="good record")
+    agent_graduate(agent, actor=boss, reason="good record")
     client = client_for(boss)
     response = client.get(go_live(agent))
     assert response.status_code == 200 and 'id="go-live-form"' in response.content.decode()
@@ -344,11 +345,11 @@ def test_go_live_needs_reason_and_confirmation_then_the_record(client_for, instr
 
 def test_go_live_succeeds_with_permission_and_an_eligible_record(client_for, instrument, monkeypatch):
     from graduation import services
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     boss = staff_user("boss", live=True)
     agent = eligible_agent(boss, instrument)
-    graduate(agent, actor=boss, reason="good record")
+    agent_graduate(agent, actor=boss, reason="good record")
     eligible = {"eligible": True, "verdict": "eligible", "criteria": [], "window": {}, "criteria_in_force": {},
                 "failed": []}
     monkeypatch.setattr(services, "eligibility", lambda agent, now=None: eligible)
@@ -393,7 +394,7 @@ def test_object_controls_are_scoped_to_the_agent(client_for, operator, other_own
     other = make_agent(owner=other_owner, instrument=instrument)
     learning.iteration_run_now(other, trigger="manual")
     foreign = Refinement.objects.filter(agent=other).first()
-    alert = raise_alert(other)
+    alert = open_alert(other)
     client = client_for(operator)
     for url in (reverse("admin:agents_tradingagent_refinement", args=[agent.pk, foreign.pk, "approve"]),
                 reverse("admin:agents_tradingagent_rollback", args=[agent.pk, other.current_version.pk]),

@@ -11,7 +11,7 @@ from django.urls import reverse
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
 from agents.services import continuous, dispatch
 from console.readiness import learning_readiness
-from tests.console.helpers import add_iteration, eligible_agent, raise_alert
+from tests.console.helpers import add_iteration, eligible_agent, open_alert
 from tests.factories import UserFactory, make_agent
 
 pytestmark = pytest.mark.django_db
@@ -30,12 +30,12 @@ def tiles(html, section):
 
 @pytest.fixture
 def lab(operator, other_owner, instrument):
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     mine = make_agent(owner=operator, instrument=instrument, name="mine")
     capped = make_agent(owner=operator, instrument=instrument, name="capped")
     paper = eligible_agent(operator, instrument, name="paper")
-    graduate(paper, actor=operator, reason="ready")
+    agent_graduate(paper, actor=operator, reason="ready")
     theirs = make_agent(owner=other_owner, instrument=instrument, name="theirs")
     continuous.continuous_start(mine, actor=operator)
     TradingAgent.objects.filter(pk=capped.pk).update(continuous_learning_enabled=True,
@@ -43,9 +43,9 @@ def lab(operator, other_owner, instrument):
     dispatch.iteration_queue(mine, trigger="manual")
     LearningIteration.objects.filter(agent=mine).update(status=IterationStatus.RUNNING)
     add_iteration(capped, status=IterationStatus.FAILED, validation_metrics={})
-    raise_alert(mine, "critical thing", severity="CRITICAL")
-    raise_alert(capped, "a warning")
-    raise_alert(theirs, "not yours")
+    open_alert(mine, message="critical thing", severity="CRITICAL")
+    open_alert(capped, message="a warning")
+    open_alert(theirs, message="not yours")
     return {"mine": mine, "capped": capped, "paper": paper, "theirs": theirs}
 
 
@@ -115,12 +115,12 @@ def test_dashboard_queries_do_not_grow_with_the_lab(client, operator, instrument
 
     for n in range(2):
         agent = make_agent(owner=operator, instrument=instrument, name=f"a{n}")
-        raise_alert(agent)
+        open_alert(agent)
         add_iteration(agent)
     small = count()
     for n in range(2, 8):
         agent = make_agent(owner=operator, instrument=instrument, name=f"a{n}")
-        raise_alert(agent)
+        open_alert(agent)
         add_iteration(agent)
     assert count() == small
     assert len(learning_readiness(operator)) == 2
@@ -135,14 +135,14 @@ def readiness_rows(html):
 
 
 def test_the_dashboard_says_what_each_learning_agent_lacks(client, operator, other_owner, instrument):
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     eligible_agent(operator, instrument, name="ready")
     overfit = eligible_agent(operator, instrument, name="overfit")
     add_iteration(overfit, {"sharpe": 0.2}, dsr=0.4, pbo=0.8, score=0.123)
     make_agent(owner=operator, instrument=instrument, name="fresh")
     trading = eligible_agent(operator, instrument, name="trading")
-    graduate(trading, actor=operator, reason="ready")
+    agent_graduate(trading, actor=operator, reason="ready")
     make_agent(owner=other_owner, instrument=instrument, name="theirs")
     client.force_login(operator)
     html = client.get("/admin/").content.decode()
@@ -171,11 +171,11 @@ def test_changelist_columns_without_n_plus_one(client, operator, instrument):
         return len(queries), response
 
     for n in range(2):
-        raise_alert(make_agent(owner=operator, instrument=instrument, name=f"b{n}"))
+        open_alert(make_agent(owner=operator, instrument=instrument, name=f"b{n}"))
     small, _ = count()
     for n in range(2, 9):
         agent = make_agent(owner=operator, instrument=instrument, name=f"b{n}")
-        raise_alert(agent)
+        open_alert(agent)
         add_iteration(agent, score=0.777)
     large, response = count()
     assert large == small
@@ -187,7 +187,7 @@ def test_changelist_filter_by_open_alerts(client, operator, instrument):
     client.force_login(operator)
     noisy = make_agent(owner=operator, instrument=instrument, name="noisy")
     make_agent(owner=operator, instrument=instrument, name="quiet")
-    raise_alert(noisy)
+    open_alert(noisy)
     response = client.get("/admin/agents/tradingagent/?open_alerts=yes")
     assert [a.name for a in response.context["cl"].result_list] == ["noisy"]
     response = client.get("/admin/agents/tradingagent/?open_alerts=no")
@@ -199,7 +199,7 @@ def test_actions_report_each_row(client, operator, instrument, django_capture_on
     busy = make_agent(owner=operator, instrument=instrument, name="busy")
     idle = make_agent(owner=operator, instrument=instrument, name="idle")
     dispatch.iteration_queue(busy, trigger="manual")
-    raise_alert(idle)
+    open_alert(idle)
     changelist = "/admin/agents/tradingagent/"
 
     def act(action):
@@ -222,14 +222,14 @@ def test_actions_report_each_row(client, operator, instrument, django_capture_on
 
 
 def test_agent_page_renders_for_every_status(client, operator, instrument):
-    from graduation.services import graduate
+    from graduation.services import agent_graduate
 
     client.force_login(operator)
     agent = eligible_agent(operator, instrument)
     url = reverse("admin:agents_tradingagent_change", args=[agent.pk])
     html = client.get(url).content.decode()
     assert "Graduate to paper trading" in html and "eligible" in html
-    graduate(agent, actor=operator, reason="ready")
+    agent_graduate(agent, actor=operator, reason="ready")
     html = client.get(url).content.decode()
     assert "Go live" in html and "needs the graduation.approve_live_trading permission" in html
     assert "Demote to learning" in html and "Paper account" in html

@@ -10,7 +10,7 @@ from agents.models import ActivityLog
 from alerts.models import AgentAlert
 from graduation import services as graduation_services
 from graduation.eligibility import eligibility
-from tests.console.helpers import eligible_agent, raise_alert, staff_user
+from tests.console.helpers import eligible_agent, open_alert, staff_user
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import eligible_agent as evidenced_agent
 
@@ -50,7 +50,7 @@ def test_agents_lists_status_version_score_and_autonomy(alice, instrument):
 
 def test_agent_shows_eligibility_open_alerts_and_the_last_iterations(alice, instrument):
     agent = eligible_agent(alice, instrument, name="Trend")
-    alert = raise_alert(agent)
+    alert = open_alert(agent)
     page = lab("agent", "Trend")
     result = eligibility(agent)  # whatever the gate decides, the page shows it criterion by criterion
     assert f"Eligibility: {result['verdict'].replace('_', ' ')} for paper_trading" in page
@@ -106,8 +106,8 @@ def test_auto_approval_and_thresholds(alice, instrument):
 
 def test_acknowledging_alerts_by_id_or_all_of_an_agent(alice, instrument):
     agent = eligible_agent(alice, instrument, name="Trend")
-    first = raise_alert(agent, "first problem")
-    raise_alert(agent, "second problem")
+    first = open_alert(agent, message="first problem")
+    open_alert(agent, message="second problem")
     assert "No open alerts" not in lab("alerts", "Trend")
     assert f"alert {first.pk} acknowledged" in lab("ack", str(first.pk), "--as", "alice")
     assert "no alert 999999" in str(refused("ack", "999999", "--as", "alice"))

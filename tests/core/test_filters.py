@@ -8,7 +8,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from agents.models import LearningIteration
-from graduation.paper.summary import MAX_FILLS, MAX_POINTS
+from graduation.trading.summary import MAX_FILLS, MAX_POINTS
 from tests.factories import make_agent
 
 pytestmark = pytest.mark.django_db

@@ -56,7 +56,7 @@ def eligible_agent(criteria=None, iterations=3, **kwargs):
 def paper_agent(criteria=None, **kwargs):
     """An agent graduated to paper trading by its owner (flat account on the newest bar)."""
     agent = eligible_agent(criteria, **kwargs)
-    services.graduate(agent, actor=agent.owner, reason="looks good")
+    services.agent_graduate(agent, actor=agent.owner, reason="looks good")
     agent.refresh_from_db()
     return agent
 

@@ -5,7 +5,7 @@ from django.contrib.auth.models import Permission
 
 from graduation import tasks
 from graduation.models import GraduationEvent, PaperAccount, PaperEquityPoint
-from graduation.paper import accounts
+from graduation.trading import accounts
 from tests.factories import UserFactory
 from tests.graduation.helpers import append_bars, paper_agent
 

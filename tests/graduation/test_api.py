@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from agents.models import AgentStatus
 from graduation.models import GraduationEvent
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent, paper_agent
 

@@ -12,8 +12,8 @@ from agents.models import AgentStatus, IterationStatus, LearningIteration, Strat
 from graduation import services
 from graduation.eligibility import describe_failures, eligibility
 from graduation.models import PaperAccount
-from graduation.paper.metrics import account_metrics, account_sharpe_stats
-from graduation.paper.runner import paper_tick
+from graduation.trading.metrics import account_metrics, account_sharpe_stats
+from graduation.trading.runner import paper_tick
 from tests.factories import make_agent
 from tests.graduation.helpers import GOOD, QUICK, add_iteration, append_bars, eligible_agent, paper_agent
 
@@ -225,7 +225,7 @@ def test_a_version_nobody_has_evaluated_yet_is_not_eligible():
 
 def test_after_a_demotion_only_newer_iterations_are_evidence():
     agent = paper_agent()
-    services.demote(agent, actor=agent.owner, reason="not convinced")
+    services.agent_demote(agent, actor=agent.owner, reason="not convinced")
     agent.refresh_from_db()
     result = eligibility(agent)
     assert result["failed"] == ["evidence"]

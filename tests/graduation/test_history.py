@@ -10,7 +10,7 @@ from agents.models import AgentStatus, Refinement
 from agents.services import decisions, manual_approval
 from graduation import services
 from graduation.models import EventKind
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import UserFactory
 from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent
 
@@ -34,7 +34,7 @@ def test_what_was_paper_or_live_at_time_t(settings, django_capture_on_commit_cal
         agent = eligible_agent(PAPER_LENIENT, params={"fast": 3, "slow": 8})
         v1 = agent.current_version
     with time_machine.travel(at(1), tick=False):
-        services.graduate(agent, actor=agent.owner, reason="learning record")
+        services.agent_graduate(agent, actor=agent.owner, reason="learning record")
         agent.refresh_from_db()
     with time_machine.travel(at(2), tick=False):
         append_bars(agent.instrument, 40, seed=21)
@@ -47,10 +47,10 @@ def test_what_was_paper_or_live_at_time_t(settings, django_capture_on_commit_cal
             v2 = decisions.refinements_apply(agent, actor=agent.owner, refinement=refinement)
         agent.refresh_from_db()
     with time_machine.travel(at(4), tick=False):
-        services.graduate(agent, actor=approver, reason="paper record", confirm=True)
+        services.agent_graduate(agent, actor=approver, reason="paper record", confirm=True)
         agent.refresh_from_db()
     with time_machine.travel(at(5), tick=False):
-        services.demote(agent, actor=agent.owner, reason="enough")
+        services.agent_demote(agent, actor=agent.owner, reason="enough")
         agent.refresh_from_db()
 
     def answer(hours):

@@ -14,11 +14,11 @@ from agents.market.models import Instrument, PriceBar
 from agents.market.samples import get_sample_dataset, load_sample_datasets
 from agents.strategies.registry import get_template
 from graduation.models import PaperAccount, PaperEquityPoint, PaperFill, PaperTrade, ReplayCursor
-from graduation.paper import feed
-from graduation.paper.accounts import to_datetime64
-from graduation.paper.consistency import consistency_report
-from graduation.paper.metrics import account_metrics
-from graduation.paper.runner import paper_tick
+from graduation.trading import feed
+from graduation.trading.accounts import to_datetime64
+from graduation.trading.consistency import consistency_report
+from graduation.trading.metrics import account_metrics
+from graduation.trading.runner import paper_tick
 from tests.factories import InstrumentFactory, random_walk_bars
 from tests.graduation.helpers import append_bars, paper_agent
 
@@ -194,7 +194,7 @@ def test_queries_per_account_do_not_grow_with_the_number_of_bars():
 
 
 def test_the_only_broker_is_the_simulator():
-    import graduation.paper.broker as broker_module
+    import graduation.trading.broker as broker_module
 
     agent = paper_agent(NO_LIMIT, params=FAST)
     assert isinstance(broker_module.broker_for(account_of(agent), "X"), broker_module.SimulatedBroker)

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from agents.backtest.engine import run_backtest
 from agents.market.bars import Bars
-from graduation.paper import engine
-from graduation.paper.broker import SimulatedBroker
+from graduation.trading import engine
+from graduation.trading.broker import SimulatedBroker
 
 T0 = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 

@@ -15,11 +15,11 @@ from agents.models import (
 )
 from agents.services import approval, decisions
 from alerts.models import AgentAlert, AlertType, Severity
-from alerts.services import raise_alert
+from alerts.services import alert_raise
 from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import services
 from graduation.models import EventKind, GraduationEvent, PaperAccount
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent, paper_agent
 
@@ -54,7 +54,7 @@ def live_ready(settings):
 # --- learning -> paper -----------------------------------------------------------------------------------
 def test_a_person_graduates_an_eligible_agent_to_paper_trading():
     agent = eligible_agent()
-    event = services.graduate(agent, actor=agent.owner, reason="ready")
+    event = services.agent_graduate(agent, actor=agent.owner, reason="ready")
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING
     assert (event.kind, event.from_status, event.to_status, event.automatic) == (
@@ -76,7 +76,7 @@ def test_an_ineligible_agent_is_refused_with_the_failed_criteria_and_nothing_cha
     agent = eligible_agent(iterations=2)
     add_iteration(agent, {"win_rate": 0.2})
     with pytest.raises(Conflict) as exc:
-        services.graduate(agent, actor=agent.owner)
+        services.agent_graduate(agent, actor=agent.owner)
     assert exc.value.status_code == 409
     assert "min_win_rate: 0.2 vs required 0.4 (in 0 of 5 folds, needs 3; sealed test 0.2)" in (
         exc.value.errors["eligibility"])
@@ -134,7 +134,7 @@ def test_a_failing_receiver_never_breaks_the_iteration(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("broken")
 
-    monkeypatch.setattr("graduation.checks.eligibility", boom)
+    monkeypatch.setattr("graduation.reactions.eligibility", boom)
     finish(add_iteration(agent))  # no exception
     agent.refresh_from_db()
     assert agent.status == AgentStatus.LEARNING
@@ -144,7 +144,7 @@ def test_a_failing_receiver_never_breaks_the_iteration(monkeypatch):
 def test_live_needs_the_permission_even_for_the_owner(settings):
     agent = live_ready(settings)
     with pytest.raises(PermissionRefused) as exc:
-        services.graduate(agent, actor=agent.owner, reason="r", confirm=True)
+        services.agent_graduate(agent, actor=agent.owner, reason="r", confirm=True)
     assert exc.value.status_code == 403 and "graduation.approve_live_trading" in exc.value.errors["permission"]
 
 
@@ -153,7 +153,7 @@ def test_live_is_never_automatic(settings):
     agent.auto_graduate = True
     agent.save(update_fields=["auto_graduate"])
     with pytest.raises(PermissionRefused):
-        services.graduate(agent, automatic=True, reason="r", confirm=True)
+        services.agent_graduate(agent, automatic=True, reason="r", confirm=True)
     for _ in range(3):
         finish(add_iteration(agent))
     append_bars(agent.instrument, 10, seed=10)
@@ -169,7 +169,7 @@ def test_live_is_never_automatic(settings):
 def test_live_needs_confirm_and_a_reason(settings, confirm, reason, fields):
     agent = live_ready(settings)
     with pytest.raises(ValidationFailed) as exc:
-        services.graduate(agent, actor=approver(), reason=reason, confirm=confirm)
+        services.agent_graduate(agent, actor=approver(), reason=reason, confirm=confirm)
     assert set(exc.value.errors) == fields
 
 
@@ -177,7 +177,7 @@ def test_live_needs_the_paper_record(settings):
     agent = live_ready(settings)
     settings.LAB_PAPER_MIN_BARS = 1000
     with pytest.raises(Conflict) as exc:
-        services.graduate(agent, actor=approver(), reason="r", confirm=True)
+        services.agent_graduate(agent, actor=approver(), reason="r", confirm=True)
     assert "paper_bars: 40 vs required 1000" in exc.value.errors["eligibility"]
 
 
@@ -185,7 +185,7 @@ def test_a_person_with_the_permission_moves_a_paper_agent_to_live(settings):
     agent = live_ready(settings)
     paper = PaperAccount.objects.get(agent=agent, closed_at__isnull=True)
     user = approver()
-    event = services.graduate(agent, actor=user, reason="40 good paper bars", confirm=True)
+    event = services.agent_graduate(agent, actor=user, reason="40 good paper bars", confirm=True)
     agent.refresh_from_db()
     assert agent.status == AgentStatus.LIVE_TRADING
     assert event.actor == user and not event.automatic and event.metrics_snapshot["window"]["kind"] == "paper"
@@ -196,16 +196,16 @@ def test_a_person_with_the_permission_moves_a_paper_agent_to_live(settings):
     append_bars(agent.instrument, 15, seed=11)
     assert paper_tick()["bars"] == 15  # the same engine, on the simulated broker
     with pytest.raises(Conflict):
-        services.graduate(agent, actor=user, reason="again", confirm=True)
+        services.agent_graduate(agent, actor=user, reason="again", confirm=True)
 
 
 # --- demotion --------------------------------------------------------------------------------------------
 def test_a_person_demotes_with_a_reason_and_the_account_closes():
     agent = paper_agent()
     with pytest.raises(ValidationFailed) as exc:
-        services.demote(agent, actor=agent.owner, reason="")
+        services.agent_demote(agent, actor=agent.owner, reason="")
     assert list(exc.value.errors) == ["reason"]
-    event = services.demote(agent, actor=agent.owner, reason="market changed")
+    event = services.agent_demote(agent, actor=agent.owner, reason="market changed")
     agent.refresh_from_db()
     assert agent.status == AgentStatus.LEARNING
     assert (event.kind, event.from_status, event.to_status, event.automatic) == (
@@ -214,7 +214,7 @@ def test_a_person_demotes_with_a_reason_and_the_account_closes():
     assert not PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).exists()
     assert ActivityLog.objects.filter(agent=agent, event="demoted").exists()
     with pytest.raises(Conflict):
-        services.demote(agent, actor=agent.owner, reason="again")
+        services.agent_demote(agent, actor=agent.owner, reason="again")
 
 
 def test_automatic_demotion_when_the_paper_drawdown_passes_max_drawdown():
@@ -265,7 +265,7 @@ def test_automatic_demotion_on_a_critical_degradation_alert_from_the_monitor(
     agent = eligible_agent(iterations=0)
     for _ in range(3):
         add_iteration(agent, many)
-    services.graduate(agent, actor=agent.owner, reason="ready")
+    services.agent_graduate(agent, actor=agent.owner, reason="ready")
     agent.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True):
         finish(add_iteration(agent, many))  # the monitor sees no drop yet
@@ -295,30 +295,36 @@ def test_a_drop_on_a_few_trades_neither_alerts_nor_demotes(settings):
 
 def test_a_degradation_alert_from_before_the_graduation_or_a_warning_does_not_demote():
     agent = eligible_agent()
-    raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "old news", fingerprint="old")
-    services.graduate(agent, actor=agent.owner)
+    alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.CRITICAL, message="old news",
+                fingerprint="old")
+    services.agent_graduate(agent, actor=agent.owner)
     agent.refresh_from_db()
-    raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.WARNING, "meh", fingerprint="w")
+    alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.WARNING, message="meh",
+                fingerprint="w")
     finish(add_iteration(agent))
     paper_tick()
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING
     # An alert the iteration path missed is still acted on by the next paper tick.
-    raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "now", fingerprint="n")
+    alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.CRITICAL, message="now",
+                fingerprint="n")
     assert paper_tick()["demoted"] == 1
 
 
 def test_a_critical_degradation_alert_demotes_its_trading_agent_once_committed(django_capture_on_commit_callbacks):
     agent = eligible_agent()
-    services.graduate(agent, actor=agent.owner)
+    services.agent_graduate(agent, actor=agent.owner)
     agent.refresh_from_db()
     with django_capture_on_commit_callbacks(execute=True):
-        raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.WARNING, "a dip", fingerprint="dd")
-        raise_alert(agent, AlertType.ERROR, Severity.CRITICAL, "not a degradation", fingerprint="e")
+        alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.WARNING, message="a dip",
+                    fingerprint="dd")
+        alert_raise(agent, alert_type=AlertType.ERROR, severity=Severity.CRITICAL, message="not a degradation",
+                    fingerprint="e")
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        raise_alert(agent, AlertType.PERFORMANCE_DEGRADATION, Severity.CRITICAL, "worse", fingerprint="dd")
+        alert_raise(agent, alert_type=AlertType.PERFORMANCE_DEGRADATION, severity=Severity.CRITICAL, message="worse",
+                    fingerprint="dd")
     agent.refresh_from_db()
     assert agent.status == AgentStatus.PAPER_TRADING  # nothing acts on an alert before its commit
     for callback in callbacks:

@@ -23,9 +23,9 @@ T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 def alive(now, *, beat=True, workers=("lab@host-a",)):
     if beat:
-        heartbeat.record_heartbeat(heartbeat.BEAT, now=now)
+        heartbeat.heartbeat_record(heartbeat.BEAT, now=now)
     for name in workers:
-        heartbeat.record_worker(name, source="timer", now=now)
+        heartbeat.worker_record(name, source="timer", now=now)
 
 
 def get_health(client, path="/health"):
@@ -79,7 +79,7 @@ def test_a_stale_beat_is_503_naming_beat(client, clock):
     clock(T0)
     alive(T0)
     clock(T0 + dt.timedelta(seconds=181))
-    heartbeat.record_worker("lab@host-a", source="timer")  # workers still answer
+    heartbeat.worker_record("lab@host-a", source="timer")  # workers still answer
     status, body = get_health(client)
     assert status == 503 and body["failing"] == ["beat"]
     assert body["beat"]["state"] == "stale" and body["beat"]["age_seconds"] == 181.0
@@ -104,11 +104,11 @@ def test_every_worker_silent_is_503_even_if_one_was_seen_once(client, clock):
     clock(T0)
     alive(T0, workers=("a@h1", "b@h2"))
     clock(T0 + dt.timedelta(seconds=200))
-    heartbeat.record_heartbeat(heartbeat.BEAT)
-    heartbeat.record_worker("b@h2", source="timer")
+    heartbeat.heartbeat_record(heartbeat.BEAT)
+    heartbeat.worker_record("b@h2", source="timer")
     assert get_health(client)[1]["workers"]["alive"] == 1
     clock(T0 + dt.timedelta(seconds=390))
-    heartbeat.record_heartbeat(heartbeat.BEAT)
+    heartbeat.heartbeat_record(heartbeat.BEAT)
     status, body = get_health(client)
     assert status == 503 and body["failing"] == ["workers"] and body["workers"]["state"] == "stale"
 
@@ -134,7 +134,7 @@ def test_health_needs_no_login_and_only_get(client):
 def test_the_report_for_the_dashboard_lists_each_worker(clock):
     clock(T0)
     alive(T0 - dt.timedelta(seconds=10), workers=("a@h1", "b@h2"))
-    heartbeat.record_worker("old@h3", source="timer", now=T0 - dt.timedelta(seconds=500))
+    heartbeat.worker_record("old@h3", source="timer", now=T0 - dt.timedelta(seconds=500))
     report = health.health_report(check_alerts=False)
     members = {m["name"]: m for m in report["workers"]["members"]}
     assert set(members) == {"a@h1", "b@h2", "old@h3"}
@@ -164,6 +164,6 @@ def test_check_health_quiet_prints_nothing_when_healthy(clock, capsys):
 
 def test_heartbeats_never_move_backwards(clock):
     clock(T0)
-    heartbeat.record_heartbeat(heartbeat.BEAT, now=T0)
-    heartbeat.record_heartbeat(heartbeat.BEAT, now=T0 - dt.timedelta(seconds=5))
+    heartbeat.heartbeat_record(heartbeat.BEAT, now=T0)
+    heartbeat.heartbeat_record(heartbeat.BEAT, now=T0 - dt.timedelta(seconds=5))
     assert Heartbeat.objects.get(component="beat").last_seen == T0

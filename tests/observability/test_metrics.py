@@ -123,13 +123,14 @@ def test_refinement_decisions_are_counted_when_committed(client, django_capture_
 
 
 def test_alerts_and_deliveries_are_counted(client, settings, django_capture_on_commit_callbacks, monkeypatch):
-    monkeypatch.setattr("alerts.notify.notify_alert", lambda alert_id: None)
+    monkeypatch.setattr("alerts.notify.alert_notify", lambda alert_id: None)
     hooks.allow_private_targets(settings)
     agent = hooks.make_owner_agent()
     before = scrape(client)
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(3):
-            alert_services.raise_alert(agent, AlertType.ERROR, Severity.WARNING, "boom", fingerprint="f")
+            alert_services.alert_raise(agent, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="boom",
+                                       fingerprint="f")
     receivers = hooks.Receivers()
     try:
         channel = hooks.webhook_channel(agent.owner, receivers(200).url())
@@ -156,7 +157,8 @@ def test_lab_state_gauges_read_the_database(client):
     TradingAgent.objects.filter(pk=agents[1].pk).update(status="paper_trading", continuous_state="running")
     LearningIteration.objects.create(agent=agents[0], number=1, trigger="manual", status=IterationStatus.QUEUED)
     LearningIteration.objects.create(agent=agents[1], number=1, trigger="manual", status=IterationStatus.RUNNING)
-    alert_services.raise_system_alert(AlertType.SYSTEM, Severity.CRITICAL, "test", fingerprint="t")
+    alert_services.system_alert_raise(alert_type=AlertType.SYSTEM, severity=Severity.CRITICAL, message="test",
+                                      fingerprint="t")
     result = scrape(client)
     assert result.value("lab_agents", status="learning", continuous_state="stopped") == 1
     assert result.value("lab_agents", status="paper_trading", continuous_state="running") == 1
@@ -174,8 +176,8 @@ def test_heartbeat_ages(client, time_machine):
 
     t0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
     time_machine.move_to(t0, tick=False)
-    heartbeat.record_heartbeat("beat", now=t0 - dt.timedelta(seconds=42))
-    heartbeat.record_worker("w@h", source="timer", now=t0 - dt.timedelta(seconds=7))
+    heartbeat.heartbeat_record("beat", now=t0 - dt.timedelta(seconds=42))
+    heartbeat.worker_record("w@h", source="timer", now=t0 - dt.timedelta(seconds=7))
     result = scrape(client)
     assert result.value("lab_heartbeat_age_seconds", component="beat") == 42
     assert result.value("lab_heartbeat_age_seconds", component="workers") == 7

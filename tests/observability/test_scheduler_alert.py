@@ -22,7 +22,7 @@ def check(django_capture_on_commit_callbacks, notified):
 
     def run(components=heartbeat.COMPONENTS):
         with django_capture_on_commit_callbacks(execute=True):
-            return heartbeat.check_scheduler_health(components=components)
+            return heartbeat.scheduler_health_check(components=components)
 
     return run
 
@@ -37,17 +37,17 @@ def system_alerts(**filters):
 
 def test_stale_beat_alerts_once_and_recovers_once(clock, check, notified):
     at(clock, 0)
-    heartbeat.record_heartbeat("beat")
-    heartbeat.record_worker("w@h", source="timer")
+    heartbeat.heartbeat_record("beat")
+    heartbeat.worker_record("w@h", source="timer")
     for second in (60, 120, 180):  # within the limit: nothing
         at(clock, second)
-        heartbeat.record_worker("w@h", source="timer")
+        heartbeat.worker_record("w@h", source="timer")
         assert check()["beat"]["ok"] is (second <= LIMIT)
     assert system_alerts() == []
 
     for second in (181, 240, 600, 3600):  # stale: exactly one alert, however often we look
         at(clock, second)
-        heartbeat.record_worker("w@h", source="timer")
+        heartbeat.worker_record("w@h", source="timer")
         status = check()
         assert status["beat"]["ok"] is False and status["beat"]["alerted"] is True
     [critical] = system_alerts()
@@ -58,8 +58,8 @@ def test_stale_beat_alerts_once_and_recovers_once(clock, check, notified):
     assert notified == [critical.pk]  # through the normal channels, once
 
     at(clock, 3700)  # beat is back
-    heartbeat.record_heartbeat("beat")
-    heartbeat.record_worker("w@h", source="timer")
+    heartbeat.heartbeat_record("beat")
+    heartbeat.worker_record("w@h", source="timer")
     for _ in range(3):
         status = check()
         assert status["beat"]["ok"] and status["beat"]["alerted"] is False
@@ -73,15 +73,15 @@ def test_stale_beat_alerts_once_and_recovers_once(clock, check, notified):
 
 def test_a_second_outage_is_a_new_alert_and_a_new_recovery(clock, check, notified):
     at(clock, 0)
-    heartbeat.record_heartbeat("beat")
-    heartbeat.record_worker("w@h", source="timer")
+    heartbeat.heartbeat_record("beat")
+    heartbeat.worker_record("w@h", source="timer")
     for start in (0, 1000):
         at(clock, start + 200)
-        heartbeat.record_worker("w@h", source="timer")
+        heartbeat.worker_record("w@h", source="timer")
         check()
         at(clock, start + 1000)
-        heartbeat.record_heartbeat("beat")
-        heartbeat.record_worker("w@h", source="timer")
+        heartbeat.heartbeat_record("beat")
+        heartbeat.worker_record("w@h", source="timer")
         check()
     kinds = [(a.severity, a.acknowledged) for a in system_alerts()]
     assert kinds == [(Severity.CRITICAL, True), (Severity.INFO, False), (Severity.CRITICAL, True),
@@ -91,18 +91,18 @@ def test_a_second_outage_is_a_new_alert_and_a_new_recovery(clock, check, notifie
 
 def test_no_worker_alerts_once_and_recovers(clock, check, notified):
     at(clock, 0)
-    heartbeat.record_heartbeat("beat")
-    heartbeat.record_worker("w@h", source="timer")
+    heartbeat.heartbeat_record("beat")
+    heartbeat.worker_record("w@h", source="timer")
     at(clock, 200)
-    heartbeat.record_heartbeat("beat")
+    heartbeat.heartbeat_record("beat")
     check()
     check()
     [critical] = system_alerts()
     assert critical.fingerprint == "scheduler:workers" and "No Celery worker" not in critical.message
     assert critical.message.startswith("Celery workers silent for 200s")
     at(clock, 230)
-    heartbeat.record_heartbeat("beat")
-    heartbeat.record_worker("w2@h", source="ready")
+    heartbeat.heartbeat_record("beat")
+    heartbeat.worker_record("w2@h", source="ready")
     check()
     assert [a.severity for a in system_alerts()] == [Severity.CRITICAL, Severity.INFO]
     assert len(notified) == 2
@@ -123,10 +123,10 @@ def test_a_component_never_seen_gets_a_grace_period_then_one_alert(clock, check)
 
 def test_two_checkers_racing_raise_one_alert(clock, check):
     at(clock, 0)
-    heartbeat.record_heartbeat("beat")
-    heartbeat.record_worker("w@h", source="timer")
+    heartbeat.heartbeat_record("beat")
+    heartbeat.worker_record("w@h", source="timer")
     at(clock, 300)
-    heartbeat.record_worker("w@h", source="timer")
+    heartbeat.worker_record("w@h", source="timer")
     stale_row = Heartbeat.objects.get(component="beat")
     part = heartbeat.scheduler_status()["beat"]
     assert heartbeat._raise_stale("beat", stale_row, part, T0) is True
@@ -136,8 +136,8 @@ def test_two_checkers_racing_raise_one_alert(clock, check):
 
 def test_the_health_view_runs_the_check(client, clock, notified, django_capture_on_commit_callbacks):
     at(clock, 0)
-    heartbeat.record_heartbeat("beat")
-    heartbeat.record_worker("w@h", source="timer")
+    heartbeat.heartbeat_record("beat")
+    heartbeat.worker_record("w@h", source="timer")
     at(clock, 400)
     with django_capture_on_commit_callbacks(execute=True):
         assert client.get("/health").status_code == 503
@@ -147,7 +147,7 @@ def test_the_health_view_runs_the_check(client, clock, notified, django_capture_
 
 def test_check_health_can_only_read(clock):
     at(clock, 0)
-    heartbeat.record_heartbeat("beat")
+    heartbeat.heartbeat_record("beat")
     at(clock, 400)
     assert not health.health_report(check_alerts=False)["healthy"]
     assert system_alerts() == [] and not Heartbeat.objects.filter(alerted=True).exists()
@@ -181,14 +181,14 @@ def test_the_heartbeat_task_records_the_worker_that_ran_it(clock):
     assert row.last_seen == T0 and row.details["last_task_at"] == T0.isoformat()
     assert Heartbeat.objects.get(component="workers").last_seen == T0
     at(clock, 30)
-    heartbeat.record_worker("lab@host-b", source="timer")  # the timer keeps the task's time
+    heartbeat.worker_record("lab@host-b", source="timer")  # the timer keeps the task's time
     assert Heartbeat.objects.get(component="worker:lab@host-b").details["last_task_at"] == T0.isoformat()
 
 
 def test_the_worker_thread_records_the_worker_and_watches_beat(clock, monkeypatch, notified):
     monkeypatch.setattr("django.db.connections.close_all", lambda: None)  # keep the test's connection
     at(clock, 0)
-    heartbeat.record_heartbeat("beat")
+    heartbeat.heartbeat_record("beat")
     at(clock, 500)
     thread = heartbeat.WorkerHeartbeatThread("lab@host-c", interval=30)
     thread.beat_once()

@@ -8,8 +8,8 @@ import pytest
 
 from agents.models import ActivityLog, IterationStatus
 from agents.services import learning
-from alerts.channels.webhook import sign
 from alerts.models import Delivery, DeliveryStatus
+from alerts.transports.webhook import sign
 from tests.alerts import helpers as hooks
 from tests.factories import make_agent
 from tests.fake_anthropic import FakeAnthropic, api_error

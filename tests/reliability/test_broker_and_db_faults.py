@@ -99,10 +99,10 @@ def test_broker_down_leaves_iterations_queued_with_an_error_and_they_run_once_it
     # The broker is back. Within LAB_REQUEUE_AFTER_SECONDS nothing is sent (the message may be
     # on its way); after it, the reaper's requeue sends each one; run it twice: duplicates.
     now = timezone.now()
-    assert reaper.requeue_lost_iterations(now=now) == 0
+    assert reaper.iterations_requeue_lost(now=now) == 0
     later = now + dt.timedelta(seconds=settings.LAB_REQUEUE_AFTER_SECONDS + 1)
-    assert reaper.requeue_lost_iterations(now=later) == 3
-    assert reaper.requeue_lost_iterations(now=later) == 3
+    assert reaper.iterations_requeue_lost(now=later) == 3
+    assert reaper.iterations_requeue_lost(now=later) == 3
     assert queued_messages() == 6
     log = tmp_path / "worker.log"
     back = time.monotonic()

@@ -56,7 +56,7 @@ def test_failing_hanging_and_redirecting_receivers_through_a_real_worker(fresh_b
                                           message="iteration 3 failed")
         with celery_process("worker", tmp_path / "worker.log", *WORKER_ARGS, "-c", "3", **WORKER_ENV):
             started = time.monotonic()
-            deliveries = notify.notify_alert(alert.pk)  # queued to the real broker after commit
+            deliveries = notify.alert_notify(alert.pk)  # queued to the real broker after commit
             assert len(deliveries) == 3
 
             def all_finished():

@@ -72,7 +72,7 @@ def claude_agent(**kwargs):
 def reap_at(iteration, seconds_after_start):
     """The reaper as beat would run it that long after the iteration started (no subprocess clock to move)."""
     now = iteration.started_at + dt.timedelta(seconds=seconds_after_start)
-    return reaper.reap_stuck_iterations(now=now), reaper.requeue_lost_iterations(now=now)
+    return reaper.iterations_reap_stuck(now=now), reaper.iterations_requeue_lost(now=now)
 
 
 def test_sigkill_of_the_pool_process_fails_the_iteration_at_once(limits, fresh_broker, scripted_llm, tmp_path):

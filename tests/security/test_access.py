@@ -40,7 +40,7 @@ from alerts.models import AgentAlert, AlertType, Delivery, NotificationChannel, 
 from core.errors import PermissionRefused
 from graduation import services as graduation_services
 from graduation.models import GraduationEvent, PaperAccount
-from graduation.paper.runner import paper_tick
+from graduation.trading.runner import paper_tick
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 from tests.graduation.helpers import PAPER_LENIENT, append_bars, paper_agent
 
@@ -470,7 +470,7 @@ def test_live_trading_only_through_graduate_with_permission_and_confirmation(pap
     owner.user_permissions.add(Permission.objects.get(codename="approve_live_trading"))
     owner = type(owner).objects.get(pk=owner.pk)
     with pytest.raises(PermissionRefused):
-        graduation_services.graduate(agent, actor=owner, reason="r", confirm=True, automatic=True)
+        graduation_services.agent_graduate(agent, actor=owner, reason="r", confirm=True, automatic=True)
     # The permission alone is not enough: an explicit confirmation and a reason.
     resp = token_client(owner).post(url + "/graduate", {"reason": "r", "confirm": "false"}, format="json")
     assert resp.status_code == 400 and "confirm" in resp.json()

@@ -5,7 +5,7 @@ instrument's last stored one and stores them through the importer's validation a
 same rules as a CSV import, the same ``data_version`` bump), so the paper engine cannot tell fed
 bars from imported ones. Two implementations:
 
-- ``graduation.paper.feed.ReplayFeed``: the bundled datasets' held-back bars (``make run``);
+- ``graduation.trading.feed.ReplayFeed``: the bundled datasets' held-back bars (``make run``);
 - ``agents.market.feeds.ccxt_feed.CcxtFeed``: a crypto exchange's candles through ccxt,
   configured per instrument by a ``BarFeedConfig`` and polled by the beat row
   ``instrument:<id>:feed`` (agents.market.feeds.service, agents.services.scheduling.feeds).

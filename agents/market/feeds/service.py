@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from agents.market.feeds.ccxt_feed import TIMEFRAMES, CcxtFeed
 from agents.market.models import BarFeedConfig, FeedKind, Instrument
-from agents.services.scheduling.feeds import sync_feed_schedule, unschedule_feed
+from agents.services.scheduling.feeds import feed_schedule_remove, feed_schedule_sync
 from core.errors import ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def feed_configure(instrument, *, exchange, market_symbol, timeframe=None, poll_
                       "timeframe": timeframe, "poll_seconds": poll_seconds, "enabled": enabled,
                       "start_at": start_at, "api_base_url": api_base_url or "", "ccxt_options": ccxt_options or {}},
         )
-        sync_feed_schedule(config)
+        feed_schedule_sync(config)
     return config
 
 
@@ -78,14 +78,14 @@ def feed_set_enabled(instrument, enabled):
     with transaction.atomic():
         config.enabled = enabled
         config.save(update_fields=["enabled", "updated_at"])
-        sync_feed_schedule(config)
+        feed_schedule_sync(config)
     return config
 
 
 def feed_remove(instrument):
     with transaction.atomic():
         deleted, _ = BarFeedConfig.objects.filter(instrument=instrument).delete()
-        unschedule_feed(instrument.pk)
+        feed_schedule_remove(instrument.pk)
     return bool(deleted)
 
 

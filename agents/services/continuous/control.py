@@ -4,7 +4,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import ContinuousState, IterationStatus, LearningIteration, TradingAgent
-from agents.services.activity import actor_label_for, log_activity
+from agents.services.activity import activity_log, actor_label_for
 from agents.services.continuous.convergence import convergence_window
 from agents.services.continuous.state import (
     ACTIVE_STATUSES,
@@ -34,10 +34,10 @@ def continuous_start(agent, *, actor):
             continuous_learning_enabled=True, continuous_state=state, continuous_stop_reason="", updated_at=now
         )
         restarted = " (restarted after convergence)" if previous == ContinuousState.CONVERGED else ""
-        log_activity(
+        activity_log(
             fresh,
-            EVENT_STARTED,
-            f"Continuous learning started{restarted}: up to {fresh.max_iterations_per_day} iterations a day, "
+            event=EVENT_STARTED,
+            message=f"Continuous learning started{restarted}: up to {fresh.max_iterations_per_day} iterations a day, "
             f"{fresh.min_iteration_gap_minutes} min apart, converged below {fresh.convergence_threshold}.",
             actor=actor,
             details={
@@ -69,8 +69,8 @@ def continuous_stop(agent, *, actor, reason=None):
             continuous_stop_reason=reason,
             updated_at=timezone.now(),
         )
-        log_activity(
-            fresh, EVENT_STOPPED, f"Continuous learning stopped: {reason}.", actor=actor,
+        activity_log(
+            fresh, event=EVENT_STOPPED, message=f"Continuous learning stopped: {reason}.", actor=actor,
             details={"previous_state": previous, "reason": reason},
         )
     agent.continuous_learning_enabled, agent.continuous_state = False, ContinuousState.STOPPED

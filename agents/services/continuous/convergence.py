@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from agents import signals
 from agents.models import ActivityLog, ContinuousState, IterationStatus, LearningIteration, TradingAgent
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from agents.services.continuous.state import (
     CONVERGENCE_WINDOW,
     EVENT_CAPPED,
@@ -77,9 +77,9 @@ def after_iteration(iteration_id, now=None):
             .update(continuous_state=state)
         )
         if changed and state == ContinuousState.CAPPED:
-            log_activity(
-                agent, EVENT_CAPPED,
-                f"Daily cap reached: {facts['today']} iterations today (cap {agent.max_iterations_per_day}); "
+            activity_log(
+                agent, event=EVENT_CAPPED,
+                message=f"Daily cap reached: {facts['today']} iterations today (cap {agent.max_iterations_per_day}); "
                 f"continuous learning resumes after midnight ({settings.TIME_ZONE}).",
                 details={"iterations_today": facts["today"], "resumes_at": facts["day_end"].isoformat()},
             )
@@ -110,7 +110,7 @@ def _mark_converged(agent, window, iteration):
         )
         if not updated:
             return False
-        log_activity(agent, EVENT_CONVERGED, f"Continuous learning stopped, {reason}.", details=details)
+        activity_log(agent, event=EVENT_CONVERGED, message=f"Continuous learning stopped, {reason}.", details=details)
         agent_id = agent.pk
         transaction.on_commit(lambda: _send_converged(agent_id, reason, details))
     return True

@@ -22,15 +22,15 @@ from django.db import transaction
 from django.utils import timezone as djtz
 
 from agents.models import IterationTrigger, TradingAgent
-from agents.services.activity import log_activity
+from agents.services.activity import activity_log
 from agents.services.dispatch import iteration_start
 from agents.services.scheduling.beat import (
-    bulk_disable_auto_learn,
-    bulk_enable_auto_learn,
+    agent_schedule_remove,
+    agent_schedule_sync,
+    auto_learn_disable_bulk,
+    auto_learn_enable_bulk,
     periodic_task_name,
-    reconcile_schedules,
-    sync_agent_schedule,
-    unschedule_agent,
+    schedules_reconcile,
 )
 from agents.services.scheduling.cron import (
     ParsedCron,
@@ -48,22 +48,22 @@ from core.errors import ValidationFailed
 
 __all__ = [
     "ParsedCron",
+    "agent_schedule_remove",
+    "agent_schedule_sync",
     "auto_learn_disable",
+    "auto_learn_disable_bulk",
     "auto_learn_enable",
-    "bulk_disable_auto_learn",
-    "bulk_enable_auto_learn",
+    "auto_learn_enable_bulk",
     "describe_cron",
     "describe_schedule",
     "last_fire_at_or_before",
     "next_fire_time",
     "parse_cron",
     "periodic_task_name",
-    "reconcile_schedules",
     "schedule_set",
     "schedule_state",
     "scheduled_fire",
-    "sync_agent_schedule",
-    "unschedule_agent",
+    "schedules_reconcile",
 ]
 
 SLOT_SKEW = dt.timedelta(seconds=30)
@@ -95,7 +95,7 @@ def _apply(agent, parsed, enabled, now=None):
     agent.save(update_fields=[
         "learning_schedule", "schedule_timezone", "auto_learn_enabled", "next_scheduled_iteration", "updated_at",
     ])
-    sync_agent_schedule(agent)
+    agent_schedule_sync(agent)
 
 
 def _state_key(agent):
@@ -118,9 +118,9 @@ def schedule_set(agent, *, cron, timezone="UTC", actor):
     with transaction.atomic():
         _apply(agent, parsed, agent.auto_learn_enabled)
         if before != _state_key(agent):
-            log_activity(
-                agent, "schedule_set",
-                f"Learning schedule set to '{parsed.expression}' ({parsed.timezone}): "
+            activity_log(
+                agent, event="schedule_set",
+                message=f"Learning schedule set to '{parsed.expression}' ({parsed.timezone}): "
                 f"{describe_cron(parsed.expression)}.",
                 actor=actor, details=_details(agent, before),
             )
@@ -148,9 +148,9 @@ def auto_learn_enable(agent, *, actor, cron=None, timezone=None):
     with transaction.atomic():
         _apply(agent, parsed, True)
         if before != _state_key(agent):
-            log_activity(
-                agent, "auto_learn_enabled",
-                f"Scheduled learning on: {describe_cron(parsed.expression)} ({parsed.timezone}); "
+            activity_log(
+                agent, event="auto_learn_enabled",
+                message=f"Scheduled learning on: {describe_cron(parsed.expression)} ({parsed.timezone}); "
                 f"next iteration at {agent.next_scheduled_iteration:%Y-%m-%d %H:%M} UTC.",
                 actor=actor, details=_details(agent, before),
             )
@@ -164,9 +164,9 @@ def auto_learn_disable(agent, *, actor):
         agent.auto_learn_enabled = False
         agent.next_scheduled_iteration = None
         agent.save(update_fields=["auto_learn_enabled", "next_scheduled_iteration", "updated_at"])
-        sync_agent_schedule(agent)
+        agent_schedule_sync(agent)
         if before != _state_key(agent):
-            log_activity(agent, "auto_learn_disabled", "Scheduled learning off.", actor=actor,
+            activity_log(agent, event="auto_learn_disabled", message="Scheduled learning off.", actor=actor,
                          details=_details(agent, before))
     return agent
 
@@ -181,14 +181,14 @@ def scheduled_fire(agent_id, now=None):
     try:
         agent_uuid = uuid.UUID(str(agent_id))
     except ValueError:
-        unschedule_agent(agent_id)
+        agent_schedule_remove(agent_id)
         return None
     agent = TradingAgent.objects.filter(pk=agent_uuid).first()
     if agent is None:
-        unschedule_agent(agent_uuid)
+        agent_schedule_remove(agent_uuid)
         return None
     parsed = stored_schedule(agent.learning_schedule, agent.schedule_timezone, agent.pk)
-    sync_agent_schedule(agent)  # heals a row edited by hand before acting on it
+    agent_schedule_sync(agent)  # heals a row edited by hand before acting on it
     if parsed is None or not agent.auto_learn_enabled:
         return None
     slot = last_fire_at_or_before(parsed, moment=now + SLOT_SKEW) or now.replace(second=0, microsecond=0)
@@ -201,13 +201,13 @@ def scheduled_fire(agent_id, now=None):
         schedule_timezone=parsed.timezone,
     ).update(next_scheduled_iteration=next_fire)
     if created:
-        log_activity(agent, "scheduled_iteration_queued",
-                     f"Scheduled iteration #{iteration.number} queued for {slot:%Y-%m-%d %H:%M} UTC "
+        activity_log(agent, event="scheduled_iteration_queued",
+                     message=f"Scheduled iteration #{iteration.number} queued for {slot:%Y-%m-%d %H:%M} UTC "
                      f"({describe_cron(parsed.expression)}, {parsed.timezone}).",
                      details={"slot": iso(slot), "iteration": iteration.number, "next": iso(next_fire)})
     elif iteration.idempotency_key != key:
-        log_activity(agent, "scheduled_iteration_skipped",
-                     f"Schedule slot {slot:%Y-%m-%d %H:%M} UTC skipped: iteration #{iteration.number} was "
+        activity_log(agent, event="scheduled_iteration_skipped",
+                     message=f"Schedule slot {slot:%Y-%m-%d %H:%M} UTC skipped: iteration #{iteration.number} was "
                      f"already {iteration.status}.",
                      details={"slot": iso(slot), "iteration": iteration.number, "next": iso(next_fire)})
     return iteration

@@ -3,7 +3,7 @@
 Each agent with a schedule has one `PeriodicTask` named `agent:<id>:learn` (task
 agents.tasks.scheduled_iteration_task, args [agent id], queue default), enabled as its
 auto-learn is, pointing to a `CrontabSchedule` shared by every agent with the same cron and
-zone. The agent's columns are the source of truth: `reconcile_schedules` (beat, every 5
+zone. The agent's columns are the source of truth: `schedules_reconcile` (beat, every 5
 minutes) puts back any row edited by hand, creates missing ones and removes orphans.
 `PeriodicTask.save()` tells the running beat through `PeriodicTasks`; bulk writes do not, so
 every bulk path here calls `PeriodicTasks.update_changed()` itself.
@@ -36,7 +36,7 @@ TASK = task_names.SCHEDULED_ITERATION
 QUEUE = "default"
 ROW_DESCRIPTION = (
     "Learning schedule of agent {agent_id}. Managed by the lab from the agent's columns: change it "
-    "through the API or the agent's admin page; edits made here are reverted by reconcile_schedules."
+    "through the API or the agent's admin page; edits made here are reverted by schedules_reconcile."
 )
 # A fire due this recently may still be on its way; reconcile leaves its next time alone.
 FIRE_GRACE = dt.timedelta(minutes=5)
@@ -88,7 +88,7 @@ def _crontab_for(parsed):
         return CrontabSchedule.objects.filter(**values).order_by("pk").first()
 
 
-def sync_agent_schedule(agent):
+def agent_schedule_sync(agent):
     """Make the agent's beat row match its columns; the only writer of one agent's row.
 
     A schedule gives a row (enabled as auto-learn is); no schedule removes it. Writes only when
@@ -113,7 +113,7 @@ def sync_agent_schedule(agent):
     return row
 
 
-def unschedule_agent(agent_id):
+def agent_schedule_remove(agent_id):
     """Remove an agent's beat row (agent_delete calls this). True when there was one."""
     deleted, _detail = PeriodicTask.objects.filter(name=periodic_task_name(agent_id)).delete()
     return deleted > 0
@@ -130,7 +130,7 @@ def _delete_rows(pks):
             cursor.execute(f"DELETE FROM {table} WHERE {pk_column} IN ({placeholders})", chunk)  # noqa: S608
 
 
-def reconcile_schedules(now=None):
+def schedules_reconcile(now=None):
     """Make every `agent:*:learn` beat row match its agent's columns, in a bounded number of queries.
 
     Fixes rows edited by hand (crontab, enabled, task, args, options), creates missing rows,
@@ -208,7 +208,7 @@ def _next_is_wrong(current, expected, now):
     return not (current is not None and now - FIRE_GRACE <= current <= now)
 
 
-def bulk_enable_auto_learn(agents_queryset, *, cron, timezone="UTC", actor=None, now=None):
+def auto_learn_enable_bulk(agents_queryset, *, cron, timezone="UTC", actor=None, now=None):
     """Turn scheduled learning on for many agents with one cron: a few queries per 500 agents.
 
     One shared CrontabSchedule (get_or_create), rows bulk-created or bulk-updated, one activity
@@ -249,7 +249,7 @@ def bulk_enable_auto_learn(agents_queryset, *, cron, timezone="UTC", actor=None,
     return len(ids)
 
 
-def bulk_disable_auto_learn(agents_queryset, *, actor=None, now=None):
+def auto_learn_disable_bulk(agents_queryset, *, actor=None, now=None):
     """Turn scheduled learning off for many agents (schedules kept, rows disabled)."""
     now = aware(now or djtz.now())
     ids = list(agents_queryset.order_by().values_list("pk", flat=True))

@@ -21,7 +21,7 @@ def feed_task_name(instrument_id):
     return f"instrument:{instrument_id}:feed"
 
 
-def sync_feed_schedule(config):
+def feed_schedule_sync(config):
     """Create or correct the beat row of this feed (BarFeedConfig)."""
     with transaction.atomic():
         interval, _ = IntervalSchedule.objects.get_or_create(every=config.poll_seconds,
@@ -40,7 +40,7 @@ def sync_feed_schedule(config):
     return row
 
 
-def unschedule_feed(instrument_id):
+def feed_schedule_remove(instrument_id):
     deleted, _ = PeriodicTask.objects.filter(name=feed_task_name(instrument_id)).delete()
     if deleted:
         PeriodicTasks.update_changed()

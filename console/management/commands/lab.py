@@ -159,7 +159,7 @@ class Command(BaseCommand):
             agent = self._agent(user, [opts["agent_ref"]], "ack --agent REF --all")
             if not opts["all"] or words:
                 raise CommandError("usage: manage.py lab ack --agent REF --all (or: lab ack ALERT_ID ...)")
-            count = alert_services.acknowledge_alerts(AgentAlert.objects.filter(agent=agent, acknowledged=False),
+            count = alert_services.alerts_acknowledge(AgentAlert.objects.filter(agent=agent, acknowledged=False),
                                                       user=user)
             return [f"{agent.name}: {count} alert(s) acknowledged."]
         if not words:
@@ -177,17 +177,17 @@ class Command(BaseCommand):
                 raise CommandError(f"alert {alert.pk} is not on one of {user.username}'s agents", returncode=4)
         lines = []
         for alert in alerts.values():
-            alert_services.acknowledge_alert(alert, user=user)
+            alert_services.alert_acknowledge(alert, user=user)
             lines.append(f"alert {alert.pk} acknowledged: {alert.message[:70]}")
         return lines
 
     # --- graduation -----------------------------------------------------------------------
     def do_graduate(self, user, words, opts):
         agent = self._agent(user, words, "graduate REF [--reason R] [--confirm]")
-        event = graduation.graduate(agent, actor=user, reason=opts["reason"], confirm=opts["confirm"])
+        event = graduation.agent_graduate(agent, actor=user, reason=opts["reason"], confirm=opts["confirm"])
         return [self.style.SUCCESS(f"{agent.name}: {event.from_status} -> {event.to_status} ({event.reason}).")]
 
     def do_demote(self, user, words, opts):
         agent = self._agent(user, words, "demote REF --reason R")
-        event = graduation.demote(agent, actor=user, reason=opts["reason"])
+        event = graduation.agent_demote(agent, actor=user, reason=opts["reason"])
         return [self.style.SUCCESS(f"{agent.name}: {event.from_status} -> {event.to_status} ({event.reason}).")]

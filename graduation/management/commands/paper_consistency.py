@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.management.commands._agent_lookup import find_agent
 from graduation.models import PaperAccount
-from graduation.paper.consistency import TOLERANCE, consistency_report
+from graduation.trading.consistency import TOLERANCE, consistency_report
 
 
 class Command(BaseCommand):

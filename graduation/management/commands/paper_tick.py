@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
-from graduation.paper.feed import replay_tick
-from graduation.paper.runner import paper_tick
+from graduation.trading.feed import replay_tick
+from graduation.trading.runner import paper_tick
 
 
 class Command(BaseCommand):

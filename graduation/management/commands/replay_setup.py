@@ -1,9 +1,9 @@
-"""Hold back the newest bars of the bundled datasets for the replay feed (graduation.paper.feed)."""
+"""Hold back the newest bars of the bundled datasets for the replay feed (graduation.trading.feed)."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from graduation.paper.feed import replay_setup
+from graduation.trading.feed import replay_setup
 
 
 class Command(BaseCommand):

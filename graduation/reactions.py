@@ -12,7 +12,7 @@ After a learning iteration (graduation.receivers, on ``iteration_finished``):
   (GRADUATION_READY once per episode) and, when ``auto_graduate`` is on and it is eligible, it
   moves to paper trading (never further).
 
-After a paper tick processed an account (graduation.paper.runner):
+After a paper tick processed an account (graduation.trading.runner):
 
 - the agent is demoted when the account's drawdown passes ``max_drawdown`` (strictly) or the
   account is ruined (equity 0);
@@ -59,10 +59,10 @@ def after_iteration(agent_id, iteration_id, status):
         return None
     number = LearningIteration.objects.filter(pk=iteration_id).values_list("number", flat=True).first()
     result = eligibility(agent)
-    _episode, raised = episodes.observe(agent, result, f"iteration:{number}")
+    _episode, raised = episodes.episode_observe(agent, result=result, key=f"iteration:{number}")
     if result["eligible"] and agent.auto_graduate:
         try:
-            services.graduate(agent, automatic=True,
+            services.agent_graduate(agent, automatic=True,
                               reason=f"automatic: eligible after iteration #{number} (auto_graduate is on)")
             return "graduated"
         except ServiceError as exc:
@@ -95,7 +95,7 @@ def demote_on_degradation(agent):
     if alert is None:
         return None
     try:
-        return services.demote(
+        return services.agent_demote(
             agent, automatic=True, trigger="performance_degradation",
             reason=f"CRITICAL performance degradation: {alert.message}",
             details={"alert": alert.pk, "alert_fingerprint": alert.fingerprint},
@@ -111,7 +111,7 @@ def after_paper(account, processed=None):
     limit = effective_criteria(agent)["max_drawdown"]
     if account.max_drawdown > limit or account.ruined:
         try:
-            services.demote(
+            services.agent_demote(
                 agent, automatic=True, trigger="drawdown",
                 reason=f"{'live' if account.live else 'paper'} drawdown {account.max_drawdown:.2%} passed "
                        f"max_drawdown {limit:.2%}" + (" (the account is ruined)" if account.ruined else ""),
@@ -126,8 +126,9 @@ def after_paper(account, processed=None):
     if agent.status != AgentStatus.PAPER_TRADING or account.live or not (processed and processed.bars):
         return None
     if account.bars_processed < settings.LAB_PAPER_MIN_BARS or account.closed_trades < settings.LAB_PAPER_MIN_TRADES:
-        episodes.end_episode(agent)  # cheap: no metrics needed to know it is not eligible
+        episodes.episode_end(agent)  # cheap: no metrics needed to know it is not eligible
         return None
     result = eligibility(agent)
-    _episode, raised = episodes.observe(agent, result, f"bar:{account.last_bar_timestamp.isoformat()}")
+    _episode, raised = episodes.episode_observe(agent, result=result,
+                                                key=f"bar:{account.last_bar_timestamp.isoformat()}")
     return "ready" if raised else None

@@ -1,9 +1,9 @@
 """What the API and the console show of an agent's paper account."""
 
 from graduation.models import PaperAccount
-from graduation.paper.accounts import state_of
-from graduation.paper.engine import open_trade_mark
-from graduation.paper.metrics import account_metrics
+from graduation.trading.accounts import state_of
+from graduation.trading.engine import open_trade_mark
+from graduation.trading.metrics import account_metrics
 
 DEFAULT_POINTS, MAX_POINTS = 500, 5000
 DEFAULT_FILLS, MAX_FILLS = 50, 500

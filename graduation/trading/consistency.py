@@ -22,8 +22,8 @@ from agents.backtest.engine import EXIT_REASONS, run_backtest
 from agents.market.cache import load_bars
 from agents.strategies.registry import get_template
 from graduation.models import EventKind, GraduationEvent, PaperFill, PaperTrade
-from graduation.paper.accounts import to_datetime, to_datetime64, version_costs
-from graduation.paper.metrics import curve
+from graduation.trading.accounts import to_datetime, to_datetime64, version_costs
+from graduation.trading.metrics import curve
 
 TOLERANCE = 1e-9
 _SHOWN = 10

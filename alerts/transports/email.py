@@ -1,16 +1,16 @@
-"""The email channel: Django's email backend, plain text with the webhook's content."""
+"""The email transport: Django's email backend, plain text with the webhook's content."""
 
 import smtplib
 
 from django.conf import settings
 from django.core.mail import get_connection, send_mail
 
-from alerts.channels.base import Channel, SendResult, render_subject, render_text
+from alerts.transports.base import SendResult, Transport, render_subject, render_text
 
 DEFAULT_EMAIL_TIMEOUT = 10
 
 
-class EmailChannel(Channel):
+class EmailTransport(Transport):
     kind = "email"
 
     def send(self, channel, payload, *, delivery_id):

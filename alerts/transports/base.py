@@ -1,7 +1,8 @@
-"""What every channel sends (one payload, rendered as JSON or plain text) and the contract a
-channel implements.
+"""What every transport sends (one payload, rendered as JSON or plain text) and the contract a
+transport implements. A transport is the sender for one channel kind; the channel is the stored
+``NotificationChannel`` row it sends to.
 
-The payload (webhook body; email and log channels render the same content as text):
+The payload (webhook body; the email and log transports render the same content as text):
 
     {
       "event": "alert",                     # "test" for a test notification
@@ -53,8 +54,8 @@ class SendResult:
         return cls(ok=False, retryable=False, response_code=response_code, error=error)
 
 
-class Channel:
-    """A kind of channel. `send` makes one attempt and never raises for a delivery problem."""
+class Transport:
+    """The sender for one channel kind. `send` makes one attempt and never raises for a delivery problem."""
 
     kind = ""
 

@@ -1,4 +1,4 @@
-"""The webhook channel: a signed JSON POST through the SSRF guard.
+"""The webhook transport: a signed JSON POST through the SSRF guard.
 
 Headers:
     Content-Type: application/json
@@ -34,8 +34,8 @@ from urllib.parse import urljoin
 
 from django.conf import settings
 
-from alerts.channels import ssrf
-from alerts.channels.base import Channel, SendResult
+from alerts.transports import ssrf
+from alerts.transports.base import SendResult, Transport
 
 MAX_REDIRECTS = 3
 FOLLOWED_REDIRECTS = (307, 308)
@@ -108,7 +108,7 @@ def post_once(url, body, headers, *, timeout, allow_private=None):
         conn.close()
 
 
-class WebhookChannel(Channel):
+class WebhookTransport(Transport):
     kind = "webhook"
 
     def send(self, channel, payload, *, delivery_id):

@@ -1,14 +1,14 @@
-"""The log channel: one structured line per alert on the `alerts.notifications` logger.
+"""The log transport: one structured line per alert on the `alerts.notifications` logger.
 
 `log_alert` is the always-on line written for every notified alert, with or without
-channel rows; `LogChannel` is what a user's own `kind=log` channel row delivers through.
+channel rows; `LogTransport` is what a user's own `kind=log` channel row delivers through.
 The structured `extra` carries alert_id, agent_id, alert_type and severity, so the JSON log
 format (LAB_LOG_FORMAT=json) shows them as fields.
 """
 
 import logging
 
-from alerts.channels.base import Channel, SendResult
+from alerts.transports.base import SendResult, Transport
 
 logger = logging.getLogger("alerts.notifications")
 
@@ -32,7 +32,7 @@ def log_alert(alert, *, sequence):
     )
 
 
-class LogChannel(Channel):
+class LogTransport(Transport):
     kind = "log"
 
     def send(self, channel, payload, *, delivery_id):

@@ -12,8 +12,8 @@ from agents.backtest.metrics import compute_metrics, empty_metrics
 from agents.evaluation.statistics import sharpe_stats
 from agents.market.cache import load_bars
 from graduation.models import PaperEquityPoint, PaperTrade
-from graduation.paper.accounts import state_of, to_datetime64
-from graduation.paper.engine import open_trade_mark
+from graduation.trading.accounts import state_of, to_datetime64
+from graduation.trading.engine import open_trade_mark
 
 
 def curve(account):

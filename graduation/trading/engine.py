@@ -1,35 +1,21 @@
-"""The paper-trading engine: one bar at a time, the backtest engine's rules exactly.
+"""The forward-trading engine (paper or live): one bar at a time, the backtest engine's rules exactly.
 
 Pure Python, no Django: :func:`step` takes the account's state, one new bar, the target the
 strategy decided on that bar's close, the costs and a broker, and returns the fills, the trades
-closed and the bar's equity point. graduation.paper.accounts feeds it bars from the database;
-the engine does not know where bars come from (an import, the replay feed) nor which broker
-executes (graduation.paper.broker).
+closed and the bar's equity point. It knows neither where bars come from nor which broker
+executes (graduation.trading.accounts, graduation.trading.broker).
 
-Rules (those of agents.backtest.engine, restated one bar at a time):
-
-- the target decided on bar t's close (``pending_target``) is filled at bar t+1's open; the
-  account opens flat;
-- a fill sets the weight to the target: the units bought or sold are sized so that, after the
-  fill's costs, units x open = target x equity; between fills units are held (no rebalancing),
-  so the weight drifts with the price; the account trades only when the target changes;
-- costs per fill (the broker's): slippage moves the price against the trade, the fee is charged
-  on |units| x the reference price; a flip long <-> short is a close then an open at the same open;
-- stop-loss / take-profit (the version's ``stop_loss`` / ``take_profit``, fractions of the
-  trade's entry fill price) are checked on every bar the trade is on, from its entry bar: the
-  level when touched by the low / high, or the open when it gapped beyond; the stop first when
-  both are touched; after one the account stays flat until the target changes;
-- equity is cash + units x close; a trade's P&L is the equity it added from just before its
-  entry fill to just after its exit fill; if equity reaches 0 the account is ruined (flat, frozen:
-  the backtest trades nothing after ruin either, and the demotion check closes the account).
-
-Replaying the same bars and targets through ``run_backtest`` gives the same fills, trades and
-equity to rounding (graduation.paper.consistency checks it for any account).
+The rules are those of :mod:`agents.backtest.engine` (fill at the next open, sizing by target x
+equity after costs and no rebalancing, per-side costs, stops from the entry fill price with the
+stop first, flat after a stop until the target changes, ruin at equity 0), restated for one bar;
+after ruin the account is flat and frozen, as the backtest trades nothing after ruin. Replaying
+the same bars and targets through ``run_backtest`` gives the same fills, trades and equity to
+rounding (graduation.trading.consistency checks it for any account).
 """
 
 from dataclasses import dataclass, field
 
-from graduation.paper.broker import Fill, Order
+from graduation.trading.broker import Fill, Order
 
 SIGNAL, STOP_LOSS, TAKE_PROFIT, RUIN = "signal", "stop_loss", "take_profit", "ruin"
 

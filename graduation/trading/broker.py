@@ -1,6 +1,6 @@
 """Where the paper engine's orders go: the ``Broker`` protocol and the one broker shipped.
 
-The engine (graduation.paper.engine) decides and sizes orders; a broker executes them and
+The engine (graduation.trading.engine) decides and sizes orders; a broker executes them and
 reports fills. Paper accounts and live accounts run the same engine; they differ only in the
 broker behind them. **The only broker shipped is ``SimulatedBroker``: it fills every order
 itself, at the bar's open (or the stop level) with the agent's slippage and fee, and sends

@@ -1,30 +1,20 @@
 """The webhook SSRF guard: only http(s), and only to addresses that are globally routable.
 
-A webhook target is a URL typed by a user, and the worker that calls it sits inside the
-lab's network, next to the database, the broker and (in a cloud) the instance-metadata
-service at 169.254.169.254. So:
+A webhook target is typed by a user, and the worker calling it sits next to the database, the
+broker and (in a cloud) the metadata service at 169.254.169.254. So:
 
-- Only `http` and `https` URLs, with a host and no credentials in them.
-- The host is resolved when the connection is opened, and EVERY address it resolves to
-  is checked; one bad address refuses the whole host (a name that resolves to both a public
-  and a private address is how DNS tricks get in).
-- The connection is then made to one of those vetted addresses, never by resolving the
-  name again (a second lookup could answer differently: DNS rebinding). The `Host` header
-  and, for https, the SNI name and the certificate check still use the URL's host name.
-- Refused: loopback, private (10/8, 172.16/12, 192.168/16), link-local (169.254/16 with the
-  metadata address, fe80::/10), CGNAT (100.64/10), unspecified (0.0.0.0, ::), multicast,
-  reserved and documentation ranges, IPv6 ULA (fc00::/7), and IPv6 forms that embed an IPv4
-  address (IPv4-mapped ::ffff:a.b.c.d, 6to4 2002::/16, Teredo, NAT64 64:ff9b::/96), which are
-  judged by the IPv4 address they carry. `ipaddress.is_global` does most of this; CGNAT,
-  multicast and the embedded forms are checked explicitly because `is_global` lets some of
-  them through on this Python.
-- `LAB_WEBHOOK_ALLOW_PRIVATE=True` (tests, on-premises receivers) allows loopback, private,
-  CGNAT and ULA addresses. It never allows unspecified, multicast, reserved or link-local
-  addresses: the metadata service is never a webhook receiver.
-- A refusal raises `BlockedDestination` before any socket is created.
-
-Redirects are never followed by the HTTP client itself; the webhook channel decides (see
-alerts/channels/webhook.py) and sends every hop through this same guard.
+- only ``http``/``https`` URLs with a host and no credentials;
+- the host is resolved when the connection opens and EVERY address is checked (one bad address
+  refuses the host), then the connection goes to a vetted address, never resolving again (DNS
+  rebinding); the Host header, SNI and certificate check still use the URL's host name;
+- refused: loopback, private, link-local (with the metadata address), CGNAT (100.64/10),
+  unspecified, multicast, reserved and documentation ranges, IPv6 ULA, and IPv6 forms embedding
+  an IPv4 address (mapped, 6to4, Teredo, NAT64), judged by the IPv4 they carry.
+  ``ipaddress.is_global`` lets some of these through on this Python, hence the explicit checks;
+- ``LAB_WEBHOOK_ALLOW_PRIVATE`` allows loopback, private, CGNAT and ULA, never unspecified,
+  multicast, reserved or link-local: the metadata service is never a receiver;
+- a refusal raises ``BlockedDestination`` before any socket is created. Redirects are decided by
+  the webhook transport (alerts/transports/webhook.py), each hop through this same guard.
 """
 
 import contextlib

@@ -9,9 +9,9 @@ import logging
 
 from django.utils import timezone
 
-from graduation import checks, services
+from graduation import reactions, services
 from graduation.models import PaperAccount
-from graduation.paper import accounts
+from graduation.trading import accounts
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ _RELATED = ("agent__instrument", "agent__current_version", "version")
 
 
 def run_account(account_id, *, max_bars=accounts.MAX_BARS_PER_TICK):
-    """Process one account and run the checks; returns {bars, fills, trades, action}."""
+    """Process one account and run the reactions; returns {bars, fills, trades, action}."""
     account = PaperAccount.objects.select_related(*_RELATED).filter(pk=account_id, closed_at__isnull=True).first()
     if account is None:
         return {"bars": 0, "fills": 0, "trades": 0, "action": None}
@@ -30,10 +30,10 @@ def run_account(account_id, *, max_bars=accounts.MAX_BARS_PER_TICK):
     if agent.current_version_id and account.version_id != agent.current_version_id:
         # A re-pin the refinement_applied receiver did not record (it failed, or the version was
         # changed by other means): record it now; the account then trades the current version.
-        services.record_repin(agent.pk, agent.current_version_id, note="detected by the paper engine")
+        services.repin_record(agent.pk, version_id=agent.current_version_id, note="detected by the paper engine")
         account = PaperAccount.objects.select_related(*_RELATED).get(pk=account_id)
     processed = accounts.process_account(account, max_bars=max_bars)
-    action = checks.after_paper(account, processed)
+    action = reactions.after_paper(account, processed)
     return {"bars": processed.bars, "fills": processed.fills, "trades": processed.trades, "action": action,
             "more": processed.more}
 

@@ -20,8 +20,8 @@ from agents.market.bars import Bars
 from agents.market.cache import load_bars
 from agents.strategies.registry import get_template
 from graduation.models import PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
-from graduation.paper import engine
-from graduation.paper.broker import broker_for
+from graduation.trading import engine
+from graduation.trading.broker import broker_for
 
 logger = logging.getLogger(__name__)
 
