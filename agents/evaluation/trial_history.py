@@ -83,6 +83,7 @@ class History:
     iteration_id: int = 0
     trials: list = field(default_factory=list)
     by_key: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)  # {params_key: latest score}: RefinerContext.evaluated
 
 
 _histories = OrderedDict()
@@ -90,9 +91,9 @@ _lock = threading.Lock()
 
 
 def agent_history(agent, template):
-    """(trials oldest first, {params_key: Trial}) for ``agent``: copies the caller may extend,
-    equal to reading everything again (``agent_trials``, then ``add_distinct``), at the cost of
-    the rows stored since the last call (two queries)."""
+    """(trials oldest first, {params_key: Trial}, {params_key: latest score}) for ``agent``: copies
+    the caller may extend, equal to reading everything again (``agent_trials``, then
+    ``add_distinct``), at the cost of the rows stored since the last call (two queries)."""
     with _lock:
         entry = _histories.get(agent.pk)
         if entry is None or entry.created_at != agent.created_at or entry.template != template.name:
@@ -100,8 +101,10 @@ def agent_history(agent, template):
             _histories[agent.pk] = entry
         new, entry.refinement_id, entry.iteration_id = stored_trials(agent, entry.refinement_id, entry.iteration_id)
         entry.trials.extend(new)
-        add_distinct(entry.by_key, schema_key(template), new)
+        key_of = schema_key(template)
+        add_distinct(entry.by_key, key_of, new)
+        entry.scores.update((key_of(t.params), t.score) for t in new if isinstance(t.params, Mapping))
         _histories.move_to_end(agent.pk)
         while len(_histories) > _CACHE_SIZE:
             _histories.popitem(last=False)
-        return list(entry.trials), dict(entry.by_key)
+        return list(entry.trials), dict(entry.by_key), dict(entry.scores)

@@ -98,13 +98,13 @@ def iteration_evaluate(iteration, propose):
     params = setting.template.validate(version.params)
     current = setting.selection(params)
     remember_returns(agent, setting.bars, setting.protocol, current)
-    trials, by_key = agent_history(agent, setting.template)  # the stored ones, read since the last iteration
+    trials, by_key, scores = agent_history(agent, setting.template)  # stored ones: only the new rows are read
     context = RefinerContext(
         template=setting.template, current_params=params, fold_metrics=current.fold_metrics,
         selection_score=current.score, objective=agent.objective,
         history=[TriedParams(t.params, t.score) for t in trials] + [TriedParams(params, current.score)],
         recent_trades=[_trade_summary(t) for t in current.recent_trades], n_candidates=agent.candidates_per_iteration,
-        seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol,
+        seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol, evaluated=scores,
     )
     proposal = propose(agent, context)
     evaluated = list(zip(proposal.candidates, setting.selections([c.params for c in proposal.candidates]),

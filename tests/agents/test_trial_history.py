@@ -10,7 +10,7 @@ from agents.evaluation import trial_history
 from agents.evaluation.trial_history import add_distinct, agent_history, agent_trials
 from agents.evaluation.trials import population
 from agents.models import IterationStatus, LearningIteration, Refinement, StrategyVersion
-from agents.refiners.base import schema_key
+from agents.refiners.base import CandidateCollector, TriedParams, schema_key
 from agents.strategies.registry import get_template
 from tests.factories import make_agent
 
@@ -53,10 +53,13 @@ def test_the_incremental_read_equals_the_full_scan_on_a_random_history():
         for _ in range(int(rng.integers(0, 4))):
             _store_iteration(agent, rng, pool, IterationStatus.FAILED if rng.random() < 0.15 else
                              IterationStatus.SUCCEEDED)
-        trials, by_key = agent_history(agent, template)
+        trials, by_key, scores = agent_history(agent, template)
         full_trials, full_by_key = _full_scan(agent, template)
         assert trials == full_trials
         assert list(by_key.items()) == list(full_by_key.items())  # the same sets, values and order
+        # What the refiners' duplicate check derives from the whole history by itself.
+        history = [TriedParams(t.params, t.score) for t in full_trials]
+        assert scores == CandidateCollector(template, {}, history, 1)._evaluated
         assert population(by_key, 1000) == population(full_by_key, 1000)
     assert len(full_trials) > 40 and len(full_by_key) < len(full_trials)  # the history did repeat sets
 
@@ -81,7 +84,7 @@ def test_each_read_costs_two_queries_and_returns_copies():
     _store_iteration(agent, rng, [{"fast": 5, "slow": 20}])
     agent_history(agent, template)
     with CaptureQueriesContext(connection) as queries:
-        trials, by_key = agent_history(agent, template)
+        trials, by_key, _scores = agent_history(agent, template)
     assert len(queries) == 2
     assert all('"id" >' in q["sql"] for q in queries)  # only the rows stored since the last read
     trials.append("mine")
