@@ -10,7 +10,8 @@ Why a watermark of two ids is enough: an agent has at most one queued or running
 to succeeded) are written by one transaction under the agent's row lock
 (agents.services.agent_lock). So for one agent, the iteration ids and refinement ids that become
 visible only grow: a row this process has not read yet always has a larger id than the ones it
-has. Each process keeps its own cache (a bounded LRU of agents), keyed by the agent's id and
+has; rows that still sort before the ones read (added by hand or by a script to an old iteration)
+make it read everything again. Each process keeps its own cache (a bounded LRU of agents), keyed by the agent's id and
 creation time: a deleted agent's id reused (SQLite reuses ids after a rollback) starts afresh.
 A database restored to an earlier point while workers run is the one case it cannot see: restart
 the workers after a restore.
@@ -36,8 +37,8 @@ class Trial:
 
 
 def stored_trials(agent, after_refinement=0, after_iteration=0):
-    """(trials in the order above, last refinement id, last iteration id) stored after the two ids
-    (two queries)."""
+    """(trials in the order above, their first and last sort keys, last refinement id, last
+    iteration id) stored after the two ids (two queries)."""
     refinements = Refinement.objects.filter(agent=agent, id__gt=after_refinement).values_list(
         "id", "iteration_id", "proposed_params", "score", "selection_sharpe")
     iterations = LearningIteration.objects.filter(
@@ -50,7 +51,8 @@ def stored_trials(agent, after_refinement=0, after_iteration=0):
              for pk, params, score, selection, sharpe in iterations]
     last_iteration = max((order[0] for order, _t in rows if order[1] == _VERSION), default=after_iteration)
     rows.sort(key=lambda row: row[0])
-    return [trial for _order, trial in rows], last_refinement, last_iteration
+    span = (rows[0][0], rows[-1][0]) if rows else None
+    return [trial for _order, trial in rows], span, last_refinement, last_iteration
 
 
 def agent_trials(agent):
@@ -79,6 +81,7 @@ class History:
 
     created_at: object
     template: str
+    last_order: tuple = ()  # the sort key of the last trial read
     refinement_id: int = 0
     iteration_id: int = 0
     trials: list = field(default_factory=list)
@@ -99,7 +102,16 @@ def agent_history(agent, template):
         if entry is None or entry.created_at != agent.created_at or entry.template != template.name:
             entry = History(agent.created_at, template.name)
             _histories[agent.pk] = entry
-        new, entry.refinement_id, entry.iteration_id = stored_trials(agent, entry.refinement_id, entry.iteration_id)
+        new, span, refinement_id, iteration_id = stored_trials(agent, entry.refinement_id, entry.iteration_id)
+        if span is not None and span[0] < entry.last_order:
+            # Rows that sort before what was read (a refinement added to an old iteration by
+            # hand or by a script): read everything again, as a full scan would.
+            entry = History(agent.created_at, template.name)
+            _histories[agent.pk] = entry
+            new, span, refinement_id, iteration_id = stored_trials(agent)
+        if span is not None:
+            entry.last_order = span[1]
+        entry.refinement_id, entry.iteration_id = refinement_id, iteration_id
         entry.trials.extend(new)
         key_of = schema_key(template)
         add_distinct(entry.by_key, key_of, new)

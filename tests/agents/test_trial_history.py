@@ -102,3 +102,20 @@ def test_another_agent_under_a_reused_id_starts_afresh():
     entry.trials.append("stale")
     agent.created_at = agent.created_at.replace(year=agent.created_at.year - 1)
     assert "stale" not in agent_history(agent, template)[0]
+
+
+def test_rows_added_to_an_old_iteration_are_read_as_a_full_scan_would():
+    """As bench/throughput.py pads a history: refinements added later to an iteration already read."""
+    template = get_template("sma_crossover")
+    agent = make_agent()
+    rng = np.random.default_rng(4)
+    pool = [{"fast": 5, "slow": 20}, {"fast": 8, "slow": 40}, {"fast": 3, "slow": 9}]
+    for _ in range(3):
+        _store_iteration(agent, rng, pool)
+    agent_history(agent, template)
+    first = LearningIteration.objects.filter(agent=agent).order_by("id").first()
+    Refinement.objects.create(iteration=first, agent=agent, proposed_params={"fast": 4, "slow": 50}, source="optuna",
+                              score=0.5, selection_sharpe=0.01)
+    trials, by_key, _scores = agent_history(agent, template)
+    full_trials, full_by_key = _full_scan(agent, template)
+    assert trials == full_trials and list(by_key.items()) == list(full_by_key.items())
