@@ -84,8 +84,6 @@ def main():
     env = dict(os.environ)
     # The dev server serves the admin's static files only with DEBUG or --insecure.
     env.setdefault("PYTHONUNBUFFERED", "1")
-    # Backtests are many small numpy calls; multi-threaded BLAS only adds stalls there.
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     # Each child in a process group of its own (process_group=0): the terminal's Ctrl-C reaches
     # only the launcher, which sends each child one SIGTERM.
     procs = {

@@ -36,21 +36,20 @@ Cost per iteration (issue 13 §3):
   returns come from a per-process LRU cache of :data:`_RETURNS_CACHE_SIZE` vectors (one float per
   selection bar: 4,000 bars is 32 kB, so at most 32 MB), filled as each evaluation is made; a
   trial evicted since costs one selection backtest, at most 47 in an iteration.
-- N and V read the agent's stored trials once (two queries) and key them without validating
-  (``schema_key``: a few microseconds a trial): linear in the history but small against the
-  backtests (bench/throughput.py prints the iteration latency at two history lengths). A cost
-  that does not grow at all would need running aggregates stored with the agent.
+- N and V come from the agent's distinct trials, which each process keeps and extends with the
+  rows stored since its last read (agents.evaluation.trial_history: two queries, keyed by the
+  last refinement and iteration ids), equal to a full scan; what is left linear is one pass of
+  numpy over the distinct trials' Sharpe ratios (about 0.1 ms for 5,000).
 """
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from agents.evaluation.backtests import evaluate_selection
 from agents.evaluation.statistics import deflated_sharpe, pbo_cscv
-from agents.models import IterationStatus, LearningIteration, Refinement
+from agents.evaluation.trial_history import add_distinct
 from agents.refiners.base import clean_or_none, params_key, schema_key
 
 PBO_MAX_TRIALS = 48
@@ -60,47 +59,13 @@ _RETURNS_CACHE_SIZE = 1024
 _returns_cache = OrderedDict()
 
 
-@dataclass(frozen=True)
-class Trial:
-    params: dict
-    score: float | None  # selection score (validation score for rows from before the protocol)
-    selection_sharpe: float | None  # per bar; None before the protocol
-
-
-def agent_trials(agent):
-    """Every parameter set this agent evaluated, oldest first (two queries)."""
-    trials = [
-        Trial(params, score, sharpe)
-        for params, score, sharpe in Refinement.objects.filter(agent=agent).order_by("id").values_list(
-            "proposed_params", "score", "selection_sharpe")
-    ]
-    trials += [
-        Trial(params, selection if selection is not None else score, sharpe)
-        for params, score, selection, sharpe in LearningIteration.objects.filter(
-            agent=agent, status=IterationStatus.SUCCEEDED, version__isnull=False
-        ).order_by("id").values_list("version__params", "score", "selection_score", "selection_sharpe")
-    ]
-    return trials
-
-
 def distinct(template, trials):
     """{params_key: Trial}, the latest evaluation of each distinct parameter set, as stored.
 
     Keyed without validating each set (``schema_key``: a few microseconds a trial, where
-    validation costs about ten), since this reads the whole history every iteration. A set that
-    no longer validates (bounds changed since) was still a trial: it counts in N; only PBO, which
-    backtests, skips it."""
-    key_of = schema_key(template)
-    out = {}
-    for trial in trials:
-        if not isinstance(trial.params, Mapping):
-            continue
-        key = key_of(trial.params)
-        previous = out.pop(key, None)
-        sharpe = trial.selection_sharpe if trial.selection_sharpe is not None else (
-            previous.selection_sharpe if previous else None)
-        out[key] = Trial(trial.params, trial.score, sharpe)
-    return out
+    validation costs about ten). A set that no longer validates (bounds changed since) was still
+    a trial: it counts in N; only PBO, which backtests, skips it."""
+    return add_distinct({}, schema_key(template), trials)
 
 
 @dataclass(frozen=True)

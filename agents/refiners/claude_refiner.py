@@ -191,7 +191,8 @@ class ClaudeRefiner:
         cost = {"model": message.model or self.model, "input_tokens": input_tokens}
         cost["output_tokens"] = usage.output_tokens or 0
 
-        collector = CandidateCollector(ctx.template, ctx.current_params, ctx.history, ctx.n_candidates)
+        collector = CandidateCollector(ctx.template, ctx.current_params, ctx.history, ctx.n_candidates,
+                                       ctx.evaluated)
         items, problem = self._decode(message)
         if problem:
             collector.reject(items, problem)

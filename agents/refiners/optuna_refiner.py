@@ -162,7 +162,8 @@ class OptunaRefiner:
         study = optuna.create_study(direction="maximize", sampler=self._sampler(ctx.seed))
         n_seeded, best, worst = self._seed(study, ctx, distributions, current)
 
-        collector = CandidateCollector(template, ctx.current_params, ctx.history, ctx.n_candidates)
+        collector = CandidateCollector(template, ctx.current_params, ctx.history, ctx.n_candidates,
+                                       ctx.evaluated)
         wanted = max(1, ctx.n_candidates)
         infeasible = duplicates = 0
         best_text = f"{ctx.objective}={best:.4g}" if best is not None else "none yet"

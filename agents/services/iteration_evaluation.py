@@ -21,18 +21,11 @@ from agents.evaluation.exam import exam_usage, window_of
 from agents.evaluation.protocol import split_protocol
 from agents.evaluation.rules import failed
 from agents.evaluation.statistics import min_track_record_length, sharpe_stats
-from agents.evaluation.trials import (
-    Trial,
-    agent_trials,
-    distinct,
-    dsr_of,
-    population,
-    remember_returns,
-    search_pbo,
-)
+from agents.evaluation.trial_history import Trial, add_distinct, agent_history
+from agents.evaluation.trials import dsr_of, population, remember_returns, search_pbo
 from agents.market.cache import load_bars
 from agents.models import ExamPurpose
-from agents.refiners.base import RefinerContext, RefinerError, TriedParams
+from agents.refiners.base import RefinerContext, RefinerError, TriedParams, schema_key
 from agents.services import approval, approval_gate
 from agents.strategies.registry import get_template
 
@@ -105,13 +98,13 @@ def iteration_evaluate(iteration, propose):
     params = setting.template.validate(version.params)
     current = setting.selection(params)
     remember_returns(agent, setting.bars, setting.protocol, current)
-    trials = agent_trials(agent)
+    trials, by_key, scores = agent_history(agent, setting.template)  # stored ones: only the new rows are read
     context = RefinerContext(
         template=setting.template, current_params=params, fold_metrics=current.fold_metrics,
         selection_score=current.score, objective=agent.objective,
         history=[TriedParams(t.params, t.score) for t in trials] + [TriedParams(params, current.score)],
         recent_trades=[_trade_summary(t) for t in current.recent_trades], n_candidates=agent.candidates_per_iteration,
-        seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol,
+        seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol, evaluated=scores,
     )
     proposal = propose(agent, context)
     evaluated = list(zip(proposal.candidates, setting.selections([c.params for c in proposal.candidates]),
@@ -119,8 +112,7 @@ def iteration_evaluate(iteration, propose):
     for _c, ev in evaluated:
         remember_returns(agent, setting.bars, setting.protocol, ev)
 
-    from_history = [*trials, *(_trial(ev) for ev in [current] + [ev for _c, ev in evaluated])]
-    by_key = distinct(setting.template, from_history)
+    add_distinct(by_key, schema_key(setting.template), [_trial(ev) for ev in [current] + [ev for _c, ev in evaluated]])
     pop = population(by_key, current.stats.t)
     pbo, pbo_trials = search_pbo(agent, setting.template, setting.bars, setting.protocol, setting.bars_per_year,
                                  [current] + [ev for _c, ev in evaluated], by_key)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from agents.evaluation.statistics import sharpe_stats
-from agents.evaluation.trials import Trial, distinct_strategies, dsr_of, population
+from agents.evaluation.trial_history import Trial
+from agents.evaluation.trials import distinct_strategies, dsr_of, population
 
 
 def _pop(sharpes, t):
