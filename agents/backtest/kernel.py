@@ -170,13 +170,53 @@ def plain(array):
     return np.array(array, dtype=np.float64, order="C")
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _moments_of(returns, skip, out):
+    """mean, sum (r - mean)^2, ^3, ^4 and sum min(r, 0)^2 of ``returns[skip:]`` into out[0:5] (two
+    passes: the mean first, so the deviations carry no cancellation)."""
+    n = len(returns)
+    t = n - skip
+    total = 0.0
+    for i in range(skip, n):
+        total += returns[i]
+    mean = total / t if t else 0.0
+    s2 = s3 = s4 = down = 0.0
+    for i in range(skip, n):
+        x = returns[i]
+        d = x - mean
+        d2 = d * d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        if x < 0.0:
+            down += x * x
+    out[0] = mean
+    out[1] = s2
+    out[2] = s3
+    out[3] = s4
+    out[4] = down
+
+
+@njit(cache=True, nogil=True)
+def central_moments(returns, out):
+    """Per row of ``returns``: :func:`_moments_of` into the five columns of ``out``."""
+    for r in range(returns.shape[0]):
+        _moments_of(returns[r], 0, out[r])
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def drawdown_and_exposure(equity, positions, drawdown, active):
-    """Per row: the lowest equity / running peak (NaN if any is NaN) into ``drawdown`` and the number
-    of bars with a non-zero position into ``active``; one pass, no temporaries."""
+def summaries(equity, returns, skip, positions, out):
+    """Per row, everything the metrics read from the curves, in one call (no temporaries): into
+    ``out[r]`` the growth E_last / E_0 (1 when E_0 <= 0), the five moments of ``returns[r, skip:]``
+    (:func:`_moments_of`), the lowest equity / running peak (NaN if any is NaN) and the number of
+    bars with a non-zero position."""
     rows, n = equity.shape
     for r in range(rows):
-        peak = equity[r, 0] if n else 0.0
+        row = out[r]
+        e0 = equity[r, 0]
+        row[0] = equity[r, n - 1] / e0 if e0 > 0.0 else 1.0
+        _moments_of(returns[r], skip, row[1:6])
+        peak = e0
         worst = 1.0
         for t in range(n):
             e = equity[r, t]
@@ -187,39 +227,12 @@ def drawdown_and_exposure(equity, positions, drawdown, active):
                 worst = ratio
                 if ratio != ratio:
                     break
-        drawdown[r] = worst
+        row[6] = worst
         count = 0
         for t in range(positions.shape[1]):
             if positions[r, t] != 0.0:
                 count += 1
-        active[r] = count
-
-
-@njit(cache=True, nogil=True)
-def central_moments(returns, out):
-    """Per row of ``returns``: mean, sum (r - mean)^2, ^3, ^4 and sum min(r, 0)^2, into the five
-    columns of ``out`` (two passes: the mean first, so the deviations carry no cancellation)."""
-    rows, t = returns.shape
-    for r in range(rows):
-        total = 0.0
-        for i in range(t):
-            total += returns[r, i]
-        mean = total / t if t else 0.0
-        s2 = s3 = s4 = down = 0.0
-        for i in range(t):
-            x = returns[r, i]
-            d = x - mean
-            d2 = d * d
-            s2 += d2
-            s3 += d2 * d
-            s4 += d2 * d2
-            if x < 0.0:
-                down += x * x
-        out[r, 0] = mean
-        out[r, 1] = s2
-        out[r, 2] = s3
-        out[r, 3] = s4
-        out[r, 4] = down
+        row[7] = count
 
 
 def warm_up():
@@ -229,5 +242,5 @@ def warm_up():
     out = np.empty((1, n))
     simulate(price, price, price, price, np.ones((1, n)), np.zeros(1), np.zeros(1), 0.0, 0.0, 1.0, out,
              np.empty((1, n)), np.empty((1, n)), np.empty((n, N_TRADE_FIELDS)), np.empty(1, dtype=np.int64))
-    drawdown_and_exposure(out, out, np.empty(1), np.empty(1, dtype=np.int64))
+    summaries(out, out, 1, out, np.empty((1, 8)))
     central_moments(out, np.empty((1, 5)))

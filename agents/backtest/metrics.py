@@ -158,7 +158,18 @@ def buy_hold_return(close, open_=None):
 def _moments(returns):
     """(T, mean, sd ddof=1, m2, m3, m4 population central moments, downside deviation) of one series."""
     r = np.asarray(returns, dtype=np.float64)
-    return tuple(m[0] for m in _moments_rows(r[None, :]))
+    t = len(r)
+    if not t:
+        return 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    sums = np.empty((1, 5))
+    kernel.central_moments(kernel.plain(r[None, :]), sums)
+    mean, ss, s3, s4, down = sums[0].tolist()
+    sd = math.sqrt(ss / (t - 1)) if t > 1 else 0.0
+    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in the deviations.
+    flat = sd <= 1e-12 * abs(mean) or sd < 1e-300
+    if flat:
+        sd = 0.0
+    return t, mean, sd, ss / t, 0.0 if flat else s3 / t, 0.0 if flat else s4 / t, math.sqrt(down / t)
 
 
 def _sharpe(t, mean, sd, bars_per_year):
@@ -267,84 +278,111 @@ def compute_metrics_rows(equity, returns, positions, trade_returns, trade_pnls, 
     with the leading placeholder); the trades of every row are flat arrays, ``trade_rows`` giving
     each trade's row (rows in any order; within a row, the order of the trades).
     """
-    rows, n = equity.shape
-    if n == 0:
-        return [empty_metrics() for _ in range(rows)]
-    if returns.shape[1] == n:
-        returns = returns[:, 1:]
-    elif returns.shape[1] != n - 1:
-        raise ValueError(f"returns: expected {n - 1} or {n} values for {n} equity points, got {returns.shape[1]}")
+    window = (equity, returns, positions, trade_returns, trade_pnls, trade_rows, close, open_)
+    return compute_metrics_windows([window], bars_per_year)[0]
+
+
+def compute_metrics_windows(windows, bars_per_year):
+    """:func:`compute_metrics_rows` of several windows at once (e.g. every fold of a batch): each
+    window is the tuple (equity, returns, positions, trade_returns, trade_pnls, trade_rows, close,
+    open_) of that function's arguments; one list of dicts per window. The windows' rows are
+    finished together, so the numpy work is paid once per call rather than once per window."""
     if bars_per_year <= 0:
         raise ValueError("bars_per_year: must be > 0")
-    moments = _moments_rows(returns)
-    start = equity[:, 0]
-    growth = np.divide(equity[:, -1], start, out=np.ones(rows), where=start > 0).tolist()
-    drawdowns, exposures = _drawdown_exposure_rows(equity, np.asarray(positions))
-    trades = _trade_stats_rows(np.asarray(trade_returns, dtype=np.float64), np.asarray(trade_pnls, dtype=np.float64),
-                               np.asarray(trade_rows, dtype=np.int64), rows)
-    buy_hold = buy_hold_return(close, open_)
-    years = (n - 1) / bars_per_year
-    out = []
-    for r in range(rows):
-        t, mean, sd, m2, m3, m4, downside = (m[r] for m in moments)
-        cagr_value = _cagr(growth[r], years)
-        mdd = drawdowns[r]
-        n_trades, win, pf, avg, best, worst = (s[r] for s in trades)
-        out.append({
-            "total_return": finite(growth[r] - 1.0),
-            "cagr": cagr_value,
-            "sharpe": _sharpe(t, mean, sd, bars_per_year),
-            "sortino": _sortino(t, mean, downside, bars_per_year),
-            "max_drawdown": mdd,
-            "calmar": calmar_ratio(cagr_value, mdd),
-            "win_rate": win,
-            "num_trades": float(n_trades),
-            "profit_factor": pf,
-            "expectancy": avg,
-            "exposure": exposures[r],
-            "avg_trade": avg,
-            "best_trade": best,
-            "worst_trade": worst,
-            "buy_hold_return": buy_hold,
-            "psr": _psr(t, mean, sd, m2, m3, m4),
-        })
+    sums, per_row, trades, sizes = [], [], [], []
+    offset = 0
+    for equity, returns, positions, trade_returns, trade_pnls, trade_rows, close, open_ in windows:
+        rows, n = equity.shape
+        sizes.append(rows if n else -rows)  # an empty window reports empty_metrics()
+        if not n:
+            continue
+        skip = returns.shape[1] - (n - 1)
+        if skip not in (0, 1):
+            raise ValueError(f"returns: expected {n - 1} or {n} values for {n} equity points, got {returns.shape[1]}")
+        window_sums = np.zeros((rows, 8))
+        if rows:
+            kernel.summaries(kernel.plain(equity), kernel.plain(returns), skip, kernel.plain(np.asarray(positions)),
+                             window_sums)
+        sums.append(window_sums)
+        # Per row of this window: T, N, the positions' width, buy-and-hold.
+        per_row.append(np.repeat([[n - 1, n, np.shape(positions)[1], buy_hold_return(close, open_)]],
+                                 rows, axis=0))
+        trades.append((np.asarray(trade_returns, dtype=np.float64), np.asarray(trade_pnls, dtype=np.float64),
+                       np.asarray(trade_rows, dtype=np.int64) + offset))
+        offset += rows
+    if not offset:
+        return [[empty_metrics() for _ in range(abs(rows))] for rows in sizes]
+    sums, per_row = np.concatenate(sums), np.concatenate(per_row)
+    columns = _finish(sums, per_row, [np.concatenate(c) for c in zip(*trades, strict=True)], bars_per_year)
+    out, start = [], 0
+    for rows in sizes:
+        if rows <= 0:
+            out.append([empty_metrics() for _ in range(-rows)])
+            continue
+        out.append([dict(zip(METRIC_KEYS, values, strict=True)) for values in zip(
+            *(c[start : start + rows] for c in columns), strict=True)])
+        start += rows
     return out
 
 
-def _moments_rows(returns):
-    """Per row: the lists (T, mean, sd, m2, m3, m4, downside) of :func:`_moments`."""
-    rows, t = returns.shape
-    if t == 0:
-        zero = [0.0] * rows
-        return [0] * rows, zero, zero, zero, zero, zero, zero
-    sums = np.empty((rows, 5))
-    kernel.central_moments(kernel.plain(returns), sums)
-    mean, ss = sums[:, 0], sums[:, 1]
-    sd = np.sqrt(ss / (t - 1)) if t > 1 else np.zeros(rows)
+def _finite(values):
+    """:func:`finite` of every value of an array."""
+    out = np.clip(values, -METRIC_CAP, METRIC_CAP)
+    out[np.isnan(values)] = 0.0
+    return out
+
+
+def _guarded(condition, numerator, denominator):
+    """finite(numerator / denominator) where ``condition``, else 0 (no division where it fails)."""
+    out = np.zeros(len(numerator))
+    np.divide(numerator, denominator, out=out, where=condition)
+    return _finite(out)
+
+
+def _finish(sums, per_row, trades, bars_per_year):
+    """The METRIC_KEYS columns (lists, in that order) of rows summarised by ``kernel.summaries``;
+    every formula is the one of the single-series functions above, elementwise (same IEEE operations
+    in the same order, so the same bits; only log, expm1 and erf stay per row, in ``math``)."""
+    rows = len(sums)
+    t, n, width, buy_hold = per_row.T
+    growth, mean, ss, s3, s4, down, worst, active = sums.T
+    has_t = t > 0
+    sd = np.sqrt(np.divide(ss, t - 1, out=np.zeros(rows), where=t > 1))
     # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in the deviations.
     flat = (sd <= 1e-12 * np.abs(mean)) | (sd < 1e-300)
     sd[flat] = 0.0
-    m3, m4 = sums[:, 2] / t, sums[:, 3] / t
-    m3[flat] = 0.0
-    m4[flat] = 0.0
-    return ([t] * rows, mean.tolist(), sd.tolist(), (ss / t).tolist(), m3.tolist(), m4.tolist(),
-            np.sqrt(sums[:, 4] / t).tolist())
+    m2 = np.divide(ss, t, out=np.zeros(rows), where=has_t)
+    m3 = np.divide(s3, t, out=np.zeros(rows), where=has_t & ~flat)
+    m4 = np.divide(s4, t, out=np.zeros(rows), where=has_t & ~flat)
+    downside = np.sqrt(np.divide(down, t, out=np.zeros(rows), where=has_t))
+    root_k = math.sqrt(bars_per_year)
+    sharpe = np.zeros(rows)
+    ok = (t >= 2) & (sd != 0.0)
+    np.divide(mean, sd, out=sharpe, where=ok)
+    sharpe = np.where(ok, _finite(sharpe * root_k), 0.0)
+    sortino = np.zeros(rows)
+    ok = has_t & (downside != 0.0)
+    np.divide(mean, downside, out=sortino, where=ok)
+    sortino = np.where(ok, _finite(sortino * root_k), 0.0)
+    mdd = np.where((n >= 2) & (worst == worst), _finite(np.maximum(0.0, 1.0 - worst)), 0.0)
+    years = ((n - 1) / bars_per_year).tolist()
+    cagr_values = [_cagr(g, y) for g, y in zip(growth.tolist(), years, strict=True)]
+    cagr_array = np.array(cagr_values)
+    calmar = _guarded(mdd > 0.0, cagr_array, mdd)
+    psr = [_psr(tt, mu, s, a, b, c) if s != 0.0 and tt >= 3 else 0.0 for tt, mu, s, a, b, c in zip(
+        t.astype(np.int64).tolist(), mean.tolist(), sd.tolist(), m2.tolist(), m3.tolist(), m4.tolist(), strict=True)]
+    count, win, pf, avg, best, worst_trade = _trade_stats(*trades, rows)
+    exposure_values = np.divide(active, width, out=np.zeros(rows), where=width > 0)
+    return (_finite(growth - 1.0).tolist(), cagr_values, sharpe.tolist(), sortino.tolist(), mdd.tolist(),
+            calmar.tolist(), win, count, pf, avg, exposure_values.tolist(), avg, best, worst_trade, buy_hold.tolist(),
+            psr)
 
 
-def _drawdown_exposure_rows(equity, positions):
-    """Per row: (max drawdown, share of bars with a position), by one compiled pass."""
-    rows, n = equity.shape
-    lowest, active = np.empty(rows), np.empty(rows, dtype=np.int64)
-    kernel.drawdown_and_exposure(kernel.plain(equity), kernel.plain(positions), lowest, active)
-    drawdowns = [0.0] * rows if n < 2 else [finite(max(0.0, 1.0 - w)) if w == w else 0.0 for w in lowest.tolist()]
-    width = positions.shape[1]
-    return drawdowns, (active / width).tolist() if width else [0.0] * rows
-
-
-def _trade_stats_rows(q, pnls, rows_of, rows):
-    """Per row: (#trades, win rate, profit factor, average, best, worst net trade return)."""
-    count = np.bincount(rows_of, minlength=rows)
+def _trade_stats(q, pnls, rows_of, rows):
+    """Per row: (#trades, win rate, profit factor, average, best, worst net trade return), as lists."""
+    count = np.bincount(rows_of, minlength=rows).astype(np.float64)
     wins = pnls > 0
+    any_trade = count > 0
     n_wins = np.bincount(rows_of, weights=wins, minlength=rows)
     gross_profit = np.bincount(rows_of, weights=np.where(wins, pnls, 0.0), minlength=rows)
     net = np.bincount(rows_of, weights=pnls, minlength=rows)
@@ -353,17 +391,28 @@ def _trade_stats_rows(q, pnls, rows_of, rows):
     worst = np.full(rows, np.inf)
     np.maximum.at(best, rows_of, q)
     np.minimum.at(worst, rows_of, q)
-    counts = count.tolist()
-    win, pf, avg, hi, lo = [], [], [], [], []
-    for r, k in enumerate(counts):
-        if not k:
-            win.append(0.0), pf.append(0.0), avg.append(0.0), hi.append(0.0), lo.append(0.0)
-            continue
-        gp = float(gross_profit[r])
-        # Gross loss = gross profit - net (zero-P&L trades add nothing to either).
-        win.append(float(n_wins[r]) / k)
-        pf.append(_profit_factor(gp, gp - float(net[r])))
-        avg.append(finite(total_q[r] / k))
-        hi.append(finite(best[r]))
-        lo.append(finite(worst[r]))
-    return counts, win, pf, avg, hi, lo
+    win = np.divide(n_wins, count, out=np.zeros(rows), where=any_trade)
+    # Gross loss = gross profit - net (zero-P&L trades add nothing to either); as _profit_factor.
+    gross_loss = gross_profit - net
+    pf = np.zeros(rows)
+    np.divide(gross_profit, gross_loss, out=pf, where=gross_loss > 0)
+    pf = _finite(np.minimum(pf, PROFIT_FACTOR_CAP))
+    pf[gross_loss <= 0] = PROFIT_FACTOR_CAP
+    pf[gross_profit <= 0] = 0.0
+    pf[~any_trade] = 0.0
+    avg = _guarded(any_trade, total_q, count)
+    best = np.where(any_trade, _finite(best), 0.0)
+    worst = np.where(any_trade, _finite(worst), 0.0)
+    return count.tolist(), win.tolist(), pf.tolist(), avg.tolist(), best.tolist(), worst.tolist()
+
+
+def _drawdown_exposure_rows(equity, positions):
+    """Per row: (max drawdown, share of bars with a position), by one compiled pass."""
+    rows, n = equity.shape
+    sums = np.zeros((rows, 8))
+    if n:
+        kernel.summaries(kernel.plain(equity), kernel.plain(equity), 1, kernel.plain(positions), sums)
+    lowest, active = sums[:, 6], sums[:, 7]
+    drawdowns = [0.0] * rows if n < 2 else [finite(max(0.0, 1.0 - w)) if w == w else 0.0 for w in lowest.tolist()]
+    width = positions.shape[1]
+    return drawdowns, (active / width).tolist() if width else [0.0] * rows
