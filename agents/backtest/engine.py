@@ -74,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 
 from agents.backtest import kernel
-from agents.backtest.metrics import compute_metrics_rows, empty_metrics
+from agents.backtest.metrics import compute_metrics_windows, empty_metrics
 from agents.market.bars import Bars
 
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "end_of_data", "ruin")
@@ -174,9 +174,15 @@ class BatchResult:
     trades: np.ndarray  # (rows x bars) x kernel.N_TRADE_FIELDS; row r's in [r * bars, r * bars + counts[r])
     counts: np.ndarray  # trades per row
     timestamps: np.ndarray = field(repr=False)
+    close: np.ndarray = field(default=None, repr=False)
+    open: np.ndarray = field(default=None, repr=False)
 
     def __len__(self):
         return len(self.equity)
+
+    def metrics_window(self):
+        """This batch as one window of :func:`agents.backtest.metrics.compute_metrics_windows`."""
+        return (self.equity, self.returns, self.positions, *self.flat_trades(), self.close, self.open)
 
     def flat_trades(self):
         """(net returns, pnls, row) of every row's trades, in row order."""
@@ -197,17 +203,32 @@ class BatchResult:
         start = r * n if last is None else max(r * n, end - last)
         return _trade_records(_table(self.trades[start:end]), self.timestamps)
 
+    def trade_records_rows(self, last):
+        """:meth:`trade_records` (r, last) of every row, built together (one table, one time conversion)."""
+        n, counts = self.equity.shape[1], self.counts
+        kept = np.minimum(counts, last)
+        ends = np.arange(len(counts)) * n + counts
+        # The last kept[r] trades of row r, rows in order.
+        index = np.repeat(ends - kept, kept) + (np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept))
+        records = _trade_records(_table(self.trades[index]), self.timestamps)
+        out, start = [], 0
+        for k in kept.tolist():
+            out.append(records[start : start + k])
+            start += k
+        return out
+
     def result(self, r):
         return BacktestResult(self.equity[r], self.returns[r], self.positions[r], self.metrics[r],
                               self.trade_table(r), self.timestamps)
 
 
 def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_year=252.0, stop_loss=0.0,
-              take_profit=0.0, initial_capital=100_000.0) -> BatchResult:
+              take_profit=0.0, initial_capital=100_000.0, with_metrics=True) -> BatchResult:
     """Backtest every row of ``targets`` (rows x bars) on ``bars`` in one kernel call.
 
     ``stop_loss`` and ``take_profit`` are one value for all rows or one per row; the costs,
-    capital and bars per year are shared.
+    capital and bars per year are shared. ``with_metrics=False`` leaves ``metrics`` empty for a
+    caller that computes several batches' metrics in one call (:meth:`metrics_window`).
     """
     n = len(bars)
     targets = np.asarray(targets, dtype=np.float64)
@@ -235,8 +256,9 @@ def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_ye
                              slippage_bps / 1e4, float(initial_capital), equity, positions, returns, trades, counts)
     if status == kernel.BAD_PRICE:
         raise ValueError("bars: prices must be positive and finite where the strategy trades")
-    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps)
-    batch.metrics = compute_metrics_rows(equity, returns, positions, *batch.flat_trades(), c, bars_per_year, o)
+    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps, c, o)
+    if with_metrics:
+        batch.metrics = compute_metrics_windows([batch.metrics_window()], bars_per_year)[0]
     return batch
 
 
@@ -280,8 +302,10 @@ def _per_row(name, value, rows):
     values = np.asarray(value, dtype=np.float64)
     if values.shape != (rows,):
         raise ValueError(f"{name}: expected one number or one per row ({rows}), got shape {values.shape}")
-    for v in values.tolist():
-        _check_option(name, v)
+    low, _low_ok, high = _BOUNDS[name]  # the stop options allow their low bound
+    if not (np.all(values >= low) and np.all(values < high)):  # NaN fails both: find the message
+        for v in values.tolist():
+            _check_option(name, v)
     return values
 
 
