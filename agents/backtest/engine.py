@@ -248,7 +248,7 @@ def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_ye
     o, h, lo, c = (kernel.plain(a) for a in (bars.open, bars.high, bars.low, bars.close))
     for name, prices in (("open", o), ("high", h), ("low", lo), ("close", c)):
         _check_finite(name, prices)
-    targets = kernel.plain(targets)
+    targets = kernel.rows_of(targets)
     equity, positions, returns = np.empty((rows, n)), np.empty((rows, n)), np.empty((rows, n))
     trades = np.empty((rows * n, kernel.N_TRADE_FIELDS))
     counts = np.zeros(rows, dtype=np.int64)

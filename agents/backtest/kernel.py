@@ -170,6 +170,16 @@ def plain(array):
     return np.array(array, dtype=np.float64, order="C")
 
 
+def rows_of(matrix):
+    """``matrix`` as the kernel reads targets: float64 rows of contiguous values, e.g. a column slice
+    ``targets[:, fold]`` of a batch's matrix without copying it (numba's "A" layout, warmed up too);
+    anything else as :func:`plain`."""
+    if (matrix.dtype == np.float64 and matrix.ndim == 2 and matrix.flags.writeable
+            and matrix.strides[1] == matrix.itemsize and not matrix.flags.c_contiguous):
+        return matrix
+    return plain(matrix)
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _moments_of(returns, skip, out):
     """mean, sum (r - mean)^2, ^3, ^4 and sum min(r, 0)^2 of ``returns[skip:]`` into out[0:5] (two
@@ -235,12 +245,27 @@ def summaries(equity, returns, skip, positions, out):
         row[7] = count
 
 
+@njit(cache=True, nogil=True)
+def compound(returns, equity):
+    """equity[r] = 1, then the running product of 1 + returns[r] (rows x T -> rows x T + 1): numpy's
+    cumprod of 1 + r, in the same order, without its temporary and its slow strided loop."""
+    rows, t = returns.shape
+    for r in range(rows):
+        value = 1.0
+        equity[r, 0] = value
+        for i in range(t):
+            value = value * (1.0 + returns[r, i])
+            equity[r, i + 1] = value
+
+
 def warm_up():
     """Load (or compile, the first time) the kernel, so no request pays for it."""
     n = 4
     price = np.linspace(100.0, 103.0, n)
     out = np.empty((1, n))
-    simulate(price, price, price, price, np.ones((1, n)), np.zeros(1), np.zeros(1), 0.0, 0.0, 1.0, out,
-             np.empty((1, n)), np.empty((1, n)), np.empty((n, N_TRADE_FIELDS)), np.empty(1, dtype=np.int64))
+    for targets in (np.ones((1, n)), np.ones((1, n + 1))[:, 1:]):  # contiguous, and a column slice
+        simulate(price, price, price, price, targets, np.zeros(1), np.zeros(1), 0.0, 0.0, 1.0, out,
+                 np.empty((1, n)), np.empty((1, n)), np.empty((n, N_TRADE_FIELDS)), np.empty(1, dtype=np.int64))
     summaries(out, out, 1, out, np.empty((1, 8)))
     central_moments(out, np.empty((1, 5)))
+    compound(out, np.empty((1, n + 1)))

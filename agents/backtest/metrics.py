@@ -282,11 +282,14 @@ def compute_metrics_rows(equity, returns, positions, trade_returns, trade_pnls, 
     return compute_metrics_windows([window], bars_per_year)[0]
 
 
-def compute_metrics_windows(windows, bars_per_year):
+def compute_metrics_windows(windows, bars_per_year, summaries=None):
     """:func:`compute_metrics_rows` of several windows at once (e.g. every fold of a batch): each
     window is the tuple (equity, returns, positions, trade_returns, trade_pnls, trade_rows, close,
     open_) of that function's arguments; one list of dicts per window. The windows' rows are
-    finished together, so the numpy work is paid once per call rather than once per window."""
+    finished together, so the numpy work is paid once per call rather than once per window.
+
+    ``summaries`` (a list) receives each window's ``kernel.summaries`` matrix (None for an empty
+    window): columns 1-5 are the moment sums, which the Sharpe statistics can reuse."""
     if bars_per_year <= 0:
         raise ValueError("bars_per_year: must be > 0")
     sums, per_row, trades, sizes = [], [], [], []
@@ -295,6 +298,8 @@ def compute_metrics_windows(windows, bars_per_year):
         rows, n = equity.shape
         sizes.append(rows if n else -rows)  # an empty window reports empty_metrics()
         if not n:
+            if summaries is not None:
+                summaries.append(None)
             continue
         skip = returns.shape[1] - (n - 1)
         if skip not in (0, 1):
@@ -304,6 +309,8 @@ def compute_metrics_windows(windows, bars_per_year):
             kernel.summaries(kernel.plain(equity), kernel.plain(returns), skip, kernel.plain(np.asarray(positions)),
                              window_sums)
         sums.append(window_sums)
+        if summaries is not None:
+            summaries.append(window_sums)
         # Per row of this window: T, N, the positions' width, buy-and-hold.
         per_row.append(np.repeat([[n - 1, n, np.shape(positions)[1], buy_hold_return(close, open_)]],
                                  rows, axis=0))

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.backtest import kernel
 from agents.backtest.engine import run_backtest, run_batch
 from agents.backtest.metrics import compute_metrics_windows
 from agents.evaluation.numbers import finite_or_none
-from agents.evaluation.statistics import SharpeStats, sharpe_stats_rows
+from agents.evaluation.statistics import SharpeStats, sharpe_stats_of_moments
 from config.observability import metrics as lab_metrics
 
 
@@ -113,15 +114,17 @@ def evaluate_selections(agent, template, params_list, bars, protocol, bars_per_y
     returns = np.concatenate([run.returns[:, 1:] for run in runs], axis=1)
     positions = np.concatenate([np.zeros((rows, 1))] + [run.positions[:, 1:] for run in runs], axis=1)
     # The stitched curve: every fold starts at the previous fold's end (one unit of capital at first).
-    equity = np.ones((rows, returns.shape[1] + 1))
-    np.cumprod(1.0 + returns, axis=1, out=equity[:, 1:])
+    equity = np.empty((rows, returns.shape[1] + 1))
+    kernel.compound(returns, equity)
     sel = protocol.selection
     closes = np.concatenate([bars.close[sel.start : sel.start + 1]] + [bars.close[f][1:] for f in protocol.folds])
     stitched = (equity, returns, positions, *_trades_by_row(runs), closes, None)
     # Every fold's metrics and the stitched ones in one call: the numpy work is paid once.
+    summaries = []
     *fold_metrics, metrics = compute_metrics_windows([run.metrics_window() for run in runs] + [stitched],
-                                                     bars_per_year)
-    stats = sharpe_stats_rows(returns)
+                                                     bars_per_year, summaries=summaries)
+    # The stitched window's moment sums are the Sharpe statistics' (the same pass, not a second one).
+    stats = sharpe_stats_of_moments(summaries[-1][:, 1:6], returns.shape[1])
     fold_scores = [[score_of(m[r], agent.objective) for m in fold_metrics] for r in range(rows)]
     scores = selection_scores(fold_scores)
     recent = runs[-1].trade_records_rows(last=10)
