@@ -320,7 +320,9 @@ def compute_metrics_windows(windows, bars_per_year, summaries=None):
     if not offset:
         return [[empty_metrics() for _ in range(abs(rows))] for rows in sizes]
     sums, per_row = np.concatenate(sums), np.concatenate(per_row)
-    columns = _finish(sums, per_row, [np.concatenate(c) for c in zip(*trades, strict=True)], bars_per_year)
+    # numpy's ~40 calls cost more than a few rows' Python: a single backtest finishes row by row.
+    finish = _finish if offset >= _VECTOR_ROWS else _finish_by_row
+    columns = finish(sums, per_row, [np.concatenate(c) for c in zip(*trades, strict=True)], bars_per_year)
     out, start = [], 0
     for rows in sizes:
         if rows <= 0:
@@ -330,6 +332,53 @@ def compute_metrics_windows(windows, bars_per_year, summaries=None):
             *(c[start : start + rows] for c in columns), strict=True)])
         start += rows
     return out
+
+
+_VECTOR_ROWS = 4  # from this many rows on, the finishing formulas run elementwise in numpy
+
+
+def _finish_by_row(sums, per_row, trades, bars_per_year):
+    """:func:`_finish` with each row's formulas in Python floats (the same operations, the same bits)."""
+    columns = [[] for _ in METRIC_KEYS]
+    stats = _trade_stats_by_row(*trades, len(sums))
+    for (growth, mean, ss, s3, s4, down, worst, active), (t, n, width, buy_hold), trade in zip(
+            sums.tolist(), per_row.tolist(), stats, strict=True):
+        t, n = int(t), int(n)
+        sd = math.sqrt(ss / (t - 1)) if t > 1 else 0.0
+        flat = sd <= 1e-12 * abs(mean) or sd < 1e-300
+        if flat:
+            sd = 0.0
+        m2 = ss / t if t else 0.0
+        m3 = s3 / t if t and not flat else 0.0
+        m4 = s4 / t if t and not flat else 0.0
+        downside = math.sqrt(down / t) if t else 0.0
+        cagr_value = _cagr(growth, (n - 1) / bars_per_year)
+        mdd = finite(max(0.0, 1.0 - worst)) if n >= 2 and worst == worst else 0.0
+        count, win, pf, avg, best, worst_trade = trade
+        values = (finite(growth - 1.0), cagr_value, _sharpe(t, mean, sd, bars_per_year),
+                  _sortino(t, mean, downside, bars_per_year), mdd, calmar_ratio(cagr_value, mdd), win, count, pf, avg,
+                  active / width if width else 0.0, avg, best, worst_trade, buy_hold, _psr(t, mean, sd, m2, m3, m4))
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+def _trade_stats_by_row(q, pnls, rows_of, rows):
+    """Per row: (#trades, win rate, profit factor, average, best, worst net trade return) in Python,
+    summing in trade order as np.bincount does in :func:`_trade_stats`."""
+    acc = [[0, 0.0, 0.0, 0.0, 0.0, -math.inf, math.inf] for _ in range(rows)]  # k, wins, profit, net, q...
+    for r, pnl, x in zip(rows_of.tolist(), pnls.tolist(), q.tolist(), strict=True):
+        row = acc[r]
+        row[0] += 1
+        if pnl > 0:
+            row[1] += 1.0
+            row[2] += pnl
+        row[3] += pnl
+        row[4] += x
+        row[5] = max(row[5], x)
+        row[6] = min(row[6], x)
+    return [(float(k), wins / k, _profit_factor(profit, profit - net), finite(total / k), finite(best), finite(worst))
+            if k else (0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for k, wins, profit, net, total, best, worst in acc]
 
 
 def _finite(values):

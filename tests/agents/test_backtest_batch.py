@@ -174,3 +174,40 @@ def test_non_finite_prices_are_refused_naming_the_field_and_the_rule(field, bad)
             run_backtest(bars, target)
     with pytest.raises(ValueError, match=rf"bars\.{field}"):
         run_batch(bars, np.zeros((3, 50)))
+
+
+def _window(rng, rows, n, trades_per_row):
+    """A metrics window of random curves, with the edge cases the formulas branch on."""
+    returns = rng.normal(0.0, 0.01, (rows, n))
+    returns[:, 0] = 0.0
+    if rows > 1:
+        returns[1] = 0.0  # a flat curve: no risk, no drawdown
+    if rows > 2:
+        returns[2, n // 2 :] = -1.0  # ruin: equity 0 from there
+    equity = 100.0 * np.cumprod(1.0 + returns, axis=1)
+    positions = rng.choice([0.0, 0.5, 1.0], (rows, n))
+    owners = np.sort(rng.integers(0, rows, rows * trades_per_row))
+    pnls = rng.normal(0.0, 10.0, len(owners))
+    pnls[::5] = 0.0
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    return equity, returns, positions, pnls / 1000.0, pnls, owners, close, close * 0.999
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 50, 400])
+def test_the_numpy_finishing_gives_the_same_bits_as_the_row_by_row_one(n):
+    """Many rows finish elementwise in numpy, a single backtest row by row in Python: the same
+    operations in the same order, so every metric is the same float, not merely close."""
+    from agents.backtest import metrics
+
+    rng = np.random.default_rng(n)
+    windows = [_window(rng, rows, n, trades) for rows, trades in ((6, 3), (5, 0), (4, 12))]
+    many = metrics.compute_metrics_windows(windows, 252.0)
+    assert sum(len(w) for w in many) >= metrics._VECTOR_ROWS  # the numpy path
+    for window, rows in zip(windows, many, strict=True):
+        equity, returns, positions, q, pnls, owners, close, open_ = window
+        for r, expected in enumerate(rows):
+            mine = owners == r
+            alone = metrics.compute_metrics_rows(equity[r : r + 1], returns[r : r + 1], positions[r : r + 1], q[mine],
+                                                 pnls[mine], np.zeros(int(mine.sum()), dtype=np.int64), close, 252.0,
+                                                 open_)[0]
+            assert alone == expected  # exact: dicts of floats compare bit for bit (no NaN in metrics)
