@@ -364,21 +364,33 @@ def _finish_by_row(sums, per_row, trades, bars_per_year):
 
 
 def _trade_stats_by_row(q, pnls, rows_of, rows):
-    """Per row: (#trades, win rate, profit factor, average, best, worst net trade return) in Python,
-    summing in trade order as np.bincount does in :func:`_trade_stats`."""
-    acc = [[0, 0.0, 0.0, 0.0, 0.0, -math.inf, math.inf] for _ in range(rows)]  # k, wins, profit, net, q...
-    for r, pnl, x in zip(rows_of.tolist(), pnls.tolist(), q.tolist(), strict=True):
-        row = acc[r]
-        row[0] += 1
-        if pnl > 0:
-            row[1] += 1.0
-            row[2] += pnl
-        row[3] += pnl
-        row[4] += x
-        row[5] = max(row[5], x)
-        row[6] = min(row[6], x)
-    return [(float(k), wins / k, _profit_factor(profit, profit - net), finite(total / k), finite(best), finite(worst))
-            if k else (0.0, 0.0, 0.0, 0.0, 0.0, 0.0) for k, wins, profit, net, total, best, worst in acc]
+    """:func:`_trade_stats` as one tuple per row: the same sums (np.bincount), the rest in Python."""
+    count, n_wins, gross_profit, net, total_q, best, worst = _trade_sums(q, pnls, rows_of, rows)
+    out = []
+    for k, wins, gp, total, row_net, hi, lo in zip(count.tolist(), n_wins.tolist(), gross_profit.tolist(),
+                                                   total_q.tolist(), net.tolist(), best.tolist(), worst.tolist(),
+                                                   strict=True):
+        if not k:
+            out.append((0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+            continue
+        # Gross loss = gross profit - net (zero-P&L trades add nothing to either).
+        out.append((float(k), wins / k, _profit_factor(gp, gp - row_net), finite(total / k), finite(hi), finite(lo)))
+    return out
+
+
+def _trade_sums(q, pnls, rows_of, rows):
+    """Per row: #trades, #winners, gross profit, net P&L, sum of net returns, best and worst return."""
+    count = np.bincount(rows_of, minlength=rows)
+    wins = pnls > 0
+    n_wins = np.bincount(rows_of, weights=wins, minlength=rows)
+    gross_profit = np.bincount(rows_of, weights=np.where(wins, pnls, 0.0), minlength=rows)
+    net = np.bincount(rows_of, weights=pnls, minlength=rows)
+    total_q = np.bincount(rows_of, weights=q, minlength=rows)
+    best = np.full(rows, -np.inf)
+    worst = np.full(rows, np.inf)
+    np.maximum.at(best, rows_of, q)
+    np.minimum.at(worst, rows_of, q)
+    return count, n_wins, gross_profit, net, total_q, best, worst
 
 
 def _finite(values):
@@ -436,17 +448,9 @@ def _finish(sums, per_row, trades, bars_per_year):
 
 def _trade_stats(q, pnls, rows_of, rows):
     """Per row: (#trades, win rate, profit factor, average, best, worst net trade return), as lists."""
-    count = np.bincount(rows_of, minlength=rows).astype(np.float64)
-    wins = pnls > 0
+    count, n_wins, gross_profit, net, total_q, best, worst = _trade_sums(q, pnls, rows_of, rows)
+    count = count.astype(np.float64)
     any_trade = count > 0
-    n_wins = np.bincount(rows_of, weights=wins, minlength=rows)
-    gross_profit = np.bincount(rows_of, weights=np.where(wins, pnls, 0.0), minlength=rows)
-    net = np.bincount(rows_of, weights=pnls, minlength=rows)
-    total_q = np.bincount(rows_of, weights=q, minlength=rows)
-    best = np.full(rows, -np.inf)
-    worst = np.full(rows, np.inf)
-    np.maximum.at(best, rows_of, q)
-    np.minimum.at(worst, rows_of, q)
     win = np.divide(n_wins, count, out=np.zeros(rows), where=any_trade)
     # Gross loss = gross profit - net (zero-P&L trades add nothing to either); as _profit_factor.
     gross_loss = gross_profit - net
