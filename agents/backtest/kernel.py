@@ -262,10 +262,11 @@ def warm_up():
     """Load (or compile, the first time) the kernel, so no request pays for it."""
     n = 4
     price = np.linspace(100.0, 103.0, n)
-    out = np.empty((1, n))
-    for targets in (np.ones((1, n)), np.ones((1, n + 1))[:, 1:]):  # contiguous, and a column slice
-        simulate(price, price, price, price, targets, np.zeros(1), np.zeros(1), 0.0, 0.0, 1.0, out,
-                 np.empty((1, n)), np.empty((1, n)), np.empty((n, N_TRADE_FIELDS)), np.empty(1, dtype=np.int64))
-    summaries(out, out, 1, out, np.empty((1, 8)))
-    central_moments(out, np.empty((1, 5)))
-    compound(out, np.empty((1, n + 1)))
+    out = np.empty((2, n))
+    # Contiguous targets, and a column slice of two rows (one row would count as contiguous).
+    for targets in (np.ones((2, n)), np.ones((2, n + 1))[:, 1:]):
+        simulate(price, price, price, price, targets, np.zeros(2), np.zeros(2), 0.0, 0.0, 1.0, out,
+                 np.empty((2, n)), np.empty((2, n)), np.empty((2 * n, N_TRADE_FIELDS)), np.empty(2, dtype=np.int64))
+    summaries(out, out, 1, out, np.empty((2, 8)))
+    central_moments(out, np.empty((2, 5)))
+    compound(out, np.empty((2, n + 1)))

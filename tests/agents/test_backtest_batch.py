@@ -211,3 +211,33 @@ def test_the_numpy_finishing_gives_the_same_bits_as_the_row_by_row_one(n):
                                                  pnls[mine], np.zeros(int(mine.sum()), dtype=np.int64), close, 252.0,
                                                  open_)[0]
             assert alone == expected  # exact: dicts of floats compare bit for bit (no NaN in metrics)
+
+
+def test_warm_up_compiles_every_signature_a_batch_uses():
+    """A batch reads cached bar columns and shared indicators (read-only) and fold columns of its
+    target matrix (a strided slice): warm_up must have compiled those, or a request would."""
+    from agents.backtest import kernel
+    from agents.strategies import indicator_kernels
+    from agents.strategies import indicators as ind
+
+    kernel.warm_up()
+    indicator_kernels.warm_up()
+    compiled = {fn: len(fn.signatures) for fn in (kernel.simulate, indicator_kernels.rolling_sum_blocked,
+                                                   indicator_kernels.tolerant_sign_into)}
+    bars = random_bars(300, seed=4)
+    for column in (bars.open, bars.high, bars.low, bars.close):
+        column.flags.writeable = False
+    targets = np.sign(np.sin(np.arange(2 * len(bars)) / 9.0)).reshape(2, -1)
+    with ind.shared():
+        ind.tolerant_sign(ind.sma(bars.close, 5) - ind.sma(bars.close, 20), bars.close)
+    run_batch(bars.slice(50, 250), np.ascontiguousarray(targets)[:, 50:250])
+    assert {fn: len(fn.signatures) for fn in compiled} == compiled
+
+
+def test_the_heap_policy_applies_on_glibc_and_zero_leaves_the_default():
+    import platform
+
+    from config.heap import keep_freed_memory
+
+    assert keep_freed_memory(0) is False
+    assert keep_freed_memory(32) is (platform.libc_ver()[0] == "glibc")
