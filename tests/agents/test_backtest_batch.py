@@ -197,12 +197,12 @@ def _window(rng, rows, n, trades_per_row):
 def test_the_numpy_finishing_gives_the_same_bits_as_the_row_by_row_one(n):
     """Many rows finish elementwise in numpy, a single backtest row by row in Python: the same
     operations in the same order, so every metric is the same float, not merely close."""
-    from agents.backtest import metrics
+    from agents.backtest import metric_formulas, metrics
 
     rng = np.random.default_rng(n)
     windows = [_window(rng, rows, n, trades) for rows, trades in ((6, 3), (5, 0), (4, 12))]
     many = metrics.compute_metrics_windows(windows, 252.0)
-    assert sum(len(w) for w in many) >= metrics._VECTOR_ROWS  # the numpy path
+    assert sum(len(w) for w in many) >= metric_formulas.VECTOR_ROWS  # the numpy path
     for window, rows in zip(windows, many, strict=True):
         equity, returns, positions, q, pnls, owners, close, open_ = window
         for r, expected in enumerate(rows):
