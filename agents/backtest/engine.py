@@ -171,11 +171,12 @@ class BatchResult:
     returns: np.ndarray  # rows x bars, returns[:, 0] = 0
     positions: np.ndarray  # rows x bars
     metrics: list  # one METRIC_KEYS dict per row
-    trades: np.ndarray  # (rows x bars) x kernel.N_TRADE_FIELDS; row r's in [r * bars, r * bars + counts[r])
+    trades: np.ndarray  # (rows x room) x kernel.N_TRADE_FIELDS; row r's in [r * room, r * room + counts[r])
     counts: np.ndarray  # trades per row
     timestamps: np.ndarray = field(repr=False)
     close: np.ndarray = field(default=None, repr=False)
     open: np.ndarray = field(default=None, repr=False)
+    room: int = 0  # rows of ``trades`` per row of targets
 
     def __len__(self):
         return len(self.equity)
@@ -186,26 +187,26 @@ class BatchResult:
 
     def flat_trades(self):
         """(net returns, pnls, row) of every row's trades, in row order."""
-        n, counts = self.equity.shape[1], self.counts
-        # Row r's trades sit at r * n onwards.
+        n, counts = self.room, self.counts
+        # Row r's trades sit at r * room onwards.
         owner = np.repeat(np.arange(len(counts)), counts)
         flat = self.trades[owner * n + (np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts))]
         return flat[:, kernel.T_RETURN], flat[:, kernel.T_PNL], owner
 
     def trade_table(self, r):
-        n = self.equity.shape[1]
+        n = self.room
         return _table(self.trades[r * n : r * n + int(self.counts[r])])
 
     def trade_records(self, r, last=None):
         """Row r's TradeRecords (only the ``last`` ones when given: the others are not built)."""
-        n = self.equity.shape[1]
+        n = self.room
         end = r * n + int(self.counts[r])
         start = r * n if last is None else max(r * n, end - last)
         return _trade_records(_table(self.trades[start:end]), self.timestamps)
 
     def trade_records_rows(self, last):
         """:meth:`trade_records` (r, last) of every row, built together (one table, one time conversion)."""
-        n, counts = self.equity.shape[1], self.counts
+        n, counts = self.room, self.counts
         kept = np.minimum(counts, last)
         ends = np.arange(len(counts)) * n + counts
         # The last kept[r] trades of row r, rows in order.
@@ -250,18 +251,27 @@ def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_ye
         _check_finite(name, prices)
     targets = kernel.rows_of(targets)
     equity, positions, returns = np.empty((rows, n)), np.empty((rows, n)), np.empty((rows, n))
-    trades = np.empty((rows * n, kernel.N_TRADE_FIELDS))
-    counts = np.zeros(rows, dtype=np.int64)
-    status = kernel.simulate(o, h, lo, c, targets, stops, takes, (fee_bps + slippage_bps) / 1e4,
-                             slippage_bps / 1e4, float(initial_capital), equity, positions, returns, trades, counts)
+    # Room for a quarter of the bars' worth of trades per row; a row that trades more (rare: that is
+    # a trade every four bars) runs again with room for one per bar, the most there can be. Room
+    # for n trades per row was most of a batch's memory, and fresh memory is what it paid for.
+    room = min(n, max(_TRADE_ROOM_MIN, n // 4))
+    while True:
+        trades = np.empty((rows * room, kernel.N_TRADE_FIELDS))
+        counts = np.zeros(rows, dtype=np.int64)
+        status = kernel.simulate(o, h, lo, c, targets, stops, takes, (fee_bps + slippage_bps) / 1e4,
+                                 slippage_bps / 1e4, float(initial_capital), equity, positions, returns, trades, counts)
+        if status != kernel.FULL:
+            break
+        room = n
     if status == kernel.BAD_PRICE:
         raise ValueError("bars: prices must be positive and finite where the strategy trades")
-    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps, c, o)
+    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps, c, o, room)
     if with_metrics:
         batch.metrics = compute_metrics_windows([batch.metrics_window()], bars_per_year)[0]
     return batch
 
 
+_TRADE_ROOM_MIN = 16
 _NUMBER = (int, float, np.integer, np.floating)  # fast path; any numbers.Real is accepted
 # name -> (low, low allowed, high excluded)
 _BOUNDS = {

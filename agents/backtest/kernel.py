@@ -22,6 +22,7 @@ SIGNAL, END, RUIN = 0, 3, 4
 T_SIDE, T_ENTRY, T_EXIT, T_ENTRY_PRICE, T_EXIT_PRICE, T_RETURN, T_PNL, T_HELD, T_REASON, T_SIZE = range(10)
 N_TRADE_FIELDS = 10
 BAD_PRICE = -1  # status: a fill at a price that is not positive
+FULL = -2  # status: a row has more trades than its room in ``trades`` (the caller gives more room)
 
 
 @njit(cache=True, nogil=True)
@@ -60,14 +61,17 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
     """Backtest every row of ``targets`` (rows x n, decided on each close) on one window.
 
     Writes ``equity``, ``positions`` and ``returns`` (rows x n), the trades of row r into
-    ``trades[r * n : r * n + counts[r]]``; ``stop_loss`` / ``take_profit`` are per row.
-    Returns 0, or BAD_PRICE when a fill would happen at a price that is not positive.
+    ``trades[r * room : r * room + counts[r]]`` with room = len(trades) // rows (n is always
+    enough: every trade has its own entry bar); ``stop_loss`` / ``take_profit`` are per row.
+    Returns 0, BAD_PRICE when a fill would happen at a price that is not positive, or FULL when
+    a row's trades outgrow its room.
     """
     rows, n = targets.shape
+    room = len(trades) // rows if rows else 0
     for r in range(rows):
         target = targets[r]
         sl, tp = stop_loss[r], take_profit[r]
-        base = r * n
+        base = r * room
         k = 0
         cash, units, held = capital, 0.0, 0.0  # held: the weight at the last close (0 after a stop)
         side, entry, entry_price, notional, before, size = 0.0, 0, 0.0, 0.0, 0.0, 0.0
@@ -94,6 +98,8 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
                     if not after > 0.0:
                         ruined = t
                         break
+                    if k == room:
+                        return FULL
                     _record(trades, base + k, side, entry, t, entry_price, px * (1.0 - side * slip), notional,
                             after - before, SIGNAL, size)
                     k += 1
@@ -111,6 +117,8 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
                     level_stop = entry_price * (1.0 - side * sl)
                     level_take = entry_price * (1.0 + side * tp)
                 elif wanted == 0.0:  # an exit on a signal
+                    if k == room:
+                        return FULL
                     _record(trades, base + k, side, entry, t, entry_price, px * (1.0 - side * slip), notional,
                             after - before, SIGNAL, size)
                     k += 1
@@ -133,6 +141,8 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
                     if not after > 0.0:
                         ruined = t
                         break
+                    if k == room:
+                        return FULL
                     _record(trades, base + k, side, entry, t, entry_price, price * (1.0 - side * slip), notional,
                             after - before, why, size)
                     k += 1
@@ -152,9 +162,13 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
             returns[r, t] = -1.0 if t > 0 else 0.0
             returns[r, t + 1 :] = 0.0
             if held != 0.0 or units != 0.0:
+                if k == room:
+                    return FULL
                 _record(trades, base + k, side, entry, t, entry_price, c[t], notional, -before, RUIN, size)
                 k += 1
         elif held != 0.0:
+            if k == room:
+                return FULL
             _record(trades, base + k, side, entry, n - 1, entry_price, c[n - 1], notional,
                     equity[r, n - 1] - before, END, size)
             k += 1

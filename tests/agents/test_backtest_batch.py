@@ -241,3 +241,18 @@ def test_the_heap_policy_applies_on_glibc_and_zero_leaves_the_default():
 
     assert keep_freed_memory(0) is False
     assert keep_freed_memory(32) is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_row_trading_more_than_its_room_runs_again_with_room_for_every_bar():
+    """The trades buffer starts with room for a quarter of the bars per row; a row trading every
+    other bar overflows it, and the batch must still give every row exactly its single run."""
+    bars = random_bars(400, seed=8)
+    busy = np.tile([1.0, 0.0], 200)  # a trade every two bars: 200 > 400 // 4
+    calm = np.where(np.arange(400) > 100, 1.0, 0.0)
+    batch = run_batch(bars, np.vstack([calm, busy, calm]), fee_bps=1.0)
+    assert batch.room == 400 and int(batch.counts[1]) > 100
+    for r, target in enumerate((calm, busy, calm)):
+        alone = run_backtest(bars, target, fee_bps=1.0)
+        assert alone.trades == batch.result(r).trades
+        assert alone.metrics == batch.metrics[r]
+    assert run_batch(bars, np.vstack([calm, calm])).room == 100  # no overflow: the small buffer kept
