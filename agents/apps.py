@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 
 from agents.backtest import kernel
+from agents.strategies import indicator_kernels
 from config.warmup import register_warm_up
 
 
@@ -14,3 +15,4 @@ class AgentsConfig(AppConfig):
 
         register_observability()
         register_warm_up("backtest kernel", kernel.warm_up)
+        register_warm_up("indicator kernels", indicator_kernels.warm_up)

@@ -10,7 +10,9 @@ Two sections, each with 8 and with 32 SMA-crossover candidates:
    without the parts it calls; "beyond / backtests" = (wall - backtests) / backtests (target <= 1).
 
 ``--compare PATH`` first runs this same script on another checkout (e.g. the main branch, for a
-before/after in one run) and prints both side by side. Asserts nothing.
+before/after in one run) and prints both side by side. Asserts nothing. Each run first does what a
+worker process does at start (``config.warmup.warm_up``: the compiled kernels and, where the
+checkout has one, its heap policy, ``LAB_HEAP_TOP_PAD_MB``; set it to 0 to measure without).
 
 Run from the project root: .venv/bin/python bench/iteration.py [iterations] [--compare PATH]
 """
@@ -38,6 +40,10 @@ from config.bootstrap import bootstrap  # noqa: E402
 
 bootstrap()
 django.setup()
+
+from config.warmup import warm_up  # noqa: E402
+
+warm_up()  # as a worker process does at start: compiled kernels loaded, its heap policy set
 
 import numpy as np  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402

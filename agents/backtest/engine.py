@@ -74,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 
 from agents.backtest import kernel
-from agents.backtest.metrics import compute_metrics_rows, empty_metrics
+from agents.backtest.metrics import compute_metrics_windows, empty_metrics
 from agents.market.bars import Bars
 
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "end_of_data", "ruin")
@@ -171,31 +171,52 @@ class BatchResult:
     returns: np.ndarray  # rows x bars, returns[:, 0] = 0
     positions: np.ndarray  # rows x bars
     metrics: list  # one METRIC_KEYS dict per row
-    trades: np.ndarray  # (rows x bars) x kernel.N_TRADE_FIELDS; row r's in [r * bars, r * bars + counts[r])
+    trades: np.ndarray  # (rows x room) x kernel.N_TRADE_FIELDS; row r's in [r * room, r * room + counts[r])
     counts: np.ndarray  # trades per row
     timestamps: np.ndarray = field(repr=False)
+    close: np.ndarray = field(default=None, repr=False)
+    open: np.ndarray = field(default=None, repr=False)
+    room: int = 0  # rows of ``trades`` per row of targets
 
     def __len__(self):
         return len(self.equity)
 
+    def metrics_window(self):
+        """This batch as one window of :func:`agents.backtest.metrics.compute_metrics_windows`."""
+        return (self.equity, self.returns, self.positions, *self.flat_trades(), self.close, self.open)
+
     def flat_trades(self):
         """(net returns, pnls, row) of every row's trades, in row order."""
-        n, counts = self.equity.shape[1], self.counts
-        # Row r's trades sit at r * n onwards.
+        n, counts = self.room, self.counts
+        # Row r's trades sit at r * room onwards.
         owner = np.repeat(np.arange(len(counts)), counts)
         flat = self.trades[owner * n + (np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts))]
         return flat[:, kernel.T_RETURN], flat[:, kernel.T_PNL], owner
 
     def trade_table(self, r):
-        n = self.equity.shape[1]
+        n = self.room
         return _table(self.trades[r * n : r * n + int(self.counts[r])])
 
     def trade_records(self, r, last=None):
         """Row r's TradeRecords (only the ``last`` ones when given: the others are not built)."""
-        n = self.equity.shape[1]
+        n = self.room
         end = r * n + int(self.counts[r])
         start = r * n if last is None else max(r * n, end - last)
         return _trade_records(_table(self.trades[start:end]), self.timestamps)
+
+    def trade_records_rows(self, last):
+        """:meth:`trade_records` (r, last) of every row, built together (one table, one time conversion)."""
+        n, counts = self.room, self.counts
+        kept = np.minimum(counts, last)
+        ends = np.arange(len(counts)) * n + counts
+        # The last kept[r] trades of row r, rows in order.
+        index = np.repeat(ends - kept, kept) + (np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept))
+        records = _trade_records(_table(self.trades[index]), self.timestamps)
+        out, start = [], 0
+        for k in kept.tolist():
+            out.append(records[start : start + k])
+            start += k
+        return out
 
     def result(self, r):
         return BacktestResult(self.equity[r], self.returns[r], self.positions[r], self.metrics[r],
@@ -203,11 +224,12 @@ class BatchResult:
 
 
 def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_year=252.0, stop_loss=0.0,
-              take_profit=0.0, initial_capital=100_000.0) -> BatchResult:
+              take_profit=0.0, initial_capital=100_000.0, with_metrics=True) -> BatchResult:
     """Backtest every row of ``targets`` (rows x bars) on ``bars`` in one kernel call.
 
     ``stop_loss`` and ``take_profit`` are one value for all rows or one per row; the costs,
-    capital and bars per year are shared.
+    capital and bars per year are shared. ``with_metrics=False`` leaves ``metrics`` empty for a
+    caller that computes several batches' metrics in one call (:meth:`metrics_window`).
     """
     n = len(bars)
     targets = np.asarray(targets, dtype=np.float64)
@@ -227,19 +249,29 @@ def run_batch(bars: Bars, targets, *, fee_bps=0.0, slippage_bps=0.0, bars_per_ye
     o, h, lo, c = (kernel.plain(a) for a in (bars.open, bars.high, bars.low, bars.close))
     for name, prices in (("open", o), ("high", h), ("low", lo), ("close", c)):
         _check_finite(name, prices)
-    targets = kernel.plain(targets)
+    targets = kernel.rows_of(targets)
     equity, positions, returns = np.empty((rows, n)), np.empty((rows, n)), np.empty((rows, n))
-    trades = np.empty((rows * n, kernel.N_TRADE_FIELDS))
-    counts = np.zeros(rows, dtype=np.int64)
-    status = kernel.simulate(o, h, lo, c, targets, stops, takes, (fee_bps + slippage_bps) / 1e4,
-                             slippage_bps / 1e4, float(initial_capital), equity, positions, returns, trades, counts)
+    # Room for a quarter of the bars' worth of trades per row; a row that trades more (rare: that is
+    # a trade every four bars) runs again with room for one per bar, the most there can be. Room
+    # for n trades per row was most of a batch's memory, and fresh memory is what it paid for.
+    room = min(n, max(_TRADE_ROOM_MIN, n // 4))
+    while True:
+        trades = np.empty((rows * room, kernel.N_TRADE_FIELDS))
+        counts = np.zeros(rows, dtype=np.int64)
+        status = kernel.simulate(o, h, lo, c, targets, stops, takes, (fee_bps + slippage_bps) / 1e4,
+                                 slippage_bps / 1e4, float(initial_capital), equity, positions, returns, trades, counts)
+        if status != kernel.FULL:
+            break
+        room = n
     if status == kernel.BAD_PRICE:
         raise ValueError("bars: prices must be positive and finite where the strategy trades")
-    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps)
-    batch.metrics = compute_metrics_rows(equity, returns, positions, *batch.flat_trades(), c, bars_per_year, o)
+    batch = BatchResult(equity, returns, positions, [], trades, counts, bars.timestamps, c, o, room)
+    if with_metrics:
+        batch.metrics = compute_metrics_windows([batch.metrics_window()], bars_per_year)[0]
     return batch
 
 
+_TRADE_ROOM_MIN = 16
 _NUMBER = (int, float, np.integer, np.floating)  # fast path; any numbers.Real is accepted
 # name -> (low, low allowed, high excluded)
 _BOUNDS = {
@@ -280,8 +312,10 @@ def _per_row(name, value, rows):
     values = np.asarray(value, dtype=np.float64)
     if values.shape != (rows,):
         raise ValueError(f"{name}: expected one number or one per row ({rows}), got shape {values.shape}")
-    for v in values.tolist():
-        _check_option(name, v)
+    low, _low_ok, high = _BOUNDS[name]  # the stop options allow their low bound
+    if not (np.all(values >= low) and np.all(values < high)):  # NaN fails both: find the message
+        for v in values.tolist():
+            _check_option(name, v)
     return values
 
 

@@ -22,6 +22,7 @@ SIGNAL, END, RUIN = 0, 3, 4
 T_SIDE, T_ENTRY, T_EXIT, T_ENTRY_PRICE, T_EXIT_PRICE, T_RETURN, T_PNL, T_HELD, T_REASON, T_SIZE = range(10)
 N_TRADE_FIELDS = 10
 BAD_PRICE = -1  # status: a fill at a price that is not positive
+FULL = -2  # status: a row has more trades than its room in ``trades`` (the caller gives more room)
 
 
 @njit(cache=True, nogil=True)
@@ -60,14 +61,17 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
     """Backtest every row of ``targets`` (rows x n, decided on each close) on one window.
 
     Writes ``equity``, ``positions`` and ``returns`` (rows x n), the trades of row r into
-    ``trades[r * n : r * n + counts[r]]``; ``stop_loss`` / ``take_profit`` are per row.
-    Returns 0, or BAD_PRICE when a fill would happen at a price that is not positive.
+    ``trades[r * room : r * room + counts[r]]`` with room = len(trades) // rows (n is always
+    enough: every trade has its own entry bar); ``stop_loss`` / ``take_profit`` are per row.
+    Returns 0, BAD_PRICE when a fill would happen at a price that is not positive, or FULL when
+    a row's trades outgrow its room.
     """
     rows, n = targets.shape
+    room = len(trades) // rows if rows else 0
     for r in range(rows):
         target = targets[r]
         sl, tp = stop_loss[r], take_profit[r]
-        base = r * n
+        base = r * room
         k = 0
         cash, units, held = capital, 0.0, 0.0  # held: the weight at the last close (0 after a stop)
         side, entry, entry_price, notional, before, size = 0.0, 0, 0.0, 0.0, 0.0, 0.0
@@ -94,6 +98,8 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
                     if not after > 0.0:
                         ruined = t
                         break
+                    if k == room:
+                        return FULL
                     _record(trades, base + k, side, entry, t, entry_price, px * (1.0 - side * slip), notional,
                             after - before, SIGNAL, size)
                     k += 1
@@ -111,6 +117,8 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
                     level_stop = entry_price * (1.0 - side * sl)
                     level_take = entry_price * (1.0 + side * tp)
                 elif wanted == 0.0:  # an exit on a signal
+                    if k == room:
+                        return FULL
                     _record(trades, base + k, side, entry, t, entry_price, px * (1.0 - side * slip), notional,
                             after - before, SIGNAL, size)
                     k += 1
@@ -133,6 +141,8 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
                     if not after > 0.0:
                         ruined = t
                         break
+                    if k == room:
+                        return FULL
                     _record(trades, base + k, side, entry, t, entry_price, price * (1.0 - side * slip), notional,
                             after - before, why, size)
                     k += 1
@@ -152,9 +162,13 @@ def simulate(o, h, lo, c, targets, stop_loss, take_profit, cost, slip, capital, 
             returns[r, t] = -1.0 if t > 0 else 0.0
             returns[r, t + 1 :] = 0.0
             if held != 0.0 or units != 0.0:
+                if k == room:
+                    return FULL
                 _record(trades, base + k, side, entry, t, entry_price, c[t], notional, -before, RUIN, size)
                 k += 1
         elif held != 0.0:
+            if k == room:
+                return FULL
             _record(trades, base + k, side, entry, n - 1, entry_price, c[n - 1], notional,
                     equity[r, n - 1] - before, END, size)
             k += 1
@@ -170,13 +184,63 @@ def plain(array):
     return np.array(array, dtype=np.float64, order="C")
 
 
+def rows_of(matrix):
+    """``matrix`` as the kernel reads targets: float64 rows of contiguous values, e.g. a column slice
+    ``targets[:, fold]`` of a batch's matrix without copying it (numba's "A" layout, warmed up too);
+    anything else as :func:`plain`."""
+    if (matrix.dtype == np.float64 and matrix.ndim == 2 and matrix.flags.writeable
+            and matrix.strides[1] == matrix.itemsize and not matrix.flags.c_contiguous):
+        return matrix
+    return plain(matrix)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _moments_of(returns, skip, out):
+    """mean, sum (r - mean)^2, ^3, ^4 and sum min(r, 0)^2 of ``returns[skip:]`` into out[0:5] (two
+    passes: the mean first, so the deviations carry no cancellation)."""
+    n = len(returns)
+    t = n - skip
+    total = 0.0
+    for i in range(skip, n):
+        total += returns[i]
+    mean = total / t if t else 0.0
+    s2 = s3 = s4 = down = 0.0
+    for i in range(skip, n):
+        x = returns[i]
+        d = x - mean
+        d2 = d * d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        if x < 0.0:
+            down += x * x
+    out[0] = mean
+    out[1] = s2
+    out[2] = s3
+    out[3] = s4
+    out[4] = down
+
+
+@njit(cache=True, nogil=True)
+def central_moments(returns, out):
+    """Per row of ``returns``: :func:`_moments_of` into the five columns of ``out``."""
+    for r in range(returns.shape[0]):
+        _moments_of(returns[r], 0, out[r])
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
-def drawdown_and_exposure(equity, positions, drawdown, active):
-    """Per row: the lowest equity / running peak (NaN if any is NaN) into ``drawdown`` and the number
-    of bars with a non-zero position into ``active``; one pass, no temporaries."""
+def summaries(equity, returns, skip, positions, out):
+    """Per row, everything the metrics read from the curves, in one call (no temporaries): into
+    ``out[r]`` the growth E_last / E_0 (1 when E_0 <= 0), the five moments of ``returns[r, skip:]``
+    (:func:`_moments_of`), the lowest equity / running peak (NaN if any is NaN) and the number of
+    bars with a non-zero position."""
     rows, n = equity.shape
     for r in range(rows):
-        peak = equity[r, 0] if n else 0.0
+        row = out[r]
+        e0 = equity[r, 0]
+        row[0] = equity[r, n - 1] / e0 if e0 > 0.0 else 1.0
+        _moments_of(returns[r], skip, row[1:6])
+        peak = e0
         worst = 1.0
         for t in range(n):
             e = equity[r, t]
@@ -187,47 +251,36 @@ def drawdown_and_exposure(equity, positions, drawdown, active):
                 worst = ratio
                 if ratio != ratio:
                     break
-        drawdown[r] = worst
+        row[6] = worst
         count = 0
         for t in range(positions.shape[1]):
             if positions[r, t] != 0.0:
                 count += 1
-        active[r] = count
+        row[7] = count
 
 
 @njit(cache=True, nogil=True)
-def central_moments(returns, out):
-    """Per row of ``returns``: mean, sum (r - mean)^2, ^3, ^4 and sum min(r, 0)^2, into the five
-    columns of ``out`` (two passes: the mean first, so the deviations carry no cancellation)."""
+def compound(returns, equity):
+    """equity[r] = 1, then the running product of 1 + returns[r] (rows x T -> rows x T + 1): numpy's
+    cumprod of 1 + r, in the same order, without its temporary and its slow strided loop."""
     rows, t = returns.shape
     for r in range(rows):
-        total = 0.0
+        value = 1.0
+        equity[r, 0] = value
         for i in range(t):
-            total += returns[r, i]
-        mean = total / t if t else 0.0
-        s2 = s3 = s4 = down = 0.0
-        for i in range(t):
-            x = returns[r, i]
-            d = x - mean
-            d2 = d * d
-            s2 += d2
-            s3 += d2 * d
-            s4 += d2 * d2
-            if x < 0.0:
-                down += x * x
-        out[r, 0] = mean
-        out[r, 1] = s2
-        out[r, 2] = s3
-        out[r, 3] = s4
-        out[r, 4] = down
+            value = value * (1.0 + returns[r, i])
+            equity[r, i + 1] = value
 
 
 def warm_up():
     """Load (or compile, the first time) the kernel, so no request pays for it."""
     n = 4
     price = np.linspace(100.0, 103.0, n)
-    out = np.empty((1, n))
-    simulate(price, price, price, price, np.ones((1, n)), np.zeros(1), np.zeros(1), 0.0, 0.0, 1.0, out,
-             np.empty((1, n)), np.empty((1, n)), np.empty((n, N_TRADE_FIELDS)), np.empty(1, dtype=np.int64))
-    drawdown_and_exposure(out, out, np.empty(1), np.empty(1, dtype=np.int64))
-    central_moments(out, np.empty((1, 5)))
+    out = np.empty((2, n))
+    # Contiguous targets, and a column slice of two rows (one row would count as contiguous).
+    for targets in (np.ones((2, n)), np.ones((2, n + 1))[:, 1:]):
+        simulate(price, price, price, price, targets, np.zeros(2), np.zeros(2), 0.0, 0.0, 1.0, out,
+                 np.empty((2, n)), np.empty((2, n)), np.empty((2 * n, N_TRADE_FIELDS)), np.empty(2, dtype=np.int64))
+    summaries(out, out, 1, out, np.empty((2, 8)))
+    central_moments(out, np.empty((2, 5)))
+    compound(out, np.empty((2, n + 1)))

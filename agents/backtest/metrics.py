@@ -48,7 +48,18 @@ import math
 import numpy as np
 
 from agents.backtest import kernel
-from agents.evaluation.statistics import probabilistic_sharpe
+from agents.backtest import metric_formulas as formulas
+from agents.backtest.metric_formulas import (  # noqa: F401 (public here: the formulas are stated here)
+    METRIC_CAP,
+    PROFIT_FACTOR_CAP,
+    _cagr,
+    _profit_factor,
+    _psr,
+    _sharpe,
+    _sortino,
+    calmar_ratio,
+    finite,
+)
 
 METRIC_KEYS = (
     "total_return",
@@ -69,19 +80,7 @@ METRIC_KEYS = (
     "psr",
 )
 
-PROFIT_FACTOR_CAP = 100.0
-METRIC_CAP = 1e12
 _SQRT2 = math.sqrt(2.0)
-
-
-def finite(value):
-    """``value`` as a float that JSON accepts: NaN -> 0.0, clipped to +-METRIC_CAP."""
-    value = float(value)
-    if -METRIC_CAP <= value <= METRIC_CAP:
-        return value
-    if value != value:  # NaN
-        return 0.0
-    return METRIC_CAP if value > 0 else -METRIC_CAP
 
 
 def empty_metrics():
@@ -111,28 +110,10 @@ def cagr(equity, bars_per_year):
     return _cagr(float(equity[-1] / equity[0]), (len(equity) - 1) / bars_per_year)
 
 
-def _cagr(growth, years):
-    if years <= 0:
-        return 0.0
-    if growth <= 0:
-        return -1.0
-    exponent = math.log(growth) / years
-    if exponent > math.log1p(METRIC_CAP):  # would overflow: a tiny window
-        return METRIC_CAP
-    return finite(math.expm1(exponent))
-
-
 def max_drawdown(equity):
     """Largest peak-to-trough fall, as a positive fraction of the peak."""
     equity = np.asarray(equity, dtype=np.float64)
     return _drawdown_exposure_rows(equity[None, :], equity[None, :])[0][0]
-
-
-def calmar_ratio(cagr_value, max_drawdown_value):
-    """CAGR / max drawdown; 0 when there is no drawdown."""
-    if max_drawdown_value <= 0:
-        return 0.0
-    return finite(cagr_value / max_drawdown_value)
 
 
 def exposure(positions):
@@ -158,27 +139,18 @@ def buy_hold_return(close, open_=None):
 def _moments(returns):
     """(T, mean, sd ddof=1, m2, m3, m4 population central moments, downside deviation) of one series."""
     r = np.asarray(returns, dtype=np.float64)
-    return tuple(m[0] for m in _moments_rows(r[None, :]))
-
-
-def _sharpe(t, mean, sd, bars_per_year):
-    if t < 2 or sd == 0.0:
-        return 0.0
-    return finite(mean / sd * math.sqrt(bars_per_year))
-
-
-def _sortino(t, mean, downside, bars_per_year):
-    if t < 1 or downside == 0.0:
-        return 0.0
-    return finite(mean / downside * math.sqrt(bars_per_year))
-
-
-def _psr(t, mean, sd, m2, m3, m4, benchmark_sharpe=0.0):
-    # The moments come from _moments (one pass, shared with the other metrics); the formula
-    # itself lives once, in agents.evaluation.statistics.
-    if t < 3 or sd == 0.0 or m2 <= 0.0:
-        return 0.0
-    return finite(probabilistic_sharpe(mean / sd, t, m3 / m2**1.5, m4 / (m2 * m2), benchmark_sharpe))
+    t = len(r)
+    if not t:
+        return 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    sums = np.empty((1, 5))
+    kernel.central_moments(kernel.plain(r[None, :]), sums)
+    mean, ss, s3, s4, down = sums[0].tolist()
+    sd = math.sqrt(ss / (t - 1)) if t > 1 else 0.0
+    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in the deviations.
+    flat = sd <= 1e-12 * abs(mean) or sd < 1e-300
+    if flat:
+        sd = 0.0
+    return t, mean, sd, ss / t, 0.0 if flat else s3 / t, 0.0 if flat else s4 / t, math.sqrt(down / t)
 
 
 def sharpe_ratio(returns, bars_per_year=1.0):
@@ -216,14 +188,6 @@ def profit_factor(trade_pnls):
     gross_profit = float(np.add.reduce(pnls[pnls > 0]))
     gross_loss = -float(np.add.reduce(pnls[pnls < 0]))
     return _profit_factor(gross_profit, gross_loss)
-
-
-def _profit_factor(gross_profit, gross_loss):
-    if gross_profit <= 0:
-        return 0.0
-    if gross_loss <= 0:
-        return PROFIT_FACTOR_CAP
-    return finite(min(gross_profit / gross_loss, PROFIT_FACTOR_CAP))
 
 
 def expectancy(trade_returns):
@@ -267,103 +231,69 @@ def compute_metrics_rows(equity, returns, positions, trade_returns, trade_pnls, 
     with the leading placeholder); the trades of every row are flat arrays, ``trade_rows`` giving
     each trade's row (rows in any order; within a row, the order of the trades).
     """
-    rows, n = equity.shape
-    if n == 0:
-        return [empty_metrics() for _ in range(rows)]
-    if returns.shape[1] == n:
-        returns = returns[:, 1:]
-    elif returns.shape[1] != n - 1:
-        raise ValueError(f"returns: expected {n - 1} or {n} values for {n} equity points, got {returns.shape[1]}")
+    window = (equity, returns, positions, trade_returns, trade_pnls, trade_rows, close, open_)
+    return compute_metrics_windows([window], bars_per_year)[0]
+
+
+def compute_metrics_windows(windows, bars_per_year, summaries=None):
+    """:func:`compute_metrics_rows` of several windows at once (e.g. every fold of a batch): each
+    window is the tuple (equity, returns, positions, trade_returns, trade_pnls, trade_rows, close,
+    open_) of that function's arguments; one list of dicts per window. The windows' rows are
+    finished together, so the numpy work is paid once per call rather than once per window.
+
+    ``summaries`` (a list) receives each window's ``kernel.summaries`` matrix (None for an empty
+    window): columns 1-5 are the moment sums, which the Sharpe statistics can reuse."""
     if bars_per_year <= 0:
         raise ValueError("bars_per_year: must be > 0")
-    moments = _moments_rows(returns)
-    start = equity[:, 0]
-    growth = np.divide(equity[:, -1], start, out=np.ones(rows), where=start > 0).tolist()
-    drawdowns, exposures = _drawdown_exposure_rows(equity, np.asarray(positions))
-    trades = _trade_stats_rows(np.asarray(trade_returns, dtype=np.float64), np.asarray(trade_pnls, dtype=np.float64),
-                               np.asarray(trade_rows, dtype=np.int64), rows)
-    buy_hold = buy_hold_return(close, open_)
-    years = (n - 1) / bars_per_year
-    out = []
-    for r in range(rows):
-        t, mean, sd, m2, m3, m4, downside = (m[r] for m in moments)
-        cagr_value = _cagr(growth[r], years)
-        mdd = drawdowns[r]
-        n_trades, win, pf, avg, best, worst = (s[r] for s in trades)
-        out.append({
-            "total_return": finite(growth[r] - 1.0),
-            "cagr": cagr_value,
-            "sharpe": _sharpe(t, mean, sd, bars_per_year),
-            "sortino": _sortino(t, mean, downside, bars_per_year),
-            "max_drawdown": mdd,
-            "calmar": calmar_ratio(cagr_value, mdd),
-            "win_rate": win,
-            "num_trades": float(n_trades),
-            "profit_factor": pf,
-            "expectancy": avg,
-            "exposure": exposures[r],
-            "avg_trade": avg,
-            "best_trade": best,
-            "worst_trade": worst,
-            "buy_hold_return": buy_hold,
-            "psr": _psr(t, mean, sd, m2, m3, m4),
-        })
+    sums, per_row, trades, sizes = [], [], [], []
+    offset = 0
+    for equity, returns, positions, trade_returns, trade_pnls, trade_rows, close, open_ in windows:
+        rows, n = equity.shape
+        sizes.append(rows if n else -rows)  # an empty window reports empty_metrics()
+        if not n:
+            if summaries is not None:
+                summaries.append(None)
+            continue
+        skip = returns.shape[1] - (n - 1)
+        if skip not in (0, 1):
+            raise ValueError(f"returns: expected {n - 1} or {n} values for {n} equity points, got {returns.shape[1]}")
+        window_sums = np.zeros((rows, 8))
+        if rows:
+            kernel.summaries(kernel.plain(equity), kernel.plain(returns), skip, kernel.plain(np.asarray(positions)),
+                             window_sums)
+        sums.append(window_sums)
+        if summaries is not None:
+            summaries.append(window_sums)
+        # Per row of this window: T, N, the positions' width, buy-and-hold.
+        per_row.append(np.repeat([[n - 1, n, np.shape(positions)[1], buy_hold_return(close, open_)]],
+                                 rows, axis=0))
+        trades.append((np.asarray(trade_returns, dtype=np.float64), np.asarray(trade_pnls, dtype=np.float64),
+                       np.asarray(trade_rows, dtype=np.int64) + offset))
+        offset += rows
+    if not offset:
+        return [[empty_metrics() for _ in range(abs(rows))] for rows in sizes]
+    sums, per_row = np.concatenate(sums), np.concatenate(per_row)
+    # numpy's ~40 calls cost more than a few rows' Python: a single backtest finishes row by row.
+    finish = formulas.finish if offset >= formulas.VECTOR_ROWS else formulas.finish_by_row
+    columns = finish(sums, per_row, [np.concatenate(c) for c in zip(*trades, strict=True)], bars_per_year)
+    out, start = [], 0
+    for rows in sizes:
+        if rows <= 0:
+            out.append([empty_metrics() for _ in range(-rows)])
+            continue
+        out.append([dict(zip(METRIC_KEYS, values, strict=True)) for values in zip(
+            *(c[start : start + rows] for c in columns), strict=True)])
+        start += rows
     return out
-
-
-def _moments_rows(returns):
-    """Per row: the lists (T, mean, sd, m2, m3, m4, downside) of :func:`_moments`."""
-    rows, t = returns.shape
-    if t == 0:
-        zero = [0.0] * rows
-        return [0] * rows, zero, zero, zero, zero, zero, zero
-    sums = np.empty((rows, 5))
-    kernel.central_moments(kernel.plain(returns), sums)
-    mean, ss = sums[:, 0], sums[:, 1]
-    sd = np.sqrt(ss / (t - 1)) if t > 1 else np.zeros(rows)
-    # Relative test: a constant series leaves float dust of ~1e-17 * |mean| in the deviations.
-    flat = (sd <= 1e-12 * np.abs(mean)) | (sd < 1e-300)
-    sd[flat] = 0.0
-    m3, m4 = sums[:, 2] / t, sums[:, 3] / t
-    m3[flat] = 0.0
-    m4[flat] = 0.0
-    return ([t] * rows, mean.tolist(), sd.tolist(), (ss / t).tolist(), m3.tolist(), m4.tolist(),
-            np.sqrt(sums[:, 4] / t).tolist())
 
 
 def _drawdown_exposure_rows(equity, positions):
     """Per row: (max drawdown, share of bars with a position), by one compiled pass."""
     rows, n = equity.shape
-    lowest, active = np.empty(rows), np.empty(rows, dtype=np.int64)
-    kernel.drawdown_and_exposure(kernel.plain(equity), kernel.plain(positions), lowest, active)
+    sums = np.zeros((rows, 8))
+    if n:
+        kernel.summaries(kernel.plain(equity), kernel.plain(equity), 1, kernel.plain(positions), sums)
+    lowest, active = sums[:, 6], sums[:, 7]
     drawdowns = [0.0] * rows if n < 2 else [finite(max(0.0, 1.0 - w)) if w == w else 0.0 for w in lowest.tolist()]
     width = positions.shape[1]
     return drawdowns, (active / width).tolist() if width else [0.0] * rows
-
-
-def _trade_stats_rows(q, pnls, rows_of, rows):
-    """Per row: (#trades, win rate, profit factor, average, best, worst net trade return)."""
-    count = np.bincount(rows_of, minlength=rows)
-    wins = pnls > 0
-    n_wins = np.bincount(rows_of, weights=wins, minlength=rows)
-    gross_profit = np.bincount(rows_of, weights=np.where(wins, pnls, 0.0), minlength=rows)
-    net = np.bincount(rows_of, weights=pnls, minlength=rows)
-    total_q = np.bincount(rows_of, weights=q, minlength=rows)
-    best = np.full(rows, -np.inf)
-    worst = np.full(rows, np.inf)
-    np.maximum.at(best, rows_of, q)
-    np.minimum.at(worst, rows_of, q)
-    counts = count.tolist()
-    win, pf, avg, hi, lo = [], [], [], [], []
-    for r, k in enumerate(counts):
-        if not k:
-            win.append(0.0), pf.append(0.0), avg.append(0.0), hi.append(0.0), lo.append(0.0)
-            continue
-        gp = float(gross_profit[r])
-        # Gross loss = gross profit - net (zero-P&L trades add nothing to either).
-        win.append(float(n_wins[r]) / k)
-        pf.append(_profit_factor(gp, gp - float(net[r])))
-        avg.append(finite(total_q[r] / k))
-        hi.append(finite(best[r]))
-        lo.append(finite(worst[r]))
-    return counts, win, pf, avg, hi, lo

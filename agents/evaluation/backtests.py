@@ -29,10 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.backtest import kernel
 from agents.backtest.engine import run_backtest, run_batch
-from agents.backtest.metrics import compute_metrics_rows
+from agents.backtest.metrics import compute_metrics_windows
 from agents.evaluation.numbers import finite_or_none
-from agents.evaluation.statistics import SharpeStats, sharpe_stats_rows
+from agents.evaluation.statistics import SharpeStats, sharpe_stats_of_moments
 from config.observability import metrics as lab_metrics
 
 
@@ -44,12 +45,20 @@ def score_of(metrics, objective):
 
 def selection_score(fold_scores):
     """mean(s) - sd(s) / sqrt(K); see the module docstring."""
-    s = np.asarray(fold_scores, dtype=np.float64)
-    if len(s) == 0:
-        return 0.0
-    if len(s) == 1:
-        return float(s[0])
-    return float(s.mean() - s.std(ddof=1) / math.sqrt(len(s)))
+    return selection_scores([fold_scores])[0]
+
+
+def selection_scores(rows):
+    """:func:`selection_score` of every row of fold scores (all rows with the same K), in one pass."""
+    if not len(rows):
+        return []
+    s = np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+    k = s.shape[1]
+    if k == 0:
+        return [0.0] * len(rows)
+    if k == 1:
+        return s[:, 0].tolist()
+    return (s.mean(axis=1) - s.std(axis=1, ddof=1) / math.sqrt(k)).tolist()
 
 
 def costs_of(agent, params, bars_per_year):
@@ -99,29 +108,33 @@ def evaluate_selections(agent, template, params_list, bars, protocol, bars_per_y
     costs = costs_of(agent, {}, bars_per_year)
     costs["stop_loss"] = [p.get("stop_loss", 0.0) for p in params_list]
     costs["take_profit"] = [p.get("take_profit", 0.0) for p in params_list]
-    runs = [run_batch(bars.slice(fold.start, fold.stop), targets[:, fold], **costs) for fold in protocol.folds]
+    runs = [run_batch(bars.slice(fold.start, fold.stop), targets[:, fold], with_metrics=False, **costs)
+            for fold in protocol.folds]
     # Each fold's returns after its first bar (returns[:, 0] is the engine's placeholder).
     returns = np.concatenate([run.returns[:, 1:] for run in runs], axis=1)
     positions = np.concatenate([np.zeros((rows, 1))] + [run.positions[:, 1:] for run in runs], axis=1)
     # The stitched curve: every fold starts at the previous fold's end (one unit of capital at first).
-    equity = np.ones((rows, returns.shape[1] + 1))
-    np.cumprod(1.0 + returns, axis=1, out=equity[:, 1:])
+    equity = np.empty((rows, returns.shape[1] + 1))
+    kernel.compound(returns, equity)
     sel = protocol.selection
     closes = np.concatenate([bars.close[sel.start : sel.start + 1]] + [bars.close[f][1:] for f in protocol.folds])
-    trade_returns, trade_pnls, owners = _trades_by_row(runs)
-    metrics = compute_metrics_rows(equity, np.concatenate((np.zeros((rows, 1)), returns), axis=1), positions,
-                                   trade_returns, trade_pnls, owners, closes, bars_per_year)
-    stats = sharpe_stats_rows(returns)
+    stitched = (equity, returns, positions, *_trades_by_row(runs), closes, None)
+    # Every fold's metrics and the stitched ones in one call: the numpy work is paid once.
+    summaries = []
+    *fold_metrics, metrics = compute_metrics_windows([run.metrics_window() for run in runs] + [stitched],
+                                                     bars_per_year, summaries=summaries)
+    # The stitched window's moment sums are the Sharpe statistics' (the same pass, not a second one).
+    stats = sharpe_stats_of_moments(summaries[-1][:, 1:6], returns.shape[1])
+    fold_scores = [[score_of(m[r], agent.objective) for m in fold_metrics] for r in range(rows)]
+    scores = selection_scores(fold_scores)
+    recent = runs[-1].trade_records_rows(last=10)
     per_set = (time.perf_counter() - started) / rows
     out = []
     for r, params in enumerate(params_list):
         lab_metrics.backtest_observed(per_set)
-        fold_metrics = [run.metrics[r] for run in runs]
-        fold_scores = [score_of(m, agent.objective) for m in fold_metrics]
         out.append(SelectionEvaluation(
-            params=params, fold_metrics=fold_metrics, fold_scores=fold_scores, score=selection_score(fold_scores),
-            metrics=metrics[r], stats=stats[r], returns=returns[r], recent_trades=runs[-1].trade_records(r, last=10),
-            target=targets[r],
+            params=params, fold_metrics=[m[r] for m in fold_metrics], fold_scores=fold_scores[r], score=scores[r],
+            metrics=metrics[r], stats=stats[r], returns=returns[r], recent_trades=recent[r], target=targets[r],
         ))
     return out
 

@@ -91,8 +91,17 @@ def sharpe_stats_rows(matrix):
         return [SharpeStats(0.0, t, 0.0, 3.0) for _ in range(rows)]
     sums = np.empty((rows, 5))
     kernel.central_moments(kernel.plain(matrix), sums)
+    return sharpe_stats_of_moments(sums, t)
+
+
+def sharpe_stats_of_moments(sums, t):
+    """:func:`sharpe_stats` of rows of T returns from their moment sums (columns mean, sum d^2, d^3,
+    d^4, ... as :func:`agents.backtest.kernel.central_moments` writes them), e.g. the ones the
+    metrics already computed (``compute_metrics_windows(summaries=...)``)."""
+    if t < 2:
+        return [SharpeStats(0.0, t, 0.0, 3.0) for _ in range(len(sums))]
     out = []
-    for mean, s2, s3, s4, _down in sums.tolist():
+    for mean, s2, s3, s4, *_rest in sums.tolist():
         m2 = s2 / t
         sd = math.sqrt(m2 * t / (t - 1))
         if sd <= _DUST * abs(mean) or m2 <= 0.0:

@@ -148,17 +148,25 @@ class StrategyTemplate:
 
     def target_positions(self, bars, params):
         """Target position per bar in [-1, 1] (long_only clips shorts to flat)."""
-        clean = self.validate(params)
-        target = np.array(self.signal(bars, clean), dtype=np.float64)  # a copy: clipped in place
-        nan = np.isnan(target)
-        if nan.any():
-            target[nan] = 0.0
-        # NaN -> 0 above; +-inf clip to the bounds, as np.nan_to_num then np.clip would.
-        return np.clip(target, 0.0 if clean["long_only"] else -1.0, 1.0, out=target)
+        return self._target_into(bars, self.validate(params), np.empty(len(bars)))
 
     def target_matrix(self, bars, params_list):
         """Target positions of many parameter sets (rows x bars), each row what
         :meth:`target_positions` gives alone; indicators shared between rows are computed once."""
+        out = np.empty((len(params_list), len(bars)))
         with indicators.shared():
-            rows = [self.target_positions(bars, p) for p in params_list]
-        return np.vstack(rows) if rows else np.empty((0, len(bars)))
+            for row, params in zip(out, params_list, strict=True):
+                self._target_into(bars, self.validate(params), row)
+        return out
+
+    def _target_into(self, bars, clean, out):
+        """The signal of cleaned params written into ``out`` (a copy: the signal may be a shared,
+        read-only indicator), NaN -> 0, then +-inf clipped to the bounds (np.nan_to_num, np.clip)."""
+        signal = np.asarray(self.signal(bars, clean), dtype=np.float64)
+        if signal.shape != out.shape:
+            raise ValueError(f"template {self.key!r}: its signal has shape {signal.shape}, expected {out.shape}")
+        out[:] = signal
+        nan = np.isnan(out)
+        if nan.any():
+            out[nan] = 0.0
+        return np.clip(out, 0.0 if clean["long_only"] else -1.0, 1.0, out=out)

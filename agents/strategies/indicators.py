@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from agents.strategies import indicator_kernels
+
 _shared = contextvars.ContextVar("shared_indicators", default=None)
 
 
@@ -44,7 +46,8 @@ def _reused(fn):
         if hit is None:
             value = fn(x, *args)
             for array in value if isinstance(value, tuple) else (value,):
-                array.flags.writeable = False
+                if isinstance(array, np.ndarray):  # not a numpy scalar (a scalar price's tolerance)
+                    array.flags.writeable = False
             # The entry holds x, so its id cannot be reused by another array while the cache lives.
             hit = cache[key] = (x, value)
         return hit[1]
@@ -77,24 +80,18 @@ def rolling_sum(x, n):
         raise ValueError("window must be >= 1")
     if n > size:
         return np.full(size, np.nan)
-    blocks = -(-size // n)
-    padded = np.zeros(blocks * n)
-    padded[:size] = x
-    local = np.cumsum(padded.reshape(blocks, n), axis=1)
-    # With blocks of exactly n, the window ending at (block b, offset r) is block b's prefix
-    # up to r plus block b-1's elements after r: local[b, r] + (local[b-1, -1] - local[b-1, r]).
-    windows = np.empty_like(local)
-    windows[0] = np.nan
-    windows[0, -1] = local[0, -1]
-    np.subtract(local[:-1, -1:], local[:-1], out=windows[1:])
-    windows[1:] += local[1:]
-    return windows.ravel()[:size]
+    # With blocks of exactly n, the window ending at (block b, offset r) is block b's prefix up to
+    # r plus block b-1's elements after r; one compiled pass (indicator_kernels says why).
+    return indicator_kernels.rolling_sum_blocked(np.ascontiguousarray(x), n, np.empty(size))
 
 
 @_reused
 def sma(x, n):
     """Simple moving average over the last n bars."""
-    return rolling_sum(x, n) / n
+    # Divided in place: a batch keeps every window's average, not also its sum.
+    out = rolling_sum.__wrapped__(x, n)
+    out /= n
+    return out
 
 
 @_reused
@@ -254,6 +251,7 @@ def shift(x, periods=1):
 TIE_TOLERANCE = 1e-10
 
 
+@_reused
 def tie_tolerance(price):
     """The absolute difference below which two price-like values at this level are equal."""
     return TIE_TOLERANCE * np.abs(_as_float(price))
@@ -261,9 +259,12 @@ def tie_tolerance(price):
 
 def tolerant_sign(diff, price):
     """+1 / -1 where diff is clearly positive / negative at this price level, 0 on a tie or NaN."""
-    diff = _as_float(diff)
-    tol = tie_tolerance(price)
-    return (diff > tol).astype(np.float64) - (diff < -tol).astype(np.float64)
+    diff = np.ascontiguousarray(diff, dtype=np.float64)
+    tol = np.ascontiguousarray(tie_tolerance(price))
+    if diff.shape != tol.shape:
+        diff, tol = np.broadcast_arrays(diff, tol)
+        return (diff > tol).astype(np.float64) - (diff < -tol).astype(np.float64)
+    return indicator_kernels.tolerant_sign_into(diff.ravel(), tol.ravel(), np.empty(diff.size)).reshape(diff.shape)
 
 
 def latch(entry, exit):

@@ -95,3 +95,6 @@ ANTHROPIC_MAX_RETRIES = integer("ANTHROPIC_MAX_RETRIES", 2, low=0, high=10)
 ANTHROPIC_MAX_TOKENS = positive_int("ANTHROPIC_MAX_TOKENS", 4096)
 LAB_LLM_DAILY_CALLS = positive_int("LAB_LLM_DAILY_CALLS", 500)
 LAB_LLM_DAILY_TOKENS = positive_int("LAB_LLM_DAILY_TOKENS", 5_000_000)
+# Freed memory a process keeps in its heap for the next batch evaluation (glibc; 0 = its default
+# 128 KB); set at process start by config.warmup (config/heap.py says why).
+LAB_HEAP_TOP_PAD_MB = integer("LAB_HEAP_TOP_PAD_MB", 32, low=0, high=1024)

@@ -174,3 +174,85 @@ def test_non_finite_prices_are_refused_naming_the_field_and_the_rule(field, bad)
             run_backtest(bars, target)
     with pytest.raises(ValueError, match=rf"bars\.{field}"):
         run_batch(bars, np.zeros((3, 50)))
+
+
+def _window(rng, rows, n, trades_per_row):
+    """A metrics window of random curves, with the edge cases the formulas branch on."""
+    returns = rng.normal(0.0, 0.01, (rows, n))
+    returns[:, 0] = 0.0
+    if rows > 1:
+        returns[1] = 0.0  # a flat curve: no risk, no drawdown
+    if rows > 2:
+        returns[2, n // 2 :] = -1.0  # ruin: equity 0 from there
+    equity = 100.0 * np.cumprod(1.0 + returns, axis=1)
+    positions = rng.choice([0.0, 0.5, 1.0], (rows, n))
+    owners = np.sort(rng.integers(0, rows, rows * trades_per_row))
+    pnls = rng.normal(0.0, 10.0, len(owners))
+    pnls[::5] = 0.0
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    return equity, returns, positions, pnls / 1000.0, pnls, owners, close, close * 0.999
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 50, 400])
+def test_the_numpy_finishing_gives_the_same_bits_as_the_row_by_row_one(n):
+    """Many rows finish elementwise in numpy, a single backtest row by row in Python: the same
+    operations in the same order, so every metric is the same float, not merely close."""
+    from agents.backtest import metric_formulas, metrics
+
+    rng = np.random.default_rng(n)
+    windows = [_window(rng, rows, n, trades) for rows, trades in ((6, 3), (5, 0), (4, 12))]
+    many = metrics.compute_metrics_windows(windows, 252.0)
+    assert sum(len(w) for w in many) >= metric_formulas.VECTOR_ROWS  # the numpy path
+    for window, rows in zip(windows, many, strict=True):
+        equity, returns, positions, q, pnls, owners, close, open_ = window
+        for r, expected in enumerate(rows):
+            mine = owners == r
+            alone = metrics.compute_metrics_rows(equity[r : r + 1], returns[r : r + 1], positions[r : r + 1], q[mine],
+                                                 pnls[mine], np.zeros(int(mine.sum()), dtype=np.int64), close, 252.0,
+                                                 open_)[0]
+            assert alone == expected  # exact: dicts of floats compare bit for bit (no NaN in metrics)
+
+
+def test_warm_up_compiles_every_signature_a_batch_uses():
+    """A batch reads cached bar columns and shared indicators (read-only) and fold columns of its
+    target matrix (a strided slice): warm_up must have compiled those, or a request would."""
+    from agents.backtest import kernel
+    from agents.strategies import indicator_kernels
+    from agents.strategies import indicators as ind
+
+    kernel.warm_up()
+    indicator_kernels.warm_up()
+    compiled = {fn: len(fn.signatures) for fn in (kernel.simulate, indicator_kernels.rolling_sum_blocked,
+                                                   indicator_kernels.tolerant_sign_into)}
+    bars = random_bars(300, seed=4)
+    for column in (bars.open, bars.high, bars.low, bars.close):
+        column.flags.writeable = False
+    targets = np.sign(np.sin(np.arange(2 * len(bars)) / 9.0)).reshape(2, -1)
+    with ind.shared():
+        ind.tolerant_sign(ind.sma(bars.close, 5) - ind.sma(bars.close, 20), bars.close)
+    run_batch(bars.slice(50, 250), np.ascontiguousarray(targets)[:, 50:250])
+    assert {fn: len(fn.signatures) for fn in compiled} == compiled
+
+
+def test_the_heap_policy_applies_on_glibc_and_zero_leaves_the_default():
+    import platform
+
+    from config.heap import keep_freed_memory
+
+    assert keep_freed_memory(0) is False
+    assert keep_freed_memory(32) is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_row_trading_more_than_its_room_runs_again_with_room_for_every_bar():
+    """The trades buffer starts with room for a quarter of the bars per row; a row trading every
+    other bar overflows it, and the batch must still give every row exactly its single run."""
+    bars = random_bars(400, seed=8)
+    busy = np.tile([1.0, 0.0], 200)  # a trade every two bars: 200 > 400 // 4
+    calm = np.where(np.arange(400) > 100, 1.0, 0.0)
+    batch = run_batch(bars, np.vstack([calm, busy, calm]), fee_bps=1.0)
+    assert batch.room == 400 and int(batch.counts[1]) > 100
+    for r, target in enumerate((calm, busy, calm)):
+        alone = run_backtest(bars, target, fee_bps=1.0)
+        assert alone.trades == batch.result(r).trades
+        assert alone.metrics == batch.metrics[r]
+    assert run_batch(bars, np.vstack([calm, calm])).room == 100  # no overflow: the small buffer kept
