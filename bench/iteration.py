@@ -36,14 +36,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
 
-from config.bootstrap import bootstrap  # noqa: E402
-
-bootstrap()
+try:  # checkouts from before the explicit bootstrap step (--compare) set up on import
+    from config.bootstrap import bootstrap
+except ImportError:
+    bootstrap = None
+if bootstrap:
+    bootstrap()
 django.setup()
 
-from config.warmup import warm_up  # noqa: E402
-
-warm_up()  # as a worker process does at start: compiled kernels loaded, its heap policy set
+try:  # ... and before the warm-up registry
+    from config.warmup import warm_up
+except ImportError:
+    warm_up = None
+if warm_up:
+    warm_up()  # as a worker process does at start: compiled kernels loaded, its heap policy set
 
 import numpy as np  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
