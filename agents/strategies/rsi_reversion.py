@@ -3,7 +3,6 @@
 from agents.strategies import indicators as ind
 from agents.strategies.base import ParamSpec, StrategyTemplate
 
-
 # RSI is a ratio of averages, so one computed exactly at a level (60 from whole-number prices)
 # lands ~1e-14 either side of it depending on the formula. Closer than this to a level is at it.
 LEVEL_TIE = 1e-9
