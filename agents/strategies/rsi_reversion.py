@@ -3,12 +3,16 @@
 from agents.strategies import indicators as ind
 from agents.strategies.base import ParamSpec, StrategyTemplate
 
+# RSI is a ratio of averages, so one computed exactly at a level (60 from whole-number prices)
+# lands ~1e-14 either side of it depending on the formula. Closer than this to a level is at it.
+LEVEL_TIE = 1e-9
+
 
 def signal(bars, params):
     rsi = ind.rsi(bars.close, params["period"])
     # NaN (warm-up) compares False: no entries and no exits until RSI exists.
-    long = ind.latch(rsi < params["oversold"], rsi >= params["exit"])
-    short = ind.latch(rsi > params["overbought"], rsi <= params["exit"])
+    long = ind.latch(rsi < params["oversold"] - LEVEL_TIE, rsi >= params["exit"] - LEVEL_TIE)
+    short = ind.latch(rsi > params["overbought"] + LEVEL_TIE, rsi <= params["exit"] + LEVEL_TIE)
     # With oversold < exit < overbought a long entry is a short exit and vice versa,
     # so the two states never overlap.
     return long.astype(float) - short.astype(float)

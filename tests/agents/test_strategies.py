@@ -150,13 +150,15 @@ def ref_positions(key, bars, p):
         for i in range(p["slow"] + p["signal"] - 2, size):
             pos[i] = ref_sign(macd[i] - trigger[i], c[i])
     elif key == "rsi_reversion":
-        rsi, state = ref_rsi(c, p["period"]), 0
+        # Levels compare with a 1e-9 tie, as the template: an RSI that is exactly a level comes
+        # out ~1e-14 off it, on a different side for each formula.
+        rsi, state, tie = ref_rsi(c, p["period"]), 0, 1e-9
         for i in range(p["period"], size):
-            if (state == 1 and rsi[i] >= p["exit"]) or (state == -1 and rsi[i] <= p["exit"]):
+            if (state == 1 and rsi[i] >= p["exit"] - tie) or (state == -1 and rsi[i] <= p["exit"] + tie):
                 state = 0
-            if rsi[i] < p["oversold"]:
+            if rsi[i] < p["oversold"] - tie:
                 state = 1
-            elif rsi[i] > p["overbought"]:
+            elif rsi[i] > p["overbought"] + tie:
                 state = -1
             pos[i] = state
     elif key == "bollinger_reversion":
@@ -408,6 +410,17 @@ def test_template_matches_its_loop_reference(template, data):
     bars = random_bars(size, data.draw(st.integers(0, 2**32 - 1), label="seed"), decimals)
     position = template.target_positions(bars, params)
     np.testing.assert_array_equal(position, ref_positions(template.key, bars, params))
+
+
+def test_rsi_exactly_at_a_level_is_at_it():
+    """Whole-number prices give an RSI of exactly 60 at the last bar (6 of 10 units gained); with
+    overbought at 60 that is not above it. 100*g/(g+l) reads 60.000000000000007 and shorted."""
+    template = get_template("rsi_reversion")
+    bars = random_bars(13, 1, 0)
+    params = template.validate({"long_only": False, "period": 12, "oversold": 1.0, "overbought": 60.0, "exit": 2.0})
+    assert ind.rsi(bars.close, 12)[-1] == pytest.approx(60.0, abs=1e-12)
+    np.testing.assert_array_equal(template.target_positions(bars, params), np.zeros(13))
+    np.testing.assert_array_equal(ref_positions("rsi_reversion", bars, params), np.zeros(13))
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=TEMPLATE_IDS)
