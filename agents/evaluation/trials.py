@@ -49,23 +49,13 @@ import numpy as np
 
 from agents.evaluation.backtests import evaluate_selection
 from agents.evaluation.statistics import deflated_sharpe, pbo_cscv
-from agents.evaluation.trial_history import add_distinct
-from agents.refiners.base import clean_or_none, params_key, schema_key
+from agents.refiners.base import clean_or_none, params_key
 
 PBO_MAX_TRIALS = 48
 PBO_BLOCKS = 10
 PBO_DUPLICATE_CORRELATION = 0.9
 _RETURNS_CACHE_SIZE = 1024
 _returns_cache = OrderedDict()
-
-
-def distinct(template, trials):
-    """{params_key: Trial}, the latest evaluation of each distinct parameter set, as stored.
-
-    Keyed without validating each set (``schema_key``: a few microseconds a trial, where
-    validation costs about ten). A set that no longer validates (bounds changed since) was still
-    a trial: it counts in N; only PBO, which backtests, skips it."""
-    return add_distinct({}, schema_key(template), trials)
 
 
 @dataclass(frozen=True)
