@@ -12,7 +12,7 @@ from graduation import services as graduation_services
 # The demo runs on the lab's own default thresholds and graduation criteria: nothing is lowered
 # so that something graduates. An agent that does not earn paper trading shows on the console
 # what it lacks; paper trading, when earned, is the forward test on the replayed bars.
-# Lives in the top app because it composes all three: agents, their autonomy, graduation.
+# Lives in the top app (console) because it composes every app below it.
 # One demo agent per bundled instrument, each with a different template and way of learning.
 DEMO_AGENTS = [
     {
