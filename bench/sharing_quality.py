@@ -20,8 +20,8 @@ Series: ``null`` (zero-drift random walks: nothing to learn, the warm start can 
 and ``planted`` (AR(1) with |phi| 0.15, sign as the template can exploit; bench/_quality_series.py).
 Each worker process has its own var dir and SQLite database. The bench prints; it never asserts.
 
-Run from the project root: .venv/bin/python bench/sharing_quality.py [--seeds 6] [--peers 4]
-    [--peer-iterations 10] [--iterations 8] [--phi 0.15] [--sets null,planted]
+Run from the project root: .venv/bin/python bench/sharing_quality.py [--seeds 6] [--peers 3]
+    [--peer-iterations 8] [--iterations 8] [--phi 0.15] [--sets null,planted]
     [--templates sma_crossover,rsi_reversion,donchian_breakout] [--jobs 1]
 """
 
@@ -171,8 +171,8 @@ def _report(results, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=6)
-    parser.add_argument("--peers", type=int, default=4)
-    parser.add_argument("--peer-iterations", type=int, default=10)
+    parser.add_argument("--peers", type=int, default=3)
+    parser.add_argument("--peer-iterations", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--phi", type=float, default=0.15)
     parser.add_argument("--sets", default="null,planted")

@@ -14,7 +14,7 @@ Order, so that the exam stays an exam:
    and is recorded by the finishing transaction.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agents.evaluation.backtests import evaluate_sealed, evaluate_selection, evaluate_selections
 from agents.evaluation.exam import exam_usage, window_of
@@ -125,6 +125,12 @@ def iteration_evaluate(iteration, propose):
     # sets of both (a set in both once, with the agent's own evaluation), V their selection Sharpes.
     searched = {**{key_of(t.params): Trial(t.params, t.score, t.selection_sharpe) for t in shared}, **by_key}
     pop = population(searched, current.stats.t)
+    if shared:
+        # The shared trials are the peers' best, a sample selected for its scores: their Sharpes
+        # cluster and would shrink V, lowering the bar that their number raises (the sharing bench
+        # saw it). So sharing may only raise the bar: V is never below the agent's own trials' V.
+        own_pop = population(by_key, current.stats.t)
+        pop = replace(pop, variance=max(pop.variance, own_pop.variance))
     pbo, pbo_trials = search_pbo(agent, setting.template, setting.bars, setting.protocol, setting.bars_per_year,
                                  [current] + [ev for _c, ev in evaluated], by_key)
     values = approval.effective_thresholds(agent)

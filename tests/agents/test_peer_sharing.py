@@ -97,13 +97,22 @@ def test_a_warm_start_is_stored_with_its_provenance_and_counted_in_the_dsr(marke
     overlap = set(own) & {_key(t["params"]) for t in shared}  # peer sets the agent then proposed itself
     assert overlap and ev["n_trials_shared"] > 0
     assert n == len(own) + len(shared) - len(overlap)  # a set in both counts once
-    variance = min(np.var(list(searched.values()), ddof=1), 1.0 / (t - 1))
-    sr0 = math.sqrt(variance) * ((1 - EULER_GAMMA) * norm.ppf(1 - 1 / n)
-                                 + EULER_GAMMA * norm.ppf(1 - 1 / (n * math.e)))
+    # Sharing never lowers V below the agent's own trials' (the peers' best cluster: see the module).
+    null = 1.0 / (t - 1)
+    variance = max(min(np.var(list(searched.values()), ddof=1), null), min(np.var(list(own.values()), ddof=1), null))
     sr, skew, kurt = ev["selection_sharpe"], ev["skew"], ev["kurtosis"]
-    expected = norm.cdf((sr - sr0) * math.sqrt(t - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr * sr))
-    assert iteration.dsr == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+    def sr0(n, v):
+        return math.sqrt(v) * ((1 - EULER_GAMMA) * norm.ppf(1 - 1 / n) + EULER_GAMMA * norm.ppf(1 - 1 / (n * math.e)))
+
+    def dsr(bar):
+        return norm.cdf((sr - bar) * math.sqrt(t - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr * sr))
+
+    assert iteration.dsr == pytest.approx(dsr(sr0(n, variance)), rel=1e-9, abs=1e-12)
     assert ev["dsr_variance"] == pytest.approx(variance)
+    # Counting the shared trials raises the bar over the agent's own trials alone.
+    own_bar = sr0(len(own), min(np.var(list(own.values()), ddof=1), null))
+    assert sr0(n, variance) > own_bar and iteration.dsr <= dsr(own_bar)
 
 
 def test_sharing_off_reads_no_peer_and_on_costs_two_queries_plus_two_a_peer(market):
