@@ -4,9 +4,10 @@ lists them apart), and the sharing settings through the API."""
 import numpy as np
 import optuna
 import pytest
+from django.contrib import admin
 from rest_framework.test import APIClient
 
-from agents.models import IterationStatus
+from agents.models import IterationStatus, Refinement
 from agents.refiners.base import AgentRef, RefinerContext, TriedParams
 from agents.refiners.optuna_refiner import MAX_REPLAYED, SHARED_REPLAYED, OptunaRefiner, search_space
 from agents.services import learning
@@ -96,6 +97,14 @@ def test_claude_is_told_the_peers_trials_apart_from_its_own(settings):
     assert "Parameter sets already evaluated by this agent: 1 " in own_part
     assert peer_part.count('"agent": "veteran"') == len(iteration.refinements.first().provenance["shared_trials"])
     assert "veteran" not in own_part
+    # The provenance is in the API (and read-only on the console's refinement page).
+    api = APIClient()
+    api.force_authenticate(agent.owner)
+    listed = api.get(f"/api/learning-agents/{agent.pk}/refinements").json()["results"]
+    stored = {r.pk: r.provenance for r in iteration.refinements.all()}
+    assert listed and all(row["provenance"] == stored[row["id"]] for row in listed)
+    assert stored[listed[0]["id"]]["shared_trials"][0]["agent_name"] == "veteran"
+    assert "provenance" in admin.site._registry[Refinement].readonly_fields
 
 
 @pytest.mark.django_db
