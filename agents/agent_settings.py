@@ -49,7 +49,7 @@ def _plain(number):
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # "float" | "int" | "text" | "choice"
+    kind: str  # "float" | "int" | "text" | "choice" | "bool"
     default: object
     help: str
     group: str  # where the console shows it: "identity" | "learning" | "autonomy"
@@ -66,6 +66,8 @@ class Setting:
             return f"{noun} between {_plain(self.low)} and {_plain(self.high)}"
         if self.kind == "text":
             return f"a string of at most {self.max_length} characters"
+        if self.kind == "bool":
+            return "true or false"
         return f"one of {', '.join(self.choices.values)}"
 
     def check(self, value):
@@ -79,6 +81,9 @@ class Setting:
             if len(value) > self.max_length:
                 return None, f"must be at most {self.max_length} characters (got {len(value)})"
             return value, None
+        if self.kind == "bool":
+            # Strict: "false" or 0 read as true by bool(); a switch is only ever true or false.
+            return (value, None) if isinstance(value, bool) else (None, f"must be {self.words}")
         if isinstance(value, str) and value in self.choices.values:
             return value, None
         return None, f"must be {self.words}"
@@ -112,6 +117,10 @@ AGENT_SETTINGS = (
     Setting("slippage_bps", "float", 1.0, "Slippage per side in basis points.", "learning", 0.0, 1000.0),
     Setting("initial_capital", "float", 100_000.0, "Starting equity of every backtest.", "learning", 1.0, 1e12),
     Setting("random_seed", "int", 42, "Seeds the optimiser so runs are reproducible.", "learning", 0, 2**31 - 1),
+    Setting("share_peer_trials", "bool", False,
+            "Warm-start the refiner from the trials of your other agents with the same template on this "
+            "instrument or a related one; the deflated Sharpe ratio then counts those trials too.",
+            "learning"),
     Setting("max_iterations_per_day", "int", 10,
             "Continuous learning queues no more iterations once this many were queued today (any trigger).",
             "autonomy", 1, 1000),

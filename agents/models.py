@@ -63,6 +63,13 @@ class TradingAgent(models.Model):
     candidates_per_iteration = models.PositiveSmallIntegerField(**setting("candidates_per_iteration").column())
     initial_capital = models.FloatField(**setting("initial_capital").column())
     random_seed = models.IntegerField(**setting("random_seed").column())
+    share_peer_trials = models.BooleanField(**setting("share_peer_trials").column())
+    # Instruments whose peers' trials this agent may warm-start from, besides its own
+    # (agents.evaluation.peer_trials); chosen by the owner, by symbol in the API.
+    related_instruments = models.ManyToManyField(
+        Instrument, blank=True, related_name="+",
+        help_text="Peers on these instruments count as peers when sharing is on (besides the agent's own).",
+    )
 
     # Autonomy: scheduled, automatically approved and continuous learning.
     auto_learn_enabled = models.BooleanField(default=False)
@@ -257,6 +264,11 @@ class Refinement(models.Model):
         null=True, blank=True, help_text="p-value of the paired test that it beats the current version."
     )
     evidence = models.JSONField(default=dict, blank=True)
+    # The peers' trials the refiner was given (agents.evaluation.peer_trials.provenance); {} when
+    # the agent does not share.
+    provenance = models.JSONField(
+        default=dict, blank=True, help_text="Peer trials given to the refiner: agent, params, selection score."
+    )
     status = models.CharField(max_length=12, choices=RefinementStatus.choices, default=RefinementStatus.PENDING)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

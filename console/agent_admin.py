@@ -63,7 +63,7 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
     fieldsets = [
         (None, {"fields": ["owner", *agent_settings.names("identity"), "instrument", "strategy_template", "params",
                            "status", "current_version"]}),
-        ("Learning", {"fields": agent_settings.names("learning")}),
+        ("Learning", {"fields": [*agent_settings.names("learning"), "related_instruments"]}),
         ("Autonomy", {"fields": ["auto_learn", "learning_cron", "learning_timezone", "schedule_description",
                                  "next_scheduled_iteration", "auto_approve", "thresholds", "continuous",
                                  "continuous_state", "continuous_stop_reason", *agent_settings.names("autonomy")]}),
@@ -212,11 +212,14 @@ class TradingAgentAdmin(ConsoleControlsMixin, OwnedAdminMixin, admin.ModelAdmin)
         if change:
             agent = TradingAgent.objects.get(pk=obj.pk)
             values = {k: data[k] for k in form.changed_data if k in SETTINGS_FIELDS}
+            if "related_instruments" in form.changed_data:
+                values["related_instruments"] = list(data["related_instruments"])
             agent = agent_service.agent_update(agent, actor=request.user, **values)
         else:
             agent = agent_service.agent_create(
                 owner=data["owner"], name=data["name"], instrument=data["instrument"],
-                strategy_template=data["strategy_template"], params=data.get("params") or {}, **settings_values,
+                strategy_template=data["strategy_template"], params=data.get("params") or {},
+                related_instruments=list(data.get("related_instruments") or []), **settings_values,
             )
         apply_autonomy(agent, form.autonomy_changes(), request.user)
         obj.pk = agent.pk

@@ -42,7 +42,7 @@ class AgentAdminForm(forms.ModelForm):
 
     class Meta:
         model = TradingAgent
-        fields = ["owner", "instrument", "strategy_template", *SETTINGS_FIELDS]
+        fields = ["owner", "instrument", "strategy_template", *SETTINGS_FIELDS, "related_instruments"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -63,6 +63,10 @@ class AgentSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     instrument = serializers.CharField(source="instrument.symbol", read_only=True)
     current_version = CurrentVersionSerializer(read_only=True)
+    related_instruments = serializers.SlugRelatedField(
+        slug_field="symbol", many=True, read_only=True,
+        help_text="Symbols whose peers' trials a warm start may use, besides the agent's own instrument.",
+    )
     headline = serializers.SerializerMethodField(
         help_text="The current version's out-of-sample score (sealed test window); DSR and PBO on its iterations."
     )
@@ -75,7 +79,7 @@ class AgentSerializer(serializers.ModelSerializer):
         model = TradingAgent
         fields = [
             "id", "owner", "instrument", "strategy_template", "status", "current_version", "headline",
-            *agent_settings.names(),
+            *agent_settings.names(), "related_instruments",
             "auto_learn_enabled", "learning_schedule", "schedule_timezone", "next_scheduled_iteration",
             "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
             "continuous_stop_reason", "created_at", "updated_at",
@@ -86,6 +90,15 @@ class AgentSerializer(serializers.ModelSerializer):
             "auto_approve_enabled", "approval_thresholds", "continuous_learning_enabled", "continuous_state",
             "continuous_stop_reason", "created_at", "updated_at",
         ]
+
+
+def related_instruments_field():
+    # Symbols as given: the service says which are unknown (agents.services.agents).
+    return serializers.ListField(
+        child=serializers.CharField(error_messages={"invalid": "must be a list of instrument symbols"}),
+        required=False, error_messages={"not_a_list": "must be a list of instrument symbols"},
+        help_text="Instrument symbols whose peers' trials a warm start may use (share_peer_trials).",
+    )
 
 
 class AgentCreateSerializer(DeclaredSettingsMixin, RejectUnknownFieldsMixin, serializers.Serializer):
@@ -99,9 +112,12 @@ class AgentCreateSerializer(DeclaredSettingsMixin, RejectUnknownFieldsMixin, ser
     instrument = serializers.CharField(help_text="Instrument symbol, e.g. SPX.")
     strategy_template = serializers.CharField(help_text="Template key, see /api/strategies.")
     params = serializers.DictField(required=False, default=dict, help_text="Overrides of the template defaults.")
+    related_instruments = related_instruments_field()
 
 
 class AgentUpdateSerializer(DeclaredSettingsMixin, serializers.Serializer):
+    related_instruments = related_instruments_field()
+
     def validate(self, attrs):
         read_only = {"status", "current_version", "owner", "instrument", "strategy_template", "id"}
         sent = set(without_form_controls(self.initial_data)) if hasattr(self.initial_data, "keys") else set()
@@ -141,7 +157,8 @@ class RefinementSerializer(serializers.ModelSerializer):
         fields = [
             "id", "iteration_number", "proposed_params", "rationale", "source", "test_score", "dsr",
             "improvement_p", "validation_metrics", "score", "fold_metrics", "selection_sharpe", "train_metrics",
-            "evidence", "status", "decided_by", "decided_automatically", "decision_reason", "criteria_results",
+            "evidence", "provenance", "status", "decided_by", "decided_automatically", "decision_reason",
+            "criteria_results",
             "failed_rules", "decided_at", "produced_version_number", "created_at",
         ]
         read_only_fields = fields

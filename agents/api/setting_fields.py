@@ -20,6 +20,8 @@ def setting_field(setting, *, required):
         messages = {"invalid": rule, "min_value": rule, "max_value": rule, "max_string_length": rule,
                     "overflow": rule}
         return cls(min_value=setting.low, max_value=setting.high, error_messages=messages, **common)
+    if setting.kind == "bool":
+        return StrictBooleanField(error_messages={"invalid": rule}, **common)
     if setting.kind == "text":
         return serializers.CharField(
             max_length=setting.max_length, allow_blank=setting.default is not None,
@@ -29,6 +31,16 @@ def setting_field(setting, *, required):
         )
     return serializers.ChoiceField(choices=setting.choices.choices, error_messages={"invalid_choice": rule},
                                    **common)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only: DRF's own field also takes "yes", "on", 1 and "0", which a JSON client
+    sending the wrong type should hear about instead."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
 
 
 class DeclaredSettingsMixin:

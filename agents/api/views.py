@@ -62,6 +62,7 @@ class LearningAgentViewSet(
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return TradingAgent.objects.none()
         qs = agents_visible_to(self.request.user).select_related("owner", "instrument", "current_version")
+        qs = qs.prefetch_related("related_instruments")
         return annotate_headline(qs, "current_version")
 
     def filter_queryset(self, queryset):

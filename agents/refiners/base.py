@@ -15,12 +15,32 @@ from agents.strategies.base import ParamValidationError, StrategyTemplate
 
 
 @dataclass(frozen=True)
+class AgentRef:
+    """The peer agent a shared trial came from (agents.evaluation.peer_trials)."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class TriedParams:
-    """A parameter set this agent already evaluated; score is its selection score (the objective
-    aggregated across the selection folds, higher is better), None when the evaluation failed."""
+    """A parameter set already evaluated; score is its selection score (the objective aggregated
+    across the selection folds, higher is better), None when the evaluation failed.
+
+    ``from_agent`` None: this agent's own trial. Otherwise a peer's (warm start): its score is the
+    peer's selection score on the peer's own selection data, never this agent's."""
 
     params: dict
     score: float | None
+    from_agent: AgentRef | None = None
+
+
+def own_trials(history):
+    return [tried for tried in history if tried.from_agent is None]
+
+
+def shared_trials(history):
+    return [tried for tried in history if tried.from_agent is not None]
 
 
 @dataclass(frozen=True)
@@ -33,7 +53,7 @@ class RefinerContext:
     fold_metrics: list  # the current version's metrics on each selection fold, oldest first
     selection_score: float  # their aggregate (agents.evaluation.backtests.selection_score)
     objective: str
-    history: list[TriedParams]  # oldest first
+    history: list[TriedParams]  # the agent's own, oldest first, then the peers' it was given (best first)
     recent_trades: list[dict]  # of the last selection fold: side, entry_time, exit_time, return_pct
     n_candidates: int
     seed: int  # seed + iteration number: same context, same Optuna proposals
@@ -163,7 +183,9 @@ class CandidateCollector:
             # cannot equal a cleaned proposal anyway); still ~3 us a trial, so the lab passes
             # the keys it keeps instead.
             key = schema_key(self.template)
-            self._evaluated = {key(tried.params): tried.score for tried in self.history
+            # Only the agent's own: a peer's set was scored on the peer's data, so proposing it
+            # here is a new evaluation, the warm start's point.
+            self._evaluated = {key(tried.params): tried.score for tried in own_trials(self.history)
                                if type(tried.params) is dict or isinstance(tried.params, Mapping)}
         self._seen = {}
 

@@ -10,10 +10,11 @@ from collections.abc import Mapping
 
 from agents.evaluation.numbers import finite_or_none
 
-from .base import RefinerContext
+from .base import RefinerContext, own_trials, shared_trials
 
 HISTORY_BEST = 10  # best-scoring sets shown to the model
 HISTORY_RECENT = 20  # plus the most recent ones (the two lists overlap at most fully)
+PEERS_SHOWN = 20  # peers' trials (warm start), best first; the caller already bounds them
 TRADES_SHOWN = 10
 
 SYSTEM_PROMPT = """\
@@ -87,6 +88,24 @@ def _history_rows(history):
     return rows
 
 
+def _peer_rows(shared):
+    return [{"agent": tried.from_agent.name, "score": finite_or_none(tried.score), "params": tried.params}
+            for tried in shared[:PEERS_SHOWN]]
+
+
+def _peer_section(ctx):
+    shared = shared_trials(ctx.history)
+    if not shared:
+        return []
+    return [
+        f"Parameter sets tried by peer agents (the same template, on {ctx.instrument or 'this instrument'} or an "
+        f"instrument the owner marked as related): {len(shared)}, the {min(len(shared), PEERS_SHOWN)} best shown, "
+        "best first. Each score is the peer's selection score on its own data, not on this agent's: a hint "
+        "of where to look, not evidence; proposing a peer's set is allowed (it has not been evaluated here):\n"
+        + _dump(_peer_rows(shared))
+    ]
+
+
 def _trades_summary(trades):
     returns = [finite_or_none(t.get("return_pct")) for t in trades if isinstance(t, Mapping)]
     returns = [r for r in returns if r is not None]
@@ -119,7 +138,8 @@ def build_prompt(ctx: RefinerContext) -> str:
         row["description"] = spec.description
         parameters.append(row)
     rules = [f"{names[0]}: {message}" for message, _predicate, names in template.constraints]
-    scored = [finite_or_none(t.score) for t in ctx.history]
+    own = own_trials(ctx.history)
+    scored = [finite_or_none(t.score) for t in own]
     best = max((s for s in scored if s is not None), default=None)
     sections = [
         f"Strategy template: {template.key} ({template.name})\n{template.description}",
@@ -131,11 +151,12 @@ def build_prompt(ctx: RefinerContext) -> str:
         f"Current metrics on each fold, oldest first:\n{_dump(ctx.fold_metrics)}",
         f"Current selection score: {ctx.selection_score:.6g}",
         (
-            f"Parameter sets already evaluated: {len(ctx.history)} "
+            f"Parameter sets already evaluated by this agent: {len(own)} "
             f"({sum(s is None for s in scored)} failed; best selection score: "
             f"{'n/a' if best is None else f'{best:.6g}'}). Shown below: the {HISTORY_BEST} best "
-            f"(top: true) and the {HISTORY_RECENT} most recent, oldest first:\n{_dump(_history_rows(ctx.history))}"
+            f"(top: true) and the {HISTORY_RECENT} most recent, oldest first:\n{_dump(_history_rows(own))}"
         ),
+        *_peer_section(ctx),
         "Recent trades of the current version (return_pct is a fraction):\n"
         + _dump(_trades_summary(ctx.recent_trades)),
         (f"Propose exactly {n} new, distinct parameter sets, each with every parameter above and a short rationale."),

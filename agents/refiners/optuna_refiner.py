@@ -16,6 +16,15 @@ set, the top 10% of what it is given, is then always the full history's very bes
 and an even stride over the rest (the shape of what was explored). Only duplicate detection reads
 the whole history, by a cheap key (base.schema_key).
 
+Warm start from peers (agents.evaluation.peer_trials; opt-in): the peers' trials share the same
+bound. Up to :data:`SHARED_REPLAYED` of them (the best scored: the caller gives them best first)
+take their slots first and the agent's own trials the rest (``MAX_REPLAYED`` minus those, never
+fewer than half), picked as above. So a newcomer's study starts from what its peers learnt and an
+established agent's own search still dominates its study. A peer's score was measured on the
+peer's data, so it only guides; and the first :data:`SHARED_PROPOSED` of a batch are the best
+peer sets the agent has not evaluated itself yet, proposed as they are: the cheapest way to learn
+whether what worked for a peer works here.
+
 Cross-parameter rules (fast < slow ...) are not expressible as Optuna distributions. A sampled
 point that `template.validate` refuses is told to the study as infeasible
 (`Trial.set_constraint`), so TPE puts it with the bad trials and moves away from the region, and
@@ -41,7 +50,9 @@ from .base import (
     RefinerError,
     RefinerResult,
     clean_or_none,
+    own_trials,
     params_key,
+    shared_trials,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +64,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 MAX_REPLAYED = 64
 BEST_KEPT = 24
 RECENT_KEPT = 24
+# Of MAX_REPLAYED, at most this many peers' trials; and peer sets proposed as they are, per batch.
+SHARED_REPLAYED = 32
+SHARED_PROPOSED = 2
 # TPE asks per requested candidate before falling back to random valid points.
 ATTEMPTS_PER_CANDIDATE = 20
 # Random draws per requested candidate in the fallback, before calling the space exhausted.
@@ -167,6 +181,7 @@ class OptunaRefiner:
         wanted = max(1, ctx.n_candidates)
         infeasible = duplicates = 0
         best_text = f"{ctx.objective}={best:.4g}" if best is not None else "none yet"
+        self._propose_shared(collector, ctx, min(SHARED_PROPOSED, wanted))
         for _ in range(wanted * ATTEMPTS_PER_CANDIDATE):
             if collector.full:
                 break
@@ -204,6 +219,17 @@ class OptunaRefiner:
             )
         return RefinerResult(candidates=collector.candidates, rejected=[], refiner=self.name)
 
+    def _propose_shared(self, collector, ctx, limit):
+        """The best peers' sets not evaluated here yet, as they are (the caller gives them best first)."""
+        for tried in shared_trials(ctx.history):
+            if len(collector.candidates) >= limit or collector.full:
+                return
+            clean = clean_or_none(ctx.template, tried.params)
+            if clean is None or collector.why_not(clean):
+                continue
+            collector.add(clean, f"warm start: peer {tried.from_agent.name}'s set (its selection score "
+                                 f"{tried.score:.4g} on its own data)", self.name)
+
     def _fill_at_random(self, collector, ctx, distributions, base, wanted, infeasible, duplicates):
         """The bounded fallback: random valid, new points for the slots TPE left; returns the draws."""
         if collector.full:
@@ -227,16 +253,23 @@ class OptunaRefiner:
 
     def _seed(self, study, ctx, distributions, current):
         """Replay the bounded history into the study; returns (rationale's trial count, best, worst)."""
-        entries = [(tried.params, finite_or_none(tried.score)) for tried in ctx.history]
-        chosen = bounded_history(entries)
+        shared = [(tried.params, finite_or_none(tried.score)) for tried in shared_trials(ctx.history)]
+        shared = shared[:SHARED_REPLAYED]
+        entries = [(tried.params, finite_or_none(tried.score)) for tried in own_trials(ctx.history)]
+        limit = max(MAX_REPLAYED - len(shared), MAX_REPLAYED // 2)
+        kept = limit * BEST_KEPT // MAX_REPLAYED  # best and recent scaled with the room left
+        chosen = bounded_history(entries, limit=limit, best=kept, recent=kept)
+        replayed = [entries[i] for i in chosen] + [(current, finite_or_none(ctx.selection_score))]
         trials, keys, scores = [], set(), []
-        for params, score in [entries[i] for i in chosen] + [(current, finite_or_none(ctx.selection_score))]:
+        # Own trials first: a set both tried is replayed once, with the agent's own score.
+        for index, (params, score) in enumerate(replayed + shared):
             clean = clean_or_none(ctx.template, params) if params is not None else None
             # Sets that no longer fit the schema (bounds changed since) cannot be replayed; the
             # current version's selection score counts even if the caller left it out.
             if clean is None or not _contains(distributions, clean):
                 continue
-            if params is current and params_key(clean) in keys:
+            is_shared = index >= len(replayed)
+            if (params is current or is_shared) and params_key(clean) in keys:
                 continue
             keys.add(params_key(clean))
             point = {name: clean[name] for name in distributions}
@@ -244,7 +277,10 @@ class OptunaRefiner:
                 trials.append(create_trial(params=point, distributions=distributions, state=TrialState.FAIL))
             else:
                 trials.append(create_trial(params=point, distributions=distributions, value=score))
-                scores.append(score)
+                if not is_shared:  # "best so far" in a rationale is the agent's own
+                    scores.append(score)
         study.add_trials(trials)
         count = str(len(trials)) if len(chosen) == len(entries) else f"{len(entries)} ({len(trials)} replayed)"
+        if shared:
+            count += f" and {len(shared)} of peers'"
         return count, (max(scores) if scores else None), (min(scores) if scores else None)

@@ -72,9 +72,30 @@ def _clean_settings(values, errors):
     return clean
 
 
-def agent_create(*, owner, name, instrument, strategy_template, params=None, **settings_values):
+def _related_instruments(symbols, errors):
+    """The instruments named by ``symbols`` (a list of symbols), or None with errors["related_instruments"]
+    saying which are unknown. Instruments (the console form's choice) pass as they are."""
+    if not isinstance(symbols, list | tuple):
+        errors["related_instruments"] = "must be a list of instrument symbols"
+        return None
+    if all(isinstance(item, Instrument) for item in symbols):
+        return list(symbols)
+    if not all(isinstance(item, str) for item in symbols):
+        errors["related_instruments"] = "must be a list of instrument symbols"
+        return None
+    found = {i.symbol: i for i in Instrument.objects.filter(symbol__in=symbols)}
+    unknown = sorted({s for s in symbols if s not in found})
+    if unknown:
+        errors["related_instruments"] = f"unknown instrument symbol(s): {', '.join(unknown)}"
+        return None
+    return list({s: found[s] for s in symbols}.values())
+
+
+def agent_create(*, owner, name, instrument, strategy_template, params=None, related_instruments=None,
+                 **settings_values):
     """Create an agent and its initial version. Raises ValidationFailed naming each bad field."""
     errors = {}
+    related = _related_instruments(related_instruments, errors) if related_instruments is not None else []
     if not isinstance(instrument, Instrument):
         found = Instrument.objects.filter(symbol=instrument).first()
         if found is None:
@@ -111,6 +132,8 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, **s
             )
             agent.current_version = version
             agent.save(update_fields=["current_version"])
+            if related:
+                agent.related_instruments.set(related)
             activity_log(
                 agent,
                 event="agent_created",
@@ -127,6 +150,9 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, **s
 def agent_update(agent, *, actor, **values):
     """Edit an agent's settings (not its status or version: those have their own services)."""
     errors = {}
+    related = None
+    if "related_instruments" in values:
+        related = _related_instruments(values.pop("related_instruments"), errors)
     if values.get("refiner") == agent.refiner:
         values.pop("refiner")  # unchanged: an existing choice is not re-judged (e.g. claude after its key went)
     editable = agent_settings.declared()
@@ -141,12 +167,19 @@ def agent_update(agent, *, actor, **values):
     if errors:
         raise ValidationFailed(errors)
     changed = {k: v for k, v in clean.items() if getattr(agent, k) != v}
+    if related is not None:
+        before = sorted(agent.related_instruments.values_list("symbol", flat=True))
+        if sorted(i.symbol for i in related) != before:
+            changed["related_instruments"] = sorted(i.symbol for i in related)
     if not changed:
         return agent
     with transaction.atomic():
         for key, value in changed.items():
-            setattr(agent, key, value)
-        agent.save(update_fields=[*changed, "updated_at"])
+            if key == "related_instruments":
+                agent.related_instruments.set(related)
+            else:
+                setattr(agent, key, value)
+        agent.save(update_fields=[*(k for k in changed if k != "related_instruments"), "updated_at"])
         activity_log(agent, event="agent_updated", message=f"Settings changed: {', '.join(sorted(changed))}.",
                      actor=actor,
                      details={"changed": changed})

@@ -14,10 +14,11 @@ Order, so that the exam stays an exam:
    and is recorded by the finishing transaction.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agents.evaluation.backtests import evaluate_sealed, evaluate_selection, evaluate_selections
 from agents.evaluation.exam import exam_usage, window_of
+from agents.evaluation.peer_trials import provenance, shared_trials_for
 from agents.evaluation.protocol import split_protocol
 from agents.evaluation.rules import failed
 from agents.evaluation.statistics import min_track_record_length, sharpe_stats
@@ -81,6 +82,7 @@ class Outcome:
     statistics: dict
     readings: list = field(default_factory=list)
     window: tuple = ()
+    provenance: dict = field(default_factory=dict)  # stored with each refinement (peer_trials.provenance)
 
 
 def _trade_summary(trade):
@@ -99,10 +101,15 @@ def iteration_evaluate(iteration, propose):
     current = setting.selection(params)
     remember_returns(agent, setting.bars, setting.protocol, current)
     trials, by_key, scores = agent_history(agent, setting.template)  # stored ones: only the new rows are read
+    key_of = schema_key(setting.template)
+    peers, shared = [], []
+    if agent.share_peer_trials:  # off: not one query more (the switch is on the agent row)
+        peers, shared = shared_trials_for(agent, setting.template, {**scores, key_of(params): current.score})
     context = RefinerContext(
         template=setting.template, current_params=params, fold_metrics=current.fold_metrics,
         selection_score=current.score, objective=agent.objective,
-        history=[TriedParams(t.params, t.score) for t in trials] + [TriedParams(params, current.score)],
+        history=[TriedParams(t.params, t.score) for t in trials] + [TriedParams(params, current.score)]
+        + [t.tried() for t in shared],
         recent_trades=[_trade_summary(t) for t in current.recent_trades], n_candidates=agent.candidates_per_iteration,
         seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol, evaluated=scores,
     )
@@ -112,8 +119,18 @@ def iteration_evaluate(iteration, propose):
     for _c, ev in evaluated:
         remember_returns(agent, setting.bars, setting.protocol, ev)
 
-    add_distinct(by_key, schema_key(setting.template), [_trial(ev) for ev in [current] + [ev for _c, ev in evaluated]])
-    pop = population(by_key, current.stats.t)
+    add_distinct(by_key, key_of, [_trial(ev) for ev in [current] + [ev for _c, ev in evaluated]])
+    n_own = len(by_key)
+    # The shared trials shaped the choice, so they are trials of this search: N counts the distinct
+    # sets of both (a set in both once, with the agent's own evaluation), V their selection Sharpes.
+    searched = {**{key_of(t.params): Trial(t.params, t.score, t.selection_sharpe) for t in shared}, **by_key}
+    pop = population(searched, current.stats.t)
+    if shared:
+        # The shared trials are the peers' best, a sample selected for its scores: their Sharpes
+        # cluster and would shrink V, lowering the bar that their number raises (the sharing bench
+        # saw it). So sharing may only raise the bar: V is never below the agent's own trials' V.
+        own_pop = population(by_key, current.stats.t)
+        pop = replace(pop, variance=max(pop.variance, own_pop.variance))
     pbo, pbo_trials = search_pbo(agent, setting.template, setting.bars, setting.protocol, setting.bars_per_year,
                                  [current] + [ev for _c, ev in evaluated], by_key)
     values = approval.effective_thresholds(agent)
@@ -132,7 +149,8 @@ def iteration_evaluate(iteration, propose):
     statistics = {
         "dsr": dsr_of(stats, pop), "pbo": pbo.pbo if pbo is not None else None,
         "pbo_trials": pbo_trials, "pbo_combinations": pbo.n_combinations if pbo is not None else None,
-        "n_trials": pop.n_trials, "trials_sharpe_variance": pop.cross_variance,
+        "n_trials": pop.n_trials, "n_trials_own": n_own, "n_trials_shared": pop.n_trials - n_own,
+        "peers_read": len(peers), "shared_trials_given": len(shared), "trials_sharpe_variance": pop.cross_variance,
         "null_sharpe_variance": pop.null_variance, "dsr_variance": pop.variance,
         "selection_sharpe": stats.sr, "selection_bars": stats.t, "skew": stats.skew, "kurtosis": stats.kurt,
         "test_bars": setting.protocol.test.stop - setting.protocol.test.start,
@@ -146,6 +164,7 @@ def iteration_evaluate(iteration, propose):
     return Outcome(
         windows=setting.protocol.describe(setting.bars), current=current, current_sealed=current_sealed,
         proposal=proposal, candidates=judged, statistics=statistics, readings=readings, window=setting.window,
+        provenance=provenance(peers, shared) if agent.share_peer_trials else {},
     )
 
 

@@ -175,14 +175,14 @@ def _previous_score(iteration):
     )
 
 
-def _refinement_row(iteration, candidate, ev, rows, evidence, sealed):
+def _refinement_row(iteration, provenance, candidate, ev, rows, evidence, sealed):
     return Refinement(
         iteration=iteration, agent_id=iteration.agent_id, proposed_params=candidate.params,
         rationale=candidate.rationale, source=candidate.source, train_metrics=ev.metrics,
         validation_metrics=sealed.metrics if sealed is not None else {}, score=ev.score,
         fold_metrics=ev.fold_metrics, selection_sharpe=ev.stats.sr,
         test_score=sealed.score if sealed is not None else None, dsr=evidence["dsr"],
-        improvement_p=evidence["improvement_p"], evidence=evidence, criteria_results=rows,
+        improvement_p=evidence["improvement_p"], evidence=evidence, criteria_results=rows, provenance=provenance,
     )
 
 
@@ -194,7 +194,7 @@ def _finish_success(iteration, outcome, started):
     version_id = iteration.agent.current_version_id
     with transaction.atomic():
         refinements = Refinement.objects.bulk_create(
-            [_refinement_row(iteration, *judged) for judged in outcome.candidates]
+            [_refinement_row(iteration, outcome.provenance, *judged) for judged in outcome.candidates]
         )
         for reading in outcome.readings:
             index = reading.candidate_index
