@@ -1,7 +1,6 @@
 """Champion / challenger on paper: the shadow's lifecycle, the paired test against a reference
 computation, promotion (automatic on paper, by a person on live), dismissal, the constraint."""
 
-import datetime as dt
 import io
 
 import numpy as np
@@ -10,7 +9,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from scipy import stats as sps
 
-from agents.models import ActivityLog, AgentStatus, Refinement, StrategyVersion, VersionOrigin
+from agents.models import ActivityLog, AgentStatus, Refinement
 from agents.services import decisions
 from alerts.models import AgentAlert, AlertType
 from core.errors import Conflict, PermissionRefused, ValidationFailed
@@ -19,14 +18,13 @@ from graduation.models import AccountRole, EventKind, GraduationEvent, PaperAcco
 from graduation.trading import accounts
 from graduation.trading.consistency import consistency_report
 from graduation.trading.runner import paper_tick
-from tests.graduation.helpers import add_iteration, append_bars, paper_agent
+from tests.graduation.helpers import T0, add_iteration, append_bars, correlated, crafted, paper_agent
 from tests.graduation.test_transitions import approver
 
 pytestmark = pytest.mark.django_db
 
 FAST = {"fast": 3, "slow": 8}
 NO_LIMIT = {"max_drawdown": 1.0}
-T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
 def apply_version(agent, params, capture):
@@ -42,39 +40,6 @@ def apply_version(agent, params, capture):
 
 def open_shadow(agent):
     return PaperAccount.objects.get(agent=agent, role=AccountRole.CHALLENGER, closed_at__isnull=True)
-
-
-# --- crafted records ------------------------------------------------------------------------------
-def crafted(champion_returns, challenger_returns, *, live=False):
-    """A paper (or live) agent whose champion and shadow accounts hold exactly these per-bar returns
-    on the same daily bars from T0 (no tick involved)."""
-    agent = paper_agent(NO_LIMIT, params=FAST)
-    v1 = agent.current_version
-    v2 = StrategyVersion.objects.create(agent=agent, number=2, params={**v1.params, "fast": 4}, parent=v1,
-                                        origin=VersionOrigin.REFINEMENT)
-    agent.current_version = v2
-    agent.status = AgentStatus.LIVE_TRADING if live else agent.status
-    agent.save(update_fields=["current_version", "status"])
-    champion = accounts.open_account_of(agent)
-    PaperAccount.objects.filter(pk=champion.pk).update(live=live)
-    PaperEquityPoint.objects.filter(account=champion).delete()
-    with transaction.atomic():
-        shadow = accounts.open_account(agent, v2, snapshot=(T0, 0.0), role=AccountRole.CHALLENGER, like=champion)
-    for account, returns, first in ((champion, champion_returns, 0), (shadow, challenger_returns, 1)):
-        equity = account.initial_capital * np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(returns))])
-        PaperEquityPoint.objects.bulk_create([
-            PaperEquityPoint(account=account, timestamp=T0 + dt.timedelta(days=i), equity=float(e), position=0.0,
-                             target=0.0) for i, e in enumerate(equity) if i >= first
-        ])
-    agent.refresh_from_db()
-    return agent, champion, shadow
-
-
-def correlated(seed, n, edge):
-    """Two return series sharing a common factor; the challenger has ``edge`` more mean per bar."""
-    rng = np.random.default_rng(seed)
-    market = rng.normal(0.0, 0.01, n)
-    return market + rng.normal(0.0, 0.004, n), market + rng.normal(edge, 0.004, n)
 
 
 def reference(champion_equity, challenger_equity, alpha):

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from graduation.models import AccountRole, EventKind, GraduationEvent, PaperAccount
 from tests.factories import UserFactory
-from tests.graduation.test_challenger import correlated, crafted
+from tests.graduation.helpers import correlated, crafted
 
 pytestmark = pytest.mark.django_db
 
