@@ -119,7 +119,8 @@ class VersionAtSerializer(serializers.Serializer):
 class GraduationSwitchesSerializer(serializers.Serializer):
     auto_graduate = serializers.BooleanField(required=False, help_text="Move to paper trading once eligible.")
     auto_apply_in_paper = serializers.BooleanField(
-        required=False, help_text="Let auto-approval re-pin the traded version while paper trading (never live)."
+        required=False, help_text="Let auto-approval make a new challenger while paper trading (never live); it "
+                                  "replaces the traded version only by winning the paired test."
     )
 
 

@@ -6,7 +6,8 @@ import io
 import numpy as np
 import pytest
 from django.core.management import call_command
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from scipy import stats as sps
 
 from agents.models import ActivityLog, AgentStatus, Refinement
@@ -242,3 +243,11 @@ def test_the_database_allows_one_open_account_per_role_and_no_live_shadow():
     with pytest.raises(IntegrityError), transaction.atomic():
         accounts.open_account(agent, agent.current_version, role=AccountRole.CHALLENGER, live=True, like=champion)
     assert PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).count() == 1
+
+
+@pytest.mark.parametrize("n", [40, 400])
+def test_the_state_costs_the_same_few_queries_whatever_the_record(n):
+    agent, _champion, _shadow = crafted(*correlated(0, n, 0.004))
+    with CaptureQueriesContext(connection) as queries:
+        assert challenger.challenger_state(agent)["bars"] == n
+    assert len(queries) == 4  # the two accounts, then the two equity curves
