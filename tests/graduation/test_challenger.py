@@ -10,8 +10,8 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from scipy import stats as sps
 
-from agents.models import ActivityLog, AgentStatus, Refinement
-from agents.services import decisions
+from agents.models import ActivityLog, AgentStatus, IterationTrigger, Refinement
+from agents.services import decisions, learning, manual_approval
 from alerts.models import AgentAlert, AlertType
 from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import challenger, services
@@ -251,3 +251,22 @@ def test_the_state_costs_the_same_few_queries_whatever_the_record(n):
     with CaptureQueriesContext(connection) as queries:
         assert challenger.challenger_state(agent)["bars"] == n
     assert len(queries) == 4  # the two accounts, then the two equity curves
+
+
+def test_the_demo_recipe_a_learned_refinement_applied_while_paper_trading_opens_the_shadow(
+        django_capture_on_commit_callbacks):
+    # The service calls the README and the demo use: a real iteration of a paper agent, a person's
+    # approval with the gate's evidence, the application; the receiver opens the shadow.
+    agent = paper_agent(NO_LIMIT, params=FAST)
+    iteration, _created = learning.iteration_run_now(agent, trigger=IterationTrigger.MANUAL, requested_by=agent.owner)
+    assert iteration.status == "succeeded", iteration.error
+    best = Refinement.objects.filter(iteration=iteration, status="pending").order_by("-score").first()
+    manual_approval.refinement_approve_with_evidence(best, actor=agent.owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        version = decisions.refinements_apply(agent, actor=agent.owner, refinement=best)
+    shadow = open_shadow(agent)
+    assert shadow.version == version and accounts.open_account_of(agent).version.number == 1
+    append_bars(agent.instrument, 5, seed=12)
+    paper_tick()
+    paper_tick()
+    assert challenger.challenger_state(agent)["bars"] == 5
