@@ -74,9 +74,10 @@ def challenger_sync(agent_id, *, now=None):
     if current is None or current.pk == champion.version_id or _dismissed(agent, current.pk):
         if shadow is None:
             return None
-        why = "dismissed" if current is not None and current.pk != champion.version_id else "the champion's"
+        # The current version is the champion's again, or one a person dismissed: nothing to shadow.
+        why = "the champion's version" if current is None or current.pk == champion.version_id else "dismissed"
         with transaction.atomic():
-            accounts.close_account(agent, f"superseded: v{getattr(current, 'number', '-')} is {why} version",
+            accounts.close_account(agent, f"superseded: the current v{getattr(current, 'number', '-')} is {why}",
                                    now=now, role=AccountRole.CHALLENGER)
         return "closed"
     if shadow is not None and shadow.version_id == current.pk:

@@ -270,3 +270,13 @@ def test_the_demo_recipe_a_learned_refinement_applied_while_paper_trading_opens_
     paper_tick()
     paper_tick()
     assert challenger.challenger_state(agent)["bars"] == 5
+
+
+def test_the_shadow_closes_when_the_current_version_is_the_champions_again():
+    agent, champion, shadow = crafted(*correlated(1, 60, 0.0))
+    agent.current_version = champion.version  # e.g. set back by hand in the admin
+    agent.save(update_fields=["current_version"])
+    assert challenger.challenger_sync(agent.pk) == "closed"
+    shadow.refresh_from_db()
+    assert shadow.closed_at is not None and "champion's version" in shadow.close_reason
+    assert challenger.challenger_sync(agent.pk) is None
