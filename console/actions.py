@@ -13,6 +13,7 @@ from agents.services import approval, continuous, decisions, dispatch, learning,
 from agents.services.approval_gate import DEFAULT_THRESHOLDS, describe_rows
 from alerts.models import AgentAlert
 from alerts.services import alert_acknowledge, alerts_acknowledge
+from graduation.challenger import challenger_dismiss, challenger_promote
 from graduation.services import agent_demote as demote_service
 from graduation.services import agent_graduate as graduate_service
 
@@ -137,6 +138,16 @@ def demote(request, agent):
     return messages.SUCCESS, f"Demoted to learning: {event.reason}"
 
 
+def challenger_promote_now(request, agent):
+    event = challenger_promote(agent, actor=request.user)
+    return messages.SUCCESS, f"Re-pinned to v{event.version.number}: {event.reason}"
+
+
+def challenger_dismiss_now(request, agent):
+    account = challenger_dismiss(agent, actor=request.user, reason=request.POST.get("reason", ""))
+    return messages.SUCCESS, f"Challenger v{account.version.number} dismissed; the champion keeps trading."
+
+
 AGENT_ACTIONS = {
     "run-queued": (run_queued, "iterations"),
     "run-inline": (run_inline, "iterations"),
@@ -152,6 +163,8 @@ AGENT_ACTIONS = {
     "acknowledge-all": (acknowledge_all, "alerts"),
     "graduate": (graduate, "graduation"),
     "demote": (demote, "graduation"),
+    "challenger-promote": (challenger_promote_now, "challenger"),
+    "challenger-dismiss": (challenger_dismiss_now, "challenger"),
 }
 # Forms whose submitted values come back (with the errors) after a refused save.
 STASHED_FORMS = {"schedule": ("cron", "timezone"), "thresholds": tuple(DEFAULT_THRESHOLDS)}

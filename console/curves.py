@@ -17,6 +17,7 @@ from agents.evaluation.protocol import EvaluationError, split_protocol
 from agents.market.cache import load_bars
 from agents.strategies.registry import get_template
 from console.charts import Series, line_chart
+from graduation.challenger import paired_returns
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +107,22 @@ def paper_equity(account, points):
         logger.exception("paper chart: no buy-and-hold line for account %s", account.pk)
     return line_chart(series, title="Paper account equity" if not account.live else "Live account equity",
                       y_format="money", y_label="equity", width=560, height=240)
+
+
+def champion_challenger_equity(champion, shadow):
+    """Both accounts' equity since the shadow opened, each rebased to 100 on that bar: the two
+    records the paired test compares (graduation.challenger.paired_returns)."""
+    if champion is None or shadow is None:
+        return None
+    stamps, _ours, _theirs = paired_returns(champion, shadow)
+    if len(stamps) < 2:
+        return None
+    series = []
+    for label, account in ((f"champion v{champion.version.number}", champion),
+                           (f"challenger v{shadow.version.number}", shadow)):
+        equity = dict(account.equity_points.filter(timestamp__in=stamps).values_list("timestamp", "equity"))
+        base = equity[stamps[0]]
+        series.append(Series(label, stamps, [100.0 * equity[t] / base if base > 0 else None for t in stamps],
+                             dashed=account is shadow))
+    return line_chart(series, title="Champion and challenger since the shadow opened (100 = its first bar)",
+                      y_format="number", y_label="growth of 100", width=560, height=240)

@@ -8,8 +8,10 @@ from agents.services.performance import agent_performance
 from alerts.models import AgentAlert
 from console import curves
 from console.charts import format_value
+from graduation.challenger import challenger_state
 from graduation.eligibility import eligibility
 from graduation.models import LIVE_PERMISSION, GraduationEvent
+from graduation.trading.accounts import challenger_account_of, open_account_of
 from graduation.trading.summary import paper_summary
 
 RECENT_ITERATIONS = 8
@@ -218,6 +220,25 @@ def graduation(agent, user):
     }
 
 
+def champion_challenger(agent, user):
+    """The A/B panel: the paired test's state (graduation.challenger) and the two curves."""
+    champion, shadow = open_account_of(agent), challenger_account_of(agent)
+    state = challenger_state(agent, champion=champion, shadow=shadow)
+    trl = state["min_trl"]
+    return {
+        "state": state,
+        "shown": shadow is not None or agent.status in ("paper_trading", "live_trading"),
+        "svg": curves.champion_challenger_equity(champion, shadow),
+        "facts": [("T (common bars)", str(state["bars"])),
+                  ("MinTRL", "inf" if trl is None else f"{trl:.0f}"), ("min bars", str(state["min_bars"])),
+                  ("z", f"{state['z']:.2f}"), ("p", f"{state['p_value']:.3g}"), ("level", f"{state['level']:g}"),
+                  ("rho", f"{state['rho']:.2f}"), ("Sharpe challenger", f"{state['sr_challenger']:.4f}"),
+                  ("Sharpe champion", f"{state['sr_champion']:.4f}")],
+        "can_promote_live": user.has_perm(LIVE_PERMISSION),
+        "live_permission": LIVE_PERMISSION,
+    }
+
+
 def agent_page(agent, request):
     """The context of the agent page's console (everything above Django's form)."""
     stash = pop_stash(request, agent)
@@ -237,5 +258,6 @@ def agent_page(agent, request):
         "versions": versions(agent),
         "alerts": alerts(agent),
         "graduation": graduation(agent, request.user),
+        "challenger": champion_challenger(agent, request.user),
         "stash": stash,
     }

@@ -75,9 +75,9 @@ class PaperTradeInline(_LedgerInline):
 
 @admin.register(PaperAccount)
 class PaperAccountAdmin(OwnedReadOnlyAdmin):
-    list_display = ["agent", "live", "version", "opened_at", "closed_at", "equity", "max_drawdown",
+    list_display = ["agent", "role", "live", "version", "opened_at", "closed_at", "equity", "max_drawdown",
                     "bars_processed", "closed_trades", "last_bar_timestamp"]
-    list_filter = ["live", ("closed_at", admin.EmptyFieldListFilter)]
+    list_filter = ["role", "live", ("closed_at", admin.EmptyFieldListFilter)]
     list_select_related = ["agent", "version"]
     search_fields = ["agent__name"]
     inlines = [PaperFillInline, PaperTradeInline]

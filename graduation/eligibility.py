@@ -29,7 +29,7 @@ from agents.evaluation import rules as R
 from agents.evaluation.statistics import min_track_record_length
 from agents.models import AgentStatus, IterationStatus, LearningIteration
 from graduation import criteria as C
-from graduation.models import EventKind, GraduationEvent, PaperAccount
+from graduation.models import AccountRole, EventKind, GraduationEvent, PaperAccount
 from graduation.trading.metrics import account_metrics, account_sharpe_stats
 
 NEXT_STATUS = {AgentStatus.LEARNING: AgentStatus.PAPER_TRADING, AgentStatus.PAPER_TRADING: AgentStatus.LIVE_TRADING}
@@ -125,7 +125,7 @@ def _learning(agent, values):
 
 def _paper(agent, values):
     account = (
-        PaperAccount.objects.filter(agent=agent, closed_at__isnull=True, live=False)
+        PaperAccount.objects.filter(agent=agent, role=AccountRole.CHAMPION, closed_at__isnull=True, live=False)
         .select_related("agent__instrument").first()
     )
     if account is None:

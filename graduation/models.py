@@ -79,6 +79,11 @@ class EligibilityEpisode(models.Model):
         return f"{self.agent_id} {self.from_status} since {self.started_key}"
 
 
+class AccountRole(models.TextChoices):
+    CHAMPION = "champion", "Champion (the traded version)"
+    CHALLENGER = "challenger", "Challenger (shadow paper account)"
+
+
 class PaperAccount(models.Model):
     """One agent's paper (``live=False``) or simulated-broker live (``live=True``) account.
 
@@ -87,10 +92,16 @@ class PaperAccount(models.Model):
     set by the last fill, as the backtest's ``positions``); ``equity = cash + units x last close``.
     ``pending_target`` is the weight decided on the last bar's close, filled at the next bar's
     open. Fees and slippage are copied from the agent when the account opens.
+
+    ``role``: the champion trades the pinned version (paper, or live on the broker); a challenger
+    is a shadow paper account of the newest version approved since the pin, opened on the
+    champion's bar with its costs and capital (graduation.challenger). At most one open account
+    per (agent, role); a challenger is never live.
     """
 
     agent = models.ForeignKey(TradingAgent, on_delete=models.CASCADE, related_name="paper_accounts")
     live = models.BooleanField(default=False)
+    role = models.CharField(max_length=10, choices=AccountRole.choices, default=AccountRole.CHAMPION)
     version = models.ForeignKey(StrategyVersion, null=True, on_delete=models.SET_NULL, related_name="+")
     opened_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -123,13 +134,17 @@ class PaperAccount(models.Model):
         ordering = ["-opened_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["agent"], condition=Q(closed_at__isnull=True), name="one_open_paper_account_per_agent"
+                fields=["agent", "role"], condition=Q(closed_at__isnull=True),
+                name="one_open_paper_account_per_agent_role",
             ),
+            # A shadow never reaches a broker: only the champion may be live.
+            models.CheckConstraint(condition=~Q(role="challenger", live=True), name="challenger_account_is_paper"),
         ]
         indexes = [models.Index(fields=["closed_at"], name="paper_account_open_idx")]
 
     def __str__(self):
-        return f"{'live' if self.live else 'paper'} account of {self.agent_id}"
+        kind = "live" if self.live else "paper"
+        return f"{kind} {self.role} account of {self.agent_id}"
 
 
 class PaperFill(models.Model):

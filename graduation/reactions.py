@@ -31,7 +31,7 @@ from core.errors import ServiceError
 from graduation import episodes, services
 from graduation.criteria import effective_criteria
 from graduation.eligibility import eligibility
-from graduation.models import EventKind, GraduationEvent, PaperAccount
+from graduation.models import AccountRole, EventKind, GraduationEvent, PaperAccount
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def _entered_status_at(agent):
         .order_by("-created_at", "-id").values_list("created_at", flat=True).first()
     )
     if entered is None:  # status set by other means: the open account's opening is the next best
-        entered = PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).values_list(
-            "opened_at", flat=True).first()
+        entered = PaperAccount.objects.filter(agent=agent, role=AccountRole.CHAMPION, closed_at__isnull=True
+                                              ).values_list("opened_at", flat=True).first()
     return entered
 
 

@@ -7,7 +7,7 @@ the iteration's caller and the receivers after this one).
 
 import logging
 
-from graduation import reactions, services
+from graduation import challenger, reactions
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,8 @@ def on_alert_raised(sender, agent_id=None, alert_type=None, severity=None, alert
 
 
 def on_refinement_applied(sender, agent_id=None, version_id=None, refinement_id=None, automatic=False, **kwargs):
+    # A trading agent's new version becomes the challenger (a shadow paper account), not the traded one.
     try:
-        services.repin_record(agent_id, version_id=version_id, automatic=bool(automatic), refinement_id=refinement_id)
+        challenger.challenger_sync(agent_id)
     except Exception:
-        logger.exception("recording the re-pin of agent %s to version %s failed", agent_id, version_id)
+        logger.exception("opening the challenger of agent %s (version %s) failed", agent_id, version_id)

@@ -14,9 +14,11 @@ Transitions (each writes a GraduationEvent and an activity-log entry, in one tra
   (graduation.reactions) when the account's drawdown passes ``max_drawdown`` or a CRITICAL
   PERFORMANCE_DEGRADATION alert arrives while trading. The open account closes.
 
-Re-pin: while trading, the traded version is the agent's ``current_version``; when it changes (a
-person applies a refinement or rolls back, or auto-approval for a paper agent whose owner set
-``auto_apply_in_paper``) a ``repin`` GraduationEvent records it and the open account follows.
+Re-pin: while trading, the traded version is the champion account's. A version made current since
+the pin (a person applies a refinement or rolls back, or auto-approval for a paper agent whose
+owner set ``auto_apply_in_paper``) becomes the challenger in a shadow paper account
+(graduation.challenger); it is re-pinned (a ``repin`` GraduationEvent with the paired test's
+evidence) only when its forward record beats the champion's.
 """
 
 import logging
@@ -30,7 +32,7 @@ from agents.services.activity import activity_log, actor_label_for
 from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import episodes
 from graduation.eligibility import NEXT_STATUS, describe_failures, eligibility, evidence_iteration
-from graduation.models import LIVE_PERMISSION, EventKind, GraduationEvent, PaperAccount
+from graduation.models import LIVE_PERMISSION, AccountRole, EventKind, GraduationEvent, PaperAccount
 from graduation.trading import accounts
 from graduation.trading.metrics import account_metrics
 
@@ -51,11 +53,11 @@ def _label(actor, automatic):
     return AUTO_LABEL if automatic else actor_label_for(actor)
 
 
-def _record(agent, kind, from_status, to_status, *, actor, automatic, reason, snapshot, version, previous=None,
-            now=None):
+def event_record(agent, kind, from_status, to_status, *, actor, automatic, reason, snapshot, version, previous=None,
+                 now=None, label=None):
     event = GraduationEvent.objects.create(
         agent=agent, kind=kind, from_status=from_status, to_status=to_status, automatic=automatic,
-        actor=actor if getattr(actor, "pk", None) else None, actor_label=_label(actor, automatic),
+        actor=actor if getattr(actor, "pk", None) else None, actor_label=label or _label(actor, automatic),
         reason=reason, metrics_snapshot=snapshot, version=version, previous_version=previous,
         created_at=now or timezone.now(),
     )
@@ -73,8 +75,9 @@ def agent_graduate(agent, *, actor=None, reason="", confirm=False, automatic=Fal
     if len(reason) > MAX_REASON:
         raise ValidationFailed({"reason": f"at most {MAX_REASON} characters"})
     # The opening decision reads bars and runs the strategy: done before the transaction.
-    snapshot_version = agent.current_version_id
-    snapshot = accounts.opening_snapshot(agent, agent.current_version)
+    traded = _version_to_trade(agent, target)
+    snapshot_version = getattr(traded, "pk", None)
+    snapshot = accounts.opening_snapshot(agent, traded)
     with transaction.atomic():
         agent = _lock(agent)
         if NEXT_STATUS.get(agent.status) != target:
@@ -84,33 +87,45 @@ def agent_graduate(agent, *, actor=None, reason="", confirm=False, automatic=Fal
         result = eligibility(agent, now=now)
         if not result["eligible"]:
             raise Conflict({"eligibility": f"not eligible for {target}: {describe_failures(result)}"})
-        if agent.current_version_id != snapshot_version:
-            snapshot = accounts.opening_snapshot(agent, agent.current_version)
+        traded = _version_to_trade(agent, target)
+        if traded.pk != snapshot_version:
+            snapshot = accounts.opening_snapshot(agent, traded)
         if target == AgentStatus.PAPER_TRADING:
             evidence, _since = evidence_iteration(agent)
             exam_record_stored(iteration=evidence, purpose=ExamPurpose.GRADUATION)
         from_status = agent.status
         now = now or timezone.now()
         if target == AgentStatus.LIVE_TRADING:
-            accounts.close_account(agent, "graduated to live trading", now=now)
-        accounts.open_account(agent, agent.current_version, live=target == AgentStatus.LIVE_TRADING,
-                              snapshot=snapshot, now=now)
+            accounts.close_account(agent, "graduated to live trading", now=now, role=AccountRole.CHAMPION)
+            # The paired test needs one champion record: a new shadow opens next to the live account.
+            accounts.close_account(agent, "the champion moved to live trading", now=now, role=AccountRole.CHALLENGER)
+        accounts.open_account(agent, traded, live=target == AgentStatus.LIVE_TRADING, snapshot=snapshot, now=now)
         agent.status = target
         agent.save(update_fields=["status", "updated_at"])
         reason = reason or (f"automatic: eligible ({len(result['criteria'])} criteria passed)" if automatic
                             else f"graduated by {actor_label_for(actor)}")
-        event = _record(agent, EventKind.GRADUATE, from_status, target, actor=actor, automatic=automatic,
-                        reason=reason, snapshot=_snapshot(result), version=agent.current_version, now=now)
+        event = event_record(agent, EventKind.GRADUATE, from_status, target, actor=actor, automatic=automatic,
+                        reason=reason, snapshot=_snapshot(result), version=traded, now=now)
         episodes.episode_end(agent, now=now)
         activity_log(
             agent, event="graduated",
             message=f"{'Automatically graduated' if automatic else 'Graduated'} from {from_status} to {target}, "
-            f"trading v{agent.current_version.number}: {reason}",
+            f"trading v{traded.number}: {reason}",
             actor=actor, actor_label=_label(actor, automatic),
-            details={"event": event.pk, "from": from_status, "to": target, "version": agent.current_version.number,
+            details={"event": event.pk, "from": from_status, "to": target, "version": traded.number,
                      "automatic": automatic, "reason": reason},
         )
     return event
+
+
+def _version_to_trade(agent, target):
+    """To paper: the current version. To live: the version whose paper record is the evidence (the
+    champion's; a challenger approved since keeps shadowing and must win its own test)."""
+    if target == AgentStatus.LIVE_TRADING:
+        account = accounts.open_account_of(agent)
+        if account is not None and account.version is not None:
+            return account.version
+    return agent.current_version
 
 
 def _check_live_request(actor, reason, confirm, automatic):
@@ -157,8 +172,9 @@ def agent_demote(agent, *, actor=None, reason="", automatic=False, trigger="manu
         from_status = agent.status
         agent.status = AgentStatus.LEARNING
         agent.save(update_fields=["status", "updated_at"])
-        event = _record(agent, EventKind.DEMOTE, from_status, AgentStatus.LEARNING, actor=actor, automatic=automatic,
-                        reason=reason, snapshot=snapshot, version=agent.current_version, now=now)
+        event = event_record(agent, EventKind.DEMOTE, from_status, AgentStatus.LEARNING, actor=actor,
+                             automatic=automatic, reason=reason, snapshot=snapshot, version=agent.current_version,
+                             now=now)
         episodes.episode_end(agent, now=now)
         activity_log(
             agent, event="demoted",
@@ -176,33 +192,38 @@ def _account_summary(account):
             "bars": account.bars_processed, "closed_trades": account.closed_trades}
 
 
-def repin_record(agent_id, *, version_id, automatic=False, refinement_id=None, actor=None, note="", now=None):
-    """The traded version of a trading agent changed: record it and move the open account to it.
+def repin_record(agent_id, *, version_id, automatic=False, refinement_id=None, actor=None, note="", now=None,
+                 evidence=None):
+    """Move the champion account of a trading agent to ``version_id`` and record it (a REPIN event).
 
-    Idempotent: nothing happens when the account already trades ``version_id`` or the agent is not
-    trading. Returns the event or None.
+    Called when a challenger wins (graduation.challenger; ``evidence``, the paired test's figures,
+    is kept in the event's metrics_snapshot). Idempotent: nothing happens when the champion already
+    trades ``version_id`` or the agent is not trading. Returns the event or None.
     """
     with transaction.atomic():
         agent = TradingAgent.objects.select_for_update().filter(pk=agent_id).first()
         if agent is None or agent.status not in TRADING:
             return None
         version = StrategyVersion.objects.filter(pk=version_id, agent=agent).first()
-        account = PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).first()
+        account = accounts.open_account_of(agent)
         if version is None or account is None or account.version_id == version.pk:
             return None
         previous = account.version
         PaperAccount.objects.filter(pk=account.pk).update(version=version, revision=account.revision + 1)
-        source = f" from refinement {refinement_id}" if refinement_id else " (manual change or rollback)"
-        reason = note or (f"auto-approval applied refinement {refinement_id}" if automatic
-                          else f"v{version.number} made current{source}")
-        event = _record(agent, EventKind.REPIN, agent.status, agent.status, actor=actor, automatic=automatic,
-                        reason=reason, snapshot={"refinement": refinement_id, "version_metrics": version.metrics},
-                        version=version, previous=previous, now=now)
+        source = f" from refinement {refinement_id}" if refinement_id else ""
+        reason = note or f"v{version.number} made the traded version{source}"
+        snapshot = {"refinement": refinement_id, "version_metrics": version.metrics}
+        if evidence:
+            snapshot["evidence"] = evidence
+        label = "champion/challenger" if automatic else actor_label_for(actor)
+        event = event_record(agent, EventKind.REPIN, agent.status, agent.status, actor=actor, automatic=automatic,
+                             reason=reason, snapshot=snapshot, version=version, previous=previous, now=now,
+                             label=label)
         activity_log(
             agent, event="traded_version_repinned",
             message=f"While {agent.status}: the traded version is now v{version.number} "
             f"(was v{previous.number if previous else '-'}): {reason}.",
-            actor=actor, actor_label="auto-approval" if automatic else actor_label_for(actor),
+            actor=actor, actor_label=label,
             details={"event": event.pk, "version": version.number, "previous": previous.number if previous else None,
                      "refinement": refinement_id, "automatic": automatic},
         )

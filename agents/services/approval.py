@@ -82,8 +82,9 @@ def _fmt_threshold(value):
 
 # --- where automatic application stops ------------------------------------------------------------
 def paper_trading_auto_apply_allowed(agent):
-    """May a paper trading agent have a refinement applied automatically (a re-pin of the traded
-    version)? Only when its owner turned ``auto_apply_in_paper`` on; never for any other status
+    """May a paper trading agent have a refinement applied automatically (a new current version,
+    which graduation shadows as the challenger until it beats the traded one)? Only when its owner
+    turned ``auto_apply_in_paper`` on; never for any other status
     (a live trading agent's version changes only by a person)."""
     return agent.status == AgentStatus.PAPER_TRADING and bool(agent.auto_apply_in_paper)
 

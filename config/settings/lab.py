@@ -60,6 +60,10 @@ LAB_GRADUATION_CRITERIA = {
 # Paper -> live evidence: at least this many bars traded on paper and this many closed trades.
 LAB_PAPER_MIN_BARS = positive_int("LAB_PAPER_MIN_BARS", 60)
 LAB_PAPER_MIN_TRADES = positive_int("LAB_PAPER_MIN_TRADES", 3)
+# Champion / challenger (graduation.challenger): a challenger replaces the traded version only when
+# the paired Sharpe test on the same bars is significant at this one-sided level (0.05: the 95%
+# the paper -> live gate asks of a paper record) over at least its minimum track record.
+LAB_CHALLENGER_SIGNIFICANCE = number("LAB_CHALLENGER_SIGNIFICANCE", 0.05, 1e-6, 0.5)
 # Replay feed (make run): hold back the newest bars of the bundled datasets and release
 # this many per instrument every LAB_REPLAY_INTERVAL_SECONDS, so paper agents trade visibly.
 LAB_REPLAY_ENABLED = boolean("LAB_REPLAY_ENABLED", False)

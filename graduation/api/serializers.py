@@ -119,7 +119,8 @@ class VersionAtSerializer(serializers.Serializer):
 class GraduationSwitchesSerializer(serializers.Serializer):
     auto_graduate = serializers.BooleanField(required=False, help_text="Move to paper trading once eligible.")
     auto_apply_in_paper = serializers.BooleanField(
-        required=False, help_text="Let auto-approval re-pin the traded version while paper trading (never live)."
+        required=False, help_text="Let auto-approval make a new challenger while paper trading (never live); it "
+                                  "replaces the traded version only by winning the paired test."
     )
 
 
@@ -128,8 +129,8 @@ class PaperAccountSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PaperAccount
-        fields = ["id", "live", "version", "opened_at", "closed_at", "close_reason", "initial_capital", "fee_bps",
-                  "slippage_bps", "cash", "units", "position", "equity", "peak_equity", "max_drawdown",
+        fields = ["id", "live", "role", "version", "opened_at", "closed_at", "close_reason", "initial_capital",
+                  "fee_bps", "slippage_bps", "cash", "units", "position", "equity", "peak_equity", "max_drawdown",
                   "opened_bar_timestamp", "last_bar_timestamp", "pending_target", "stopped", "bars_processed",
                   "closed_trades", "winning_trades", "realised_pnl", "fees_paid", "ruined"]
         read_only_fields = fields
@@ -167,3 +168,47 @@ class PaperSummarySerializer(serializers.Serializer):
     fills = PaperFillSerializer(many=True, help_text="Most recent first.")
     trades = PaperTradeSerializer(many=True, help_text="Most recent first.")
     equity = PaperPointSerializer(many=True, help_text="Oldest first (the most recent `points`).")
+
+
+class PaperAccountsSerializer(serializers.Serializer):
+    champion = PaperSummarySerializer(help_text="The traded account (paper or live).")
+    challenger = PaperSummarySerializer(help_text="The shadow paper account of the challenger version "
+                                                  "(account null when there never was one).")
+
+
+class AccountRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField(allow_null=True)
+    live = serializers.BooleanField()
+    equity = serializers.FloatField()
+    initial_capital = serializers.FloatField()
+
+
+class ChallengerStateSerializer(serializers.Serializer):
+    state = serializers.CharField(help_text="none (no challenger), collecting, or ready.")
+    verdict = serializers.CharField(help_text="What is missing, or ready (and whether a person must act).")
+    live = serializers.BooleanField(help_text="The champion trades live: promotion needs a person.")
+    needs_person = serializers.BooleanField()
+    champion = AccountRefSerializer(allow_null=True)
+    challenger = AccountRefSerializer(allow_null=True)
+    bars = serializers.IntegerField(help_text="T: common per-bar returns since the shadow opened.")
+    min_bars = serializers.IntegerField(help_text="LAB_PAPER_MIN_BARS.")
+    min_trl = serializers.FloatField(allow_null=True, help_text="Minimum track record length (null: infinite).")
+    z = serializers.FloatField()
+    p_value = serializers.FloatField(help_text="One-sided, H1: the challenger's Sharpe exceeds the champion's.")
+    rho = serializers.FloatField()
+    level = serializers.FloatField(help_text="LAB_CHALLENGER_SIGNIFICANCE.")
+    sr_challenger = serializers.FloatField(help_text="Per-bar Sharpe ratio.")
+    sr_champion = serializers.FloatField(help_text="Per-bar Sharpe ratio.")
+    significant = serializers.BooleanField()
+    long_enough = serializers.BooleanField()
+    start = serializers.CharField(allow_null=True, source="from", help_text="First common bar.")
+    end = serializers.CharField(allow_null=True, source="to", help_text="Last common bar.")
+
+
+class DismissSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=MAX_REASON, help_text="Required.")
+
+
+class PromoteSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    pass

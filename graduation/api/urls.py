@@ -21,4 +21,11 @@ urlpatterns = [
     re_path(rf"^learning-agents/{AGENT}/graduation/settings/?$", views.SwitchesView.as_view(),
             name="graduation-settings"),
     re_path(rf"^learning-agents/{AGENT}/paper/?$", views.PaperView.as_view(), name="graduation-paper"),
+    re_path(rf"^learning-agents/{AGENT}/paper/accounts/?$", views.PaperAccountsView.as_view(),
+            name="graduation-paper-accounts"),
+    re_path(rf"^learning-agents/{AGENT}/challenger/?$", views.ChallengerView.as_view(), name="graduation-challenger"),
+    re_path(rf"^learning-agents/{AGENT}/challenger/promote/?$", views.ChallengerPromoteView.as_view(),
+            name="graduation-challenger-promote"),
+    re_path(rf"^learning-agents/{AGENT}/challenger/dismiss/?$", views.ChallengerDismissView.as_view(),
+            name="graduation-challenger-dismiss"),
 ]

@@ -14,21 +14,26 @@ from rest_framework.views import APIView
 from agents.selectors import agents_visible_to
 from core.filters import params_or_400, schema_parameters
 from core.parsers import LabJSONParser
-from graduation import criteria, services
+from graduation import challenger, criteria, services
 from graduation.api.filters import PaperParams, VersionAtParams
 from graduation.api.serializers import (
+    ChallengerStateSerializer,
     CriteriaSerializer,
     CriteriaSettingsSerializer,
     DemoteSerializer,
+    DismissSerializer,
     EligibilitySerializer,
     GraduateSerializer,
     GraduationEventSerializer,
     GraduationSwitchesSerializer,
+    PaperAccountSerializer,
+    PaperAccountsSerializer,
     PaperSummarySerializer,
+    PromoteSerializer,
     VersionAtSerializer,
 )
 from graduation.eligibility import eligibility
-from graduation.models import GraduationEvent
+from graduation.models import AccountRole, GraduationEvent
 from graduation.trading.summary import paper_summary
 
 AGENT_ID = OpenApiParameter("agent_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -170,3 +175,55 @@ class PaperView(_AgentView):
         agent = self.agent()
         summary = paper_summary(agent, **params_or_400(PaperParams, request))
         return Response(PaperSummarySerializer(summary).data)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class PaperAccountsView(_AgentView):
+    @extend_schema(
+        parameters=schema_parameters(PaperParams), responses=PaperAccountsSerializer,
+        summary="Both accounts: the champion (traded) and the challenger's shadow paper account",
+    )
+    def get(self, request, agent_id):
+        agent = self.agent()
+        params = params_or_400(PaperParams, request)
+        return Response(PaperAccountsSerializer({
+            "champion": paper_summary(agent, **params, role=AccountRole.CHAMPION),
+            "challenger": paper_summary(agent, **params, role=AccountRole.CHALLENGER),
+        }).data)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class ChallengerView(_AgentView):
+    @extend_schema(responses=ChallengerStateSerializer,
+                   summary="Champion / challenger: the paired Sharpe test on the common bars and its verdict")
+    def get(self, request, agent_id):
+        return Response(ChallengerStateSerializer(challenger.challenger_state(self.agent())).data)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class ChallengerPromoteView(_AgentView):
+    parser_classes = [LabJSONParser]
+
+    @extend_schema(request=PromoteSerializer, responses={201: GraduationEventSerializer},
+                   summary="Re-pin the traded version to a ready challenger")
+    def post(self, request, agent_id):
+        """409 unless the test is ready (the verdict says what is missing); on a live trading agent
+        403 without the graduation.approve_live_trading permission."""
+        agent = self.agent()
+        PromoteSerializer(data=request.data or {}).is_valid(raise_exception=True)
+        event = challenger.challenger_promote(agent, actor=request.user)
+        return Response(GraduationEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(parameters=[AGENT_ID])
+class ChallengerDismissView(_AgentView):
+    parser_classes = [LabJSONParser]
+
+    @extend_schema(request=DismissSerializer, responses=PaperAccountSerializer,
+                   summary="Close the challenger's shadow account without switching (a reason is required)")
+    def post(self, request, agent_id):
+        agent = self.agent()
+        payload = DismissSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        account = challenger.challenger_dismiss(agent, actor=request.user, reason=payload.validated_data.get("reason"))
+        return Response(PaperAccountSerializer(account).data)

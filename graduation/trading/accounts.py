@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from agents.market.bars import Bars
 from agents.market.cache import load_bars
 from agents.strategies.registry import get_template
-from graduation.models import PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
+from graduation.models import AccountRole, PaperAccount, PaperEquityPoint, PaperFill, PaperTrade
 from graduation.trading import engine
 from graduation.trading.broker import broker_for
 
@@ -52,27 +52,39 @@ def decide(template, bars: Bars, index, params):
     return float(template.target_positions(bars.slice(0, index + 1), params)[-1])
 
 
-def opening_snapshot(agent, version):
-    """(timestamp of the newest bar, the target decided on it) for a new account; (None, 0) without bars."""
+def opening_snapshot(agent, version, *, at=None):
+    """(timestamp of the opening bar, the target decided on it) for a new account; (None, 0) without bars.
+
+    The opening bar is the newest one, or the bar at ``at`` (a challenger opens on its champion's
+    last bar so that both process the same bars from then on); (None, 0) when ``at`` is not a bar.
+    """
     bars = load_bars(agent.instrument_id)
     if not len(bars) or version is None:
         return None, 0.0
+    index = len(bars) - 1
+    if at is not None:
+        index = int(np.searchsorted(bars.timestamps, to_datetime64(at)))
+        if index >= len(bars) or bars.timestamps[index] != to_datetime64(at):
+            return None, 0.0
     template = get_template(agent.strategy_template)
-    return to_datetime(bars.timestamps[-1]), decide(template, bars, len(bars) - 1, template.validate(version.params))
+    return to_datetime(bars.timestamps[index]), decide(template, bars, index, template.validate(version.params))
 
 
-def open_account(agent, version, *, live=False, snapshot=(None, 0.0), now=None):
-    """Open the agent's account (inside the caller's transaction) at the agent's initial capital.
+def open_account(agent, version, *, live=False, snapshot=(None, 0.0), now=None, role=AccountRole.CHAMPION,
+                 like=None):
+    """Open an account of the agent (inside the caller's transaction) at the agent's initial capital,
+    or with the capital and costs of the account ``like`` (a challenger copies its champion's).
 
     ``snapshot`` is :func:`opening_snapshot`'s answer, computed before the transaction: the
     account starts flat on that bar with that decision pending.
     """
     now = now or timezone.now()
     bar_ts, target = snapshot
-    capital = float(agent.initial_capital)
+    capital = float(like.initial_capital if like else agent.initial_capital)
+    fee_bps, slippage_bps = (like.fee_bps, like.slippage_bps) if like else (agent.fee_bps, agent.slippage_bps)
     account = PaperAccount.objects.create(
-        agent=agent, live=live, version=version, opened_at=now, initial_capital=capital,
-        fee_bps=agent.fee_bps, slippage_bps=agent.slippage_bps, cash=capital, equity=capital, peak_equity=capital,
+        agent=agent, live=live, role=role, version=version, opened_at=now, initial_capital=capital,
+        fee_bps=fee_bps, slippage_bps=slippage_bps, cash=capital, equity=capital, peak_equity=capital,
         opened_bar_timestamp=bar_ts, last_bar_timestamp=bar_ts, pending_target=target,
     )
     if bar_ts is not None:
@@ -81,15 +93,24 @@ def open_account(agent, version, *, live=False, snapshot=(None, 0.0), now=None):
     return account
 
 
-def close_account(agent, reason, *, now=None):
-    """Close the agent's open account, if any (inside the caller's transaction)."""
-    return PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).update(
-        closed_at=now or timezone.now(), close_reason=reason[:300]
-    )
+def close_account(agent, reason, *, now=None, role=None):
+    """Close the agent's open account of ``role``, or every open one (inside the caller's transaction)."""
+    qs = PaperAccount.objects.filter(agent=agent, closed_at__isnull=True)
+    if role is not None:
+        qs = qs.filter(role=role)
+    return qs.update(closed_at=now or timezone.now(), close_reason=reason[:300])
 
 
 def open_account_of(agent):
-    return PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).select_related("version").first()
+    """The agent's open champion account: the one it trades (paper or live); None when not trading."""
+    return (PaperAccount.objects.filter(agent=agent, role=AccountRole.CHAMPION, closed_at__isnull=True)
+            .select_related("version").first())
+
+
+def challenger_account_of(agent):
+    """The agent's open shadow account of a challenger version, or None."""
+    return (PaperAccount.objects.filter(agent=agent, role=AccountRole.CHALLENGER, closed_at__isnull=True)
+            .select_related("version").first())
 
 
 # --- state <-> row ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 from agents.backtest.engine import EXIT_REASONS, run_backtest
 from agents.market.cache import load_bars
 from agents.strategies.registry import get_template
-from graduation.models import EventKind, GraduationEvent, PaperFill, PaperTrade
+from graduation.models import AccountRole, EventKind, GraduationEvent, PaperFill, PaperTrade
 from graduation.trading.accounts import to_datetime, to_datetime64, version_costs
 from graduation.trading.metrics import curve
 
@@ -57,8 +57,8 @@ def backtest_fills(result):
 def consistency_report(account, tolerance=TOLERANCE):
     agent = account.agent
     stamps, equity, positions, targets = curve(account)
-    report = {"account": account.pk, "agent": str(agent.pk), "live": account.live, "bars": len(stamps),
-              "tolerance": tolerance, "problems": []}
+    report = {"account": account.pk, "agent": str(agent.pk), "live": account.live, "role": account.role,
+              "bars": len(stamps), "tolerance": tolerance, "problems": []}
     if len(stamps) < 2 or account.version is None:
         report.update(ok=True, note="nothing traded yet")
         return report
@@ -136,7 +136,8 @@ def _compare_trades(account, result, stamps, tolerance, report):
 
 
 def _compare_decisions(account, agent, bars, start, targets, params):
-    repinned = GraduationEvent.objects.filter(
+    # A shadow's version never changes (a new challenger is a new account); a champion's may.
+    repinned = account.role != AccountRole.CHALLENGER and GraduationEvent.objects.filter(
         agent=agent, kind=EventKind.REPIN, created_at__gte=account.opened_at
     ).exists()
     if repinned:

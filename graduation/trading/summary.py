@@ -1,6 +1,6 @@
 """What the API and the console show of an agent's paper account."""
 
-from graduation.models import PaperAccount
+from graduation.models import AccountRole, PaperAccount
 from graduation.trading.accounts import state_of
 from graduation.trading.engine import open_trade_mark
 from graduation.trading.metrics import account_metrics
@@ -9,14 +9,14 @@ DEFAULT_POINTS, MAX_POINTS = 500, 5000
 DEFAULT_FILLS, MAX_FILLS = 50, 500
 
 
-def latest_account(agent):
-    """The open account, else the most recently closed one, else None."""
-    qs = PaperAccount.objects.filter(agent=agent).select_related("version", "agent__instrument")
+def latest_account(agent, role=AccountRole.CHAMPION):
+    """The open account of ``role``, else the most recently closed one, else None."""
+    qs = PaperAccount.objects.filter(agent=agent, role=role).select_related("version", "agent__instrument")
     return qs.filter(closed_at__isnull=True).first() or qs.order_by("-opened_at", "-id").first()
 
 
-def paper_summary(agent, *, points=DEFAULT_POINTS, fills=DEFAULT_FILLS):
-    account = latest_account(agent)
+def paper_summary(agent, *, points=DEFAULT_POINTS, fills=DEFAULT_FILLS, role=AccountRole.CHAMPION):
+    account = latest_account(agent, role)
     if account is None:
         return {"account": None, "metrics": {}, "open_trade": None, "fills": [], "trades": [], "equity": []}
     points = max(1, min(int(points), MAX_POINTS))

@@ -368,7 +368,7 @@ def test_go_live_of_a_learning_agent_goes_back_with_the_reason(client_for, opera
 # --- the rules every control keeps ---------------------------------------------------------------
 CONTROLS = ["run-queued", "run-inline", "schedule", "auto-learn-enable", "auto-learn-disable", "auto-approve-enable",
             "auto-approve-disable", "thresholds", "continuous-start", "continuous-stop", "apply-best",
-            "acknowledge-all", "graduate", "demote"]
+            "acknowledge-all", "graduate", "demote", "challenger-promote", "challenger-dismiss"]
 
 
 @pytest.mark.parametrize("name", CONTROLS)

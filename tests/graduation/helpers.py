@@ -3,14 +3,19 @@
 import datetime as dt
 
 import numpy as np
+from django.db import transaction
 from django.utils import timezone
 
 from agents.market.cache import mark_bars_changed
 from agents.market.models import PriceBar
-from agents.models import IterationStatus, LearningIteration
+from agents.models import AgentStatus, IterationStatus, LearningIteration, StrategyVersion, VersionOrigin
 from graduation import services
+from graduation.models import AccountRole, PaperAccount, PaperEquityPoint
+from graduation.trading import accounts
 from tests.factories import make_agent
 
+# Where crafted champion / challenger records begin (daily points from here).
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 # Metrics (per fold and on the sealed test window) that pass the lab's default criteria comfortably.
 GOOD = {"win_rate": 0.6, "sharpe": 1.2, "total_return": 0.1, "num_trades": 12.0, "max_drawdown": 0.1, "psr": 0.9}
 # The statistics of a version that passes: deflated Sharpe, PBO, and a sealed window long enough
@@ -77,3 +82,35 @@ def append_bars(instrument, n, *, seed=7, drift=0.0, vol=0.02, start=None, last_
         for i, (o, h, lo, c) in enumerate(zip(open_, high, low, close, strict=True))
     ])
     mark_bars_changed(instrument.pk)
+
+
+def crafted(champion_returns, challenger_returns, *, live=False, **agent_kwargs):
+    """A paper (or live) agent whose champion and shadow accounts hold exactly these per-bar returns
+    on the same daily bars from T0 (no tick involved)."""
+    agent = paper_agent({"max_drawdown": 1.0}, params={"fast": 3, "slow": 8}, **agent_kwargs)
+    v1 = agent.current_version
+    v2 = StrategyVersion.objects.create(agent=agent, number=2, params={**v1.params, "fast": 4}, parent=v1,
+                                        origin=VersionOrigin.REFINEMENT)
+    agent.current_version = v2
+    agent.status = AgentStatus.LIVE_TRADING if live else agent.status
+    agent.save(update_fields=["current_version", "status"])
+    champion = accounts.open_account_of(agent)
+    PaperAccount.objects.filter(pk=champion.pk).update(live=live)
+    PaperEquityPoint.objects.filter(account=champion).delete()
+    with transaction.atomic():
+        shadow = accounts.open_account(agent, v2, snapshot=(T0, 0.0), role=AccountRole.CHALLENGER, like=champion)
+    for account, returns, first in ((champion, champion_returns, 0), (shadow, challenger_returns, 1)):
+        equity = account.initial_capital * np.concatenate([[1.0], np.cumprod(1.0 + np.asarray(returns))])
+        PaperEquityPoint.objects.bulk_create([
+            PaperEquityPoint(account=account, timestamp=T0 + dt.timedelta(days=i), equity=float(e), position=0.0,
+                             target=0.0) for i, e in enumerate(equity) if i >= first
+        ])
+    agent.refresh_from_db()
+    return agent, champion, shadow
+
+
+def correlated(seed, n, edge):
+    """Two return series sharing a common factor; the challenger has ``edge`` more mean per bar."""
+    rng = np.random.default_rng(seed)
+    market = rng.normal(0.0, 0.01, n)
+    return market + rng.normal(0.0, 0.004, n), market + rng.normal(edge, 0.004, n)

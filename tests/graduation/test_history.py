@@ -45,6 +45,9 @@ def test_what_was_paper_or_live_at_time_t(settings, django_capture_on_commit_cal
         manual_approval.refinement_approve_with_evidence(refinement, actor=agent.owner)
         with django_capture_on_commit_callbacks(execute=True):
             v2 = decisions.refinements_apply(agent, actor=agent.owner, refinement=refinement)
+        # v2 is the challenger now (graduation.challenger); its winning promotion is this re-pin.
+        assert services.version_at(agent, at(3))["version"] == v1
+        services.repin_record(agent.pk, version_id=v2.pk, note="the challenger won")
         agent.refresh_from_db()
     with time_machine.travel(at(4), tick=False):
         services.agent_graduate(agent, actor=approver, reason="paper record", confirm=True)

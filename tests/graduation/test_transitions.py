@@ -18,7 +18,7 @@ from alerts.models import AgentAlert, AlertType, Severity
 from alerts.services import alert_raise
 from core.errors import Conflict, PermissionRefused, ValidationFailed
 from graduation import services
-from graduation.models import EventKind, GraduationEvent, PaperAccount
+from graduation.models import AccountRole, EventKind, GraduationEvent, PaperAccount
 from graduation.trading.runner import paper_tick
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent, paper_agent
@@ -345,20 +345,26 @@ def _apply_refinement(agent, params, *, automatic=False, capture=None):
         return decisions.refinements_apply(agent, actor=agent.owner, automatic=automatic, refinement=refinement)
 
 
-def test_a_new_version_while_trading_is_recorded_as_a_repin(django_capture_on_commit_callbacks):
+def test_a_new_version_while_trading_becomes_the_challenger_not_a_repin(django_capture_on_commit_callbacks):
+    # Since champion/challenger (graduation.challenger) a version applied while trading no longer
+    # re-pins at once: it trades in a shadow paper account until it wins the paired test.
     agent = paper_agent(params={"fast": 3, "slow": 8})
+    champion = PaperAccount.objects.get(agent=agent, closed_at__isnull=True)
     version = _apply_refinement(agent, {"fast": 4, "slow": 9}, capture=django_capture_on_commit_callbacks)
-    event = GraduationEvent.objects.get(agent=agent, kind=EventKind.REPIN)
-    assert event.version == version and event.previous_version.number == 1
-    assert (event.from_status, event.to_status) == (AgentStatus.PAPER_TRADING, AgentStatus.PAPER_TRADING)
-    assert PaperAccount.objects.get(agent=agent, closed_at__isnull=True).version == version
-    assert ActivityLog.objects.filter(agent=agent, event="traded_version_repinned").exists()
-    # Idempotent: the tick finds nothing more to record.
+    assert not GraduationEvent.objects.filter(agent=agent, kind=EventKind.REPIN).exists()
+    champion.refresh_from_db()
+    assert champion.version.number == 1 and champion.role == AccountRole.CHAMPION
+    shadow = PaperAccount.objects.get(agent=agent, role=AccountRole.CHALLENGER, closed_at__isnull=True)
+    assert shadow.version == version and not shadow.live
+    assert shadow.opened_bar_timestamp == champion.last_bar_timestamp
+    assert ActivityLog.objects.filter(agent=agent, event="challenger_opened").exists()
+    # Idempotent: the tick finds nothing more to open.
     paper_tick()
-    assert GraduationEvent.objects.filter(agent=agent, kind=EventKind.REPIN).count() == 1
+    assert PaperAccount.objects.filter(agent=agent, role=AccountRole.CHALLENGER).count() == 1
+    assert not GraduationEvent.objects.filter(agent=agent, kind=EventKind.REPIN).exists()
 
 
-def test_a_repin_the_receiver_missed_is_recorded_by_the_paper_tick():
+def test_a_challenger_the_receiver_missed_is_opened_by_the_paper_tick():
     agent = paper_agent(params={"fast": 3, "slow": 8})
     iteration = add_iteration(agent)
     refinement = Refinement.objects.create(iteration=iteration, agent=agent, proposed_params={"fast": 4, "slow": 9},
@@ -366,8 +372,9 @@ def test_a_repin_the_receiver_missed_is_recorded_by_the_paper_tick():
     decisions.refinement_approve(refinement, actor=agent.owner)
     version = decisions.refinements_apply(agent, actor=agent.owner, refinement=refinement)  # on_commit never runs
     paper_tick()
-    event = GraduationEvent.objects.get(agent=agent, kind=EventKind.REPIN)
-    assert event.version == version and "paper engine" in event.reason
+    shadow = PaperAccount.objects.get(agent=agent, role=AccountRole.CHALLENGER, closed_at__isnull=True)
+    assert shadow.version == version
+    assert not GraduationEvent.objects.filter(agent=agent, kind=EventKind.REPIN).exists()
 
 
 def test_auto_apply_in_paper_is_the_owners_switch_and_never_for_live():
