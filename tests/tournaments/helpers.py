@@ -30,7 +30,7 @@ def entrants(owner=None, n=400):
 
 def tournament_of(owner, agents, **kwargs):
     kwargs.setdefault("name", "Cup")
-    return tournament_create(owner, agent_ids=[a.pk for a in agents], **kwargs)
+    return tournament_create(owner, agent_ids=[getattr(a, "pk", a) for a in agents], **kwargs)
 
 
 def forward_record(agent, returns, *, after):
