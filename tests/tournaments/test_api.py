@@ -23,7 +23,7 @@ def coach(notified):
 
 
 def test_create_then_read_the_standings(coach):
-    owner, agents, client = coach
+    _owner, agents, client = coach
     body = {"name": "Spring cup", "agents": [str(a.pk) for a in agents], "round_schedule": "0 9 * * 1"}
     response = client.post("/api/tournaments", body, format="json")
     assert response.status_code == 201, response.json()
@@ -58,7 +58,7 @@ def test_bad_input_is_a_400_naming_the_field_and_nothing_is_written(coach, chang
 
 
 def test_another_owners_agent_cannot_enter_and_another_owners_tournament_is_a_404(coach):
-    owner, agents, client = coach
+    _owner, agents, client = coach
     stranger = UserFactory(username="stranger")
     theirs = make_agent(owner=stranger, instrument=agents[0].instrument)
     response = client.post("/api/tournaments", {"name": "Cup", "agents": [str(agents[0].pk), str(theirs.pk)]},
@@ -96,7 +96,7 @@ def test_a_round_on_demand_queues_one_iteration_per_entrant_once(coach):
 
 
 def test_a_window_inside_every_sealed_window_is_accepted(coach):
-    owner, agents, client = coach
+    _owner, agents, client = coach
     first = dt.datetime(2010, 1, 4, tzinfo=dt.UTC) + dt.timedelta(days=320)
     body = {"name": "Late cup", "agents": [str(a.pk) for a in agents], "window_start": first.isoformat()}
     response = client.post("/api/tournaments", body, format="json")
