@@ -17,7 +17,7 @@ from console.charts import sparkline
 from tournaments.models import Tournament, TournamentStanding
 from tournaments.services.rounds import round_start
 from tournaments.services.standings import standings_recompute
-from tournaments.services.tournaments import tournament_finish
+from tournaments.services.tournaments import tournament_delete, tournament_finish
 
 
 def _pct(value):
@@ -85,6 +85,13 @@ class TournamentAdmin(OwnedAdminMixin, admin.ModelAdmin):
         if tournament is not None:
             context["leaderboard"] = leaderboard(tournament)
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def delete_model(self, request, obj):
+        tournament_delete(obj)  # the beat row goes too
+
+    def delete_queryset(self, request, queryset):
+        for tournament in queryset:
+            tournament_delete(tournament)
 
     @admin.action(description="Recompute the standings", permissions=["change"])
     def recompute_standings(self, request, queryset):

@@ -19,7 +19,7 @@ from tournaments import task_names
 from tournaments.models import TournamentRound, TournamentStanding
 from tournaments.services.rounds import round_start
 from tournaments.services.standings import standings_recompute
-from tournaments.services.tournaments import tournament_finish
+from tournaments.services.tournaments import tournament_delete, tournament_finish
 from tournaments.tasks import recompute_standings_task, scheduled_round_task
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +38,15 @@ def test_a_scheduled_tournament_has_a_beat_row_that_reconcile_keeps_and_finishin
     tournament_finish(tournament)
     assert not PeriodicTask.objects.filter(name=row.name).exists()
     assert scheduled_round_task(tournament.pk) is None  # finished: no round
+
+
+def test_deleting_a_scheduled_tournament_removes_its_beat_row_and_a_stale_fire_does_nothing():
+    owner, agents = entrants()
+    tournament = tournament_of(owner, agents, round_schedule="*/5 * * * *")
+    name, pk = f"tournament:{tournament.pk}:round", tournament.pk
+    tournament_delete(tournament)
+    assert not PeriodicTask.objects.filter(name=name).exists()
+    assert scheduled_round_task(pk) is None and not LearningIteration.objects.exists()
 
 
 def test_an_unscheduled_tournament_has_no_beat_row():

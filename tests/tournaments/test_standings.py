@@ -46,6 +46,7 @@ def distinct_trials(agents):
         rows = [(r.proposed_params, r.selection_sharpe) for r in Refinement.objects.filter(agent=agent)]
         rows += [(i.version.params, i.selection_sharpe) for i in LearningIteration.objects.filter(
             agent=agent, status=IterationStatus.SUCCEEDED, version__isnull=False)]
+        rows.append((agent.current_version.params, None))  # the traded version is one of the strategies
         for params, sharpe in rows:
             key = (template.name, agent.instrument_id, json.dumps(template.validate(params), sort_keys=True))
             if out.get(key) is None:

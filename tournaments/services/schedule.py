@@ -7,7 +7,7 @@ tournament's columns are the source of truth: an active tournament with a cron h
 other has none; each fire re-syncs it (heals a row edited by hand) before acting.
 """
 
-from agents.services.scheduling import beat_row_sync, stored_schedule
+from agents.services.scheduling import beat_row_remove, beat_row_sync, stored_schedule
 from tournaments import task_names
 from tournaments.models import TournamentStatus
 
@@ -33,3 +33,8 @@ def tournament_schedule_sync(tournament):
     return beat_row_sync(round_task_name(tournament.pk), task=task_names.SCHEDULED_ROUND, row_id=tournament.pk,
                          parsed=round_cron(tournament), enabled=True,
                          description=ROW_DESCRIPTION.format(tournament_id=tournament.pk))
+
+
+def tournament_schedule_remove(tournament_id):
+    """Remove the tournament's beat row (a deleted tournament). True when there was one."""
+    return beat_row_remove(round_task_name(tournament_id))

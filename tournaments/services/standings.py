@@ -22,8 +22,10 @@ Tournament-wide figures (on the leader):
   kurtosis over its T bars, tested against SR0, the best Sharpe N unskilled trials would reach,
   with N = the distinct trials of ALL entrants together (agents.evaluation.trial_history; a
   trial is (template, instrument, parameter set), so two entrants trying the same set on the
-  same data count once) and V their selection Sharpes' variance capped at the null's 1 / (T - 1)
-  (agents.evaluation.trials.population): a tournament is itself one more selection, of the best
+  same data count once; each entrant's traded version counts too, so N >= the distinct
+  entrants) and V their selection Sharpes' variance capped at the null's 1 / (T - 1), T the
+  leader's evidence bars (agents.evaluation.trials.population; V = 0, no deflation beyond
+  the PSR, while fewer than two trials have a selection Sharpe): a tournament is itself one more selection, of the best
   of everything its entrants tried;
 - **p(edge is noise)**: the one-sided p-value of the paired Sharpe test (Jobson & Korkie 1981,
   Memmel 2003; agents.evaluation.statistics.sharpe_difference_test) of the leader against the
@@ -45,10 +47,11 @@ from agents.evaluation.backtests import evaluate_sealed
 from agents.evaluation.exam import exam_record, params_digest
 from agents.evaluation.protocol import EvaluationError, Protocol
 from agents.evaluation.statistics import deflated_sharpe, sharpe_difference_test, sharpe_stats
-from agents.evaluation.trial_history import agent_history
+from agents.evaluation.trial_history import Trial, agent_history
 from agents.evaluation.trials import population
 from agents.market.cache import load_bars
 from agents.models import ExamPurpose, ExamReading
+from agents.refiners.base import schema_key
 from agents.strategies.registry import get_template
 from graduation.trading.accounts import open_account_of, to_datetime, to_datetime64
 from graduation.trading.metrics import curve
@@ -139,14 +142,19 @@ def entrant_standing(tournament, entry):
     }
 
 
-def tournament_trials(agents):
-    """{(template, instrument id, params key): Trial} of every distinct trial of the entrants."""
+def tournament_trials(rows):
+    """{(template, instrument id, params key): Trial} of every distinct trial of the entrants, their
+    traded versions included (an entrant that never iterated is still one of the strategies the
+    tournament picks its leader from)."""
     union = {}
-    for agent in agents:
+    for row in rows:
+        agent = row["agent"]
         template = get_template(agent.strategy_template)
         _trials, by_key, _scores = agent_history(agent, template)
         for key, trial in by_key.items():
             union[(template.name, agent.instrument_id, key)] = trial
+        traded = (template.name, agent.instrument_id, schema_key(template)(row["params"]))
+        union.setdefault(traded, Trial(row["params"], None, None))
     return union
 
 
@@ -185,7 +193,7 @@ def standings_compute(tournament):
     entries = list(tournament.entries.select_related("agent", "agent__instrument", "agent__current_version"))
     rows = [entrant_standing(tournament, entry) for entry in entries]
     rows.sort(key=lambda row: (-row["score"], row["agent"].name))
-    return rows, tournament_summary(rows, tournament_trials([e.agent for e in entries]))
+    return rows, tournament_summary(rows, tournament_trials(rows))
 
 
 def _record_readings(rows):

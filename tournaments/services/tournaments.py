@@ -23,7 +23,7 @@ from agents.services.scheduling import parse_cron
 from core.errors import ValidationFailed
 from graduation.trading.accounts import to_datetime, to_datetime64
 from tournaments.models import Tournament, TournamentEntry, TournamentStatus
-from tournaments.services.schedule import tournament_schedule_sync
+from tournaments.services.schedule import tournament_schedule_remove, tournament_schedule_sync
 
 MIN_ENTRANTS = 2
 MAX_ENTRANTS = 50
@@ -140,6 +140,13 @@ def tournament_create(owner, *, name, agent_ids, description="", window_start=No
 def _newest_bar(agent):
     bars = load_bars(agent.instrument_id)
     return to_datetime(bars.timestamps[-1]) if len(bars) else None
+
+
+def tournament_delete(tournament):
+    """Delete a tournament and its beat row (entries, rounds and standings go with it)."""
+    with transaction.atomic():
+        tournament_schedule_remove(tournament.pk)
+        tournament.delete()
 
 
 def tournament_finish(tournament):
