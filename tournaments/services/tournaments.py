@@ -86,7 +86,8 @@ def common_window(agents, window_start=None, window_end=None):
     if not errors and start >= end:
         errors["window_end" if window_end is not None else "agents"] = (
             "the common window is empty: window_end must be after window_start" if window_end is not None
-            else "the entrants' sealed test windows do not overlap; choose entrants whose sealed windows share bars")
+            else "the entrants' sealed test windows do not overlap; choose entrants whose sealed windows share bars ("
+            + "; ".join(f"'{a.name}': {spans[a.pk][0]:%Y-%m-%d} .. {spans[a.pk][1]:%Y-%m-%d}" for a in agents) + ")")
     if not errors:
         for agent in agents:
             n = bars_inside(agent, start, end)
