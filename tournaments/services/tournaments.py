@@ -105,7 +105,10 @@ def _aware_or_error(name, value):
         return None
     if not isinstance(value, dt.datetime) or value.tzinfo is None:
         raise ValidationFailed({name: "an ISO 8601 date-time with a UTC offset"})
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before the first representable instant in UTC
+        raise ValidationFailed({name: "out of range once converted to UTC"})
 
 
 def tournament_create(owner, *, name, agent_ids, description="", window_start=None, window_end=None,
