@@ -17,7 +17,7 @@ from console.charts import sparkline
 from tournaments.models import Tournament, TournamentStanding
 from tournaments.services.rounds import round_start
 from tournaments.services.standings import standings_recompute
-from tournaments.services.tournaments import tournament_delete, tournament_finish
+from tournaments.services.tournaments import tournament_delete, tournament_finish, tournament_update
 
 
 def _pct(value):
@@ -85,6 +85,9 @@ class TournamentAdmin(OwnedAdminMixin, admin.ModelAdmin):
         if tournament is not None:
             context["leaderboard"] = leaderboard(tournament)
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def save_model(self, request, obj, form, change):
+        tournament_update(obj, description=form.cleaned_data.get("description", ""))
 
     def delete_model(self, request, obj):
         tournament_delete(obj)  # the beat row goes too

@@ -55,3 +55,14 @@ def test_another_owners_tournament_is_not_shown_and_actions_call_the_services(no
         "action": "recompute_standings", "_selected_action": [theirs.pk]}, follow=True)
     assert "standings recomputed" in response.content.decode()
     assert TournamentStanding.objects.filter(tournament=theirs).count() == 3
+
+
+def test_the_description_is_the_one_thing_the_page_edits(notified):
+    user, client = staff("editor")
+    owner, agents = entrants(owner=user)
+    tournament = tournament_of(owner, agents)
+    response = client.post(f"/admin/tournaments/tournament/{tournament.pk}/change/",
+                           {"description": "Spring, daily bars", "name": "Renamed?"})
+    assert response.status_code == 302
+    tournament.refresh_from_db()
+    assert (tournament.description, tournament.name) == ("Spring, daily bars", "Cup")

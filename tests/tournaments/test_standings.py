@@ -15,6 +15,7 @@ from agents.models import ExamPurpose, ExamReading, IterationStatus, IterationTr
 from agents.services.learning import iteration_run_now
 from agents.strategies.registry import get_template
 from graduation.trading.accounts import to_datetime64
+from tests.graduation.helpers import append_bars
 from tests.tournaments.helpers import entrants, forward_record, tournament_of
 from tournaments.models import TournamentStanding
 from tournaments.services.standings import standings_recompute
@@ -154,3 +155,15 @@ def test_a_long_forward_record_joins_the_evidence_and_a_short_one_does_not(cup):
     window, _ts = window_returns(agents[1], tournament)
     assert row.forward["bars"] == 10 and row.forward["used_in_score"] is False
     assert row.score == pytest.approx(window.mean() / window.std(ddof=1), rel=1e-9)
+
+
+def test_newer_bars_that_move_an_entrants_sealed_window_past_the_common_window_are_flagged(notified):
+    owner, agents = entrants()
+    tournament = tournament_of(owner, agents)
+    # 400 bars, 80 sealed: 100 more bars make the sealed window the newest 100 of 500, after the common one.
+    append_bars(agents[2].instrument, 100)
+    standings_recompute(tournament.pk)
+    rows = {row.agent_id: row for row in TournamentStanding.objects.filter(tournament=tournament)}
+    assert rows[agents[2].pk].window["still_sealed"] is False
+    assert rows[agents[0].pk].window["still_sealed"] is True
+    assert rows[agents[2].pk].window["bars"] == 79  # still scored on the common window's bars only

@@ -146,6 +146,13 @@ def _newest_bar(agent):
     return to_datetime(bars.timestamps[-1]) if len(bars) else None
 
 
+def tournament_update(tournament, *, description):
+    """Change what may change after creation: the description (entrants and window are fixed)."""
+    tournament.description = description or ""
+    tournament.save(update_fields=["description"])
+    return tournament
+
+
 def tournament_delete(tournament):
     """Delete a tournament and its beat row (entries, rounds and standings go with it)."""
     with transaction.atomic():
