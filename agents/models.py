@@ -297,6 +297,7 @@ class ExamPurpose(models.TextChoices):
     APPROVAL = "approval", "Auto-approval"
     MANUAL_APPROVAL = "manual_approval", "Approval by a person"
     GRADUATION = "graduation", "Graduation check"
+    TOURNAMENT = "tournament", "Tournament standings (a part of the sealed window)"
 
 
 class ExamReading(models.Model):

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("alerts.api.urls")),
     path("api/", include("alerts.api.channel_urls")),
     path("api/", include("graduation.api.urls")),
+    path("api/", include("tournaments.api.urls")),
     path("api/", include("agents.api.urls")),
 ]
 

@@ -8,8 +8,9 @@ from django.contrib import admin
 
 from console.agent_admin import TradingAgentAdmin, apply_autonomy
 from console.dashboard import dashboard
+from console.tournament_admin import TournamentAdmin
 
-__all__ = ["TradingAgentAdmin", "apply_autonomy", "install_dashboard"]
+__all__ = ["TournamentAdmin", "TradingAgentAdmin", "apply_autonomy", "install_dashboard"]
 
 
 def install_dashboard(site):

@@ -4,8 +4,8 @@ from django.apps import AppConfig
 class ConsoleConfig(AppConfig):
     """The operator console: the admin's dashboard and agent page.
 
-    It composes every app (agents, alerts, graduation), so it sits above them all in the
-    dependency order: console -> graduation -> alerts -> agents.
+    It composes every app (agents, alerts, graduation, tournaments), so it sits above them all in
+    the dependency order: console -> tournaments -> graduation -> alerts -> agents.
     """
 
     name = "console"

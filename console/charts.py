@@ -277,3 +277,22 @@ def _hover_columns(drawn, px, left, top, plot_w, plot_h, x_kind, y_format):
             f"<title>{escape(_hover_x(key, x_kind))}: {escape(values)}</title></rect>"
         )
     return out
+
+
+def sparkline(values, *, width=160, height=34, label="equity"):
+    """A small inline SVG line of ``values`` (no axes; the first and last values in its ``<title>``),
+    for a table cell: the leaderboard's equity per entrant. A short note when fewer than two points."""
+    ys = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if len(ys) < 2:
+        return mark_safe('<span class="lab-spark-empty">-</span>')
+    low, high = min(ys), max(ys)
+    span = (high - low) or 1.0
+    step = (width - 4) / (len(ys) - 1)
+    points = " ".join(f"{2 + i * step:.1f},{2 + (height - 4) * (1 - (y - low) / span):.1f}" for i, y in enumerate(ys))
+    color = PALETTE[2] if ys[-1] >= ys[0] else PALETTE[3]
+    title = escape(f"{label}: {format_value(ys[0])} -> {format_value(ys[-1])} ({len(ys)} points)")
+    return mark_safe(  # noqa: S308 - every value is a number formatted here, the title escaped
+        f'<svg class="lab-spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">'
+        f"<title>{title}</title>"
+        f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{points}"/></svg>'
+    )

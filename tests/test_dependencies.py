@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ["agents", "alerts", "graduation", "console"]  # bottom to top
+APPS = ["agents", "alerts", "graduation", "tournaments", "console"]  # bottom to top
 SHARED = ["config", "core"]  # below every app, importable by all; they import no app
 SKIP_DIRS = {"migrations", "tests", "bench", "var", "templates", "node_modules", "__pycache__"}
 
@@ -30,6 +30,8 @@ ALLOWED_INSIDE_FUNCTIONS = {
     ("graduation.apps", "alerts.signals"): "AppConfig.ready(): subscribing the demotion to alert_raised",
     ("graduation.apps", "graduation.receivers"): "AppConfig.ready(): the receivers import models and services",
     ("graduation.apps", "graduation.criteria"): "AppConfig.ready(): checking the default criteria",
+    ("tournaments.apps", "agents.signals"): "AppConfig.ready(): subscribing to agents' signals",
+    ("tournaments.apps", "tournaments.receivers"): "AppConfig.ready(): the receivers import models and services",
     ("agents.refiners.factory", "agents.refiners.claude_refiner"):
         "optional heavy dependency: the anthropic SDK is imported only when the Claude refiner is chosen",
 }

@@ -11,6 +11,8 @@ from agents import task_names as agent_task_names
 from agents import tasks as agent_tasks
 from alerts import task_names as alert_task_names
 from alerts import tasks as alert_tasks
+from tournaments import task_names as tournament_task_names
+from tournaments import tasks as tournament_tasks
 
 
 def declared(module):
@@ -23,6 +25,10 @@ def registered_in(module):
 
 def test_every_agents_task_is_registered_under_its_declared_name():
     assert declared(agent_task_names) == registered_in(agent_tasks)
+
+
+def test_every_tournaments_task_is_registered_under_its_declared_name():
+    assert declared(tournament_task_names) == registered_in(tournament_tasks)
 
 
 def test_the_alerts_names_sent_by_name_are_alerts_tasks():

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "agents",
     "alerts",
     "graduation",
+    "tournaments",
     "console",
 ]
 

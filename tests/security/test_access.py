@@ -43,6 +43,8 @@ from graduation.models import GraduationEvent, PaperAccount
 from graduation.trading.runner import paper_tick
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
 from tests.graduation.helpers import PAPER_LENIENT, append_bars, paper_agent
+from tournaments.models import Tournament, TournamentRound
+from tournaments.services.tournaments import tournament_create
 
 pytestmark = pytest.mark.django_db
 
@@ -98,10 +100,12 @@ def world():
     Delivery.objects.create(alert=alert, channel=channel)
     mine = make_agent(owner=attacker, instrument=instrument, name="attacker-agent")
     bar_import = BarImport.objects.create(symbol=instrument.symbol, requested_by=victim, path="/nonexistent.csv")
+    rival = make_agent(owner=victim, instrument=instrument, name="victim-rival")
+    tournament = tournament_create(victim, name="victim-cup", agent_ids=[agent.pk, rival.pk])
     return {
         "victim": victim, "attacker": attacker, "agent": agent, "iteration": iteration, "refinement": refinement,
         "version": agent.current_version, "alert": alert, "channel": channel, "mine": mine,
-        "instrument": instrument, "bar_import": bar_import,
+        "instrument": instrument, "bar_import": bar_import, "tournament": tournament,
     }
 
 
@@ -121,6 +125,8 @@ def victim_state(world):
         "paper": PaperAccount.objects.filter(agent=agent).count(),
         "bars": PriceBar.objects.filter(instrument=world["instrument"]).count(),
         "bar_imports": list(BarImport.objects.filter(requested_by=victim).order_by("pk").values()),
+        "tournaments": list(Tournament.objects.filter(owner=victim).order_by("pk").values()),
+        "rounds": TournamentRound.objects.filter(tournament__owner=victim).count(),
     }
 
 
@@ -145,6 +151,8 @@ def concrete_urls(path, world):
                 values[name] = str(agent.pk)
             elif name == "id" and path.startswith("/api/notification-channels/"):
                 values[name] = str(world["channel"].pk)
+            elif name == "id" and path.startswith("/api/tournaments/"):
+                values[name] = str(world["tournament"].pk)
             elif name in NESTED:
                 values[name] = str(world[NESTED[name]].pk)
             elif name == "decision":

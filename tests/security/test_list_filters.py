@@ -17,11 +17,12 @@ from rest_framework.test import APIClient
 from agents.services import learning
 from alerts.models import AgentAlert, AlertType, Delivery, NotificationChannel, Severity
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
+from tournaments.services.tournaments import tournament_create
 
 pytestmark = pytest.mark.django_db
 
 # Parameters where every string is a meaningful filter (it may simply match nothing).
-FREE_TEXT = {"instrument", "template", "event", "source"}
+FREE_TEXT = {"instrument", "template", "event", "source", "search"}
 BAD_DATETIMES = ["garbage", "2026-13-45", "2026-02-30T10:00:00Z", "0001-01-01T00:00:00+01:00"]
 BAD = {
     "boolean": ["maybe", "2"],
@@ -41,9 +42,11 @@ def world():
     alert = AgentAlert.objects.create(agent=agent, alert_type=AlertType.ERROR, severity=Severity.WARNING, message="m")
     channel = NotificationChannel.objects.create(owner=owner, name="c", kind="log", min_severity=Severity.INFO)
     Delivery.objects.create(alert=alert, channel=channel)
+    rival = make_agent(owner=owner, instrument=agent.instrument)
+    tournament = tournament_create(owner, name="filters cup", agent_ids=[agent.pk, rival.pk])
     client = APIClient()
     client.force_authenticate(owner)
-    return {"agent": agent, "channel": channel, "client": client}
+    return {"agent": agent, "channel": channel, "client": client, "tournament": tournament}
 
 
 def get_operations():
@@ -61,6 +64,8 @@ def concrete(path, world):
         name = match.group(1)
         if path.startswith("/api/notification-channels/"):
             return str(world["channel"].pk)
+        if path.startswith("/api/tournaments/"):
+            return str(world["tournament"].pk)
         if name in ("id", "agent_id"):
             return str(world["agent"].pk)
         raise AssertionError(f"{path}: unknown path parameter {{{name}}}: map it in test_list_filters.py")

@@ -38,6 +38,7 @@ from agents.models import Refinement
 from agents.services import learning
 from alerts.models import AgentAlert, AlertType, Delivery, NotificationChannel, Severity
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
+from tournaments.services.tournaments import tournament_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -89,10 +90,12 @@ def owner_world():
     channel = NotificationChannel.objects.create(owner=owner, name="log", kind="log", min_severity=Severity.INFO)
     Delivery.objects.create(alert=alert, channel=channel)
     refinement = Refinement.objects.filter(agent=agent).order_by("id").first()
+    rival = make_agent(owner=owner, instrument=instrument, name="fuzzed rival")
+    tournament = tournament_create(owner, name="fuzz cup", agent_ids=[agent.pk, rival.pk])
     ids = {
         "agent": str(agent.pk), "iteration_id": str(iteration.pk), "refinement_id": str(refinement.pk),
         "version_id": str(agent.current_version_id), "alert_id": str(alert.pk), "channel": str(channel.pk),
-        "instrument": str(instrument.pk), "symbol": instrument.symbol,
+        "instrument": str(instrument.pk), "symbol": instrument.symbol, "tournament": str(tournament.pk),
         "import_id": str(BarImport.objects.create(symbol=instrument.symbol, requested_by=owner, path="/none").pk),
     }
     return {"token": Token.objects.create(user=owner).key, "ids": ids}
@@ -108,6 +111,8 @@ def real_path_parameters(operation, ids):
                 values[name] = ids["channel"]
             elif operation.path.startswith("/api/instruments/"):
                 values[name] = ids["instrument"]
+            elif operation.path.startswith("/api/tournaments/"):
+                values[name] = ids["tournament"]
             else:
                 values[name] = ids["agent"]
         elif name == "decision":

@@ -29,6 +29,8 @@ from agents.services.scheduling.beat import (
     agent_schedule_sync,
     auto_learn_disable_bulk,
     auto_learn_enable_bulk,
+    beat_row_remove,
+    beat_row_sync,
     periodic_task_name,
     schedules_reconcile,
 )
@@ -47,6 +49,7 @@ from agents.services.scheduling.cron import (
 from core.errors import ValidationFailed
 
 __all__ = [
+    "SLOT_SKEW",
     "ParsedCron",
     "agent_schedule_remove",
     "agent_schedule_sync",
@@ -54,9 +57,12 @@ __all__ = [
     "auto_learn_disable_bulk",
     "auto_learn_enable",
     "auto_learn_enable_bulk",
+    "beat_row_remove",
+    "beat_row_sync",
     "describe_cron",
     "describe_schedule",
     "last_fire_at_or_before",
+    "next_after",
     "next_fire_time",
     "parse_cron",
     "periodic_task_name",

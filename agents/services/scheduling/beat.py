@@ -47,15 +47,22 @@ def periodic_task_name(agent_id):
     return f"agent:{agent_id}:learn"
 
 
-def _desired_row(agent_id, crontab, enabled):
-    """Every PeriodicTask column an operator could change, with the value the agent implies."""
+def _row_values(*, task, row_id, crontab, enabled, description):
+    """Every PeriodicTask column an operator could change, with the value its owner row implies
+    (a task taking the owner's id as its one argument, on the default queue)."""
     return {
-        "task": TASK, "args": json.dumps([str(agent_id)]), "kwargs": "{}",
+        "task": task, "args": json.dumps([str(row_id)]), "kwargs": "{}",
         "crontab": crontab, "interval": None, "solar": None, "clocked": None,
         "enabled": bool(enabled), "one_off": False, "start_time": None, "expires": None, "expire_seconds": None,
         "queue": QUEUE, "exchange": None, "routing_key": None, "headers": "{}", "priority": None,
-        "description": ROW_DESCRIPTION.format(agent_id=agent_id),
+        "description": description,
     }
+
+
+def _desired_row(agent_id, crontab, enabled):
+    """The row the agent implies."""
+    return _row_values(task=TASK, row_id=agent_id, crontab=crontab, enabled=enabled,
+                       description=ROW_DESCRIPTION.format(agent_id=agent_id))
 
 
 ROW_FIELDS = list(_desired_row("x", None, True))
@@ -95,12 +102,22 @@ def agent_schedule_sync(agent):
     something differs, so beat reloads only on real changes (PeriodicTask.save bumps
     PeriodicTasks). Returns the row or None.
     """
-    name = periodic_task_name(agent.pk)
     parsed = stored_schedule(agent.learning_schedule, agent.schedule_timezone, agent.pk)
+    return beat_row_sync(periodic_task_name(agent.pk), task=TASK, row_id=agent.pk, parsed=parsed,
+                         enabled=agent.auto_learn_enabled, description=ROW_DESCRIPTION.format(agent_id=agent.pk))
+
+
+def beat_row_sync(name, *, task, row_id, parsed, enabled, description):
+    """Make the beat row ``name`` fire ``task(row_id)`` on ``parsed`` (a ParsedCron; None removes
+    the row), enabled or not. The one writer of single beat rows: agents' learning schedules and
+    other apps' rows (tournament rounds) whose names stay outside ``agent:*:learn``, so
+    schedules_reconcile never touches them. Writes only when something differs. The row or None.
+    """
     if parsed is None:
         PeriodicTask.objects.filter(name=name).delete()  # per-row delete: its signal bumps beat
         return None
-    desired = _desired_row(agent.pk, _crontab_for(parsed), agent.auto_learn_enabled)
+    desired = _row_values(task=task, row_id=row_id, crontab=_crontab_for(parsed), enabled=enabled,
+                          description=description)
     row = PeriodicTask.objects.select_related("crontab").filter(name=name).first()
     diff = _row_differences(row, desired, parsed) if row is not None else set(desired)
     if not diff:
@@ -115,7 +132,12 @@ def agent_schedule_sync(agent):
 
 def agent_schedule_remove(agent_id):
     """Remove an agent's beat row (agent_delete calls this). True when there was one."""
-    deleted, _detail = PeriodicTask.objects.filter(name=periodic_task_name(agent_id)).delete()
+    return beat_row_remove(periodic_task_name(agent_id))
+
+
+def beat_row_remove(name):
+    """Remove the beat row ``name``. True when there was one."""
+    deleted, _detail = PeriodicTask.objects.filter(name=name).delete()
     return deleted > 0
 
 

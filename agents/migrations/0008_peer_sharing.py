@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0006_agent_settings_declared'),
+        ('agents', '0007_exam_purpose_tournament'),
     ]
 
     operations = [
