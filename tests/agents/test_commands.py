@@ -3,9 +3,7 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django_celery_beat.models import PeriodicTask
 
-from agents.market.samples import load_sample_datasets
 from agents.models import IterationStatus, LearningIteration, TradingAgent
 from tests.factories import InstrumentFactory, UserFactory, random_walk_bars
 
@@ -46,16 +44,3 @@ def test_create_agent_errors_name_the_field():
     with pytest.raises(CommandError, match="no agent"):
         run("run_iteration", "nobody")
     assert not TradingAgent.objects.exists()
-
-
-def test_seed_demo_is_idempotent_and_sets_up_autonomy():
-    load_sample_datasets()
-    call_command("ensure_operator", stdout=io.StringIO())
-    out = run("seed_demo")
-    assert out.count("created demo agent") == 5
-    assert TradingAgent.objects.filter(continuous_learning_enabled=True).count() == 3
-    assert TradingAgent.objects.filter(auto_learn_enabled=True).count() == 2
-    assert PeriodicTask.objects.filter(name__startswith="agent:", enabled=True).count() == 2
-    assert TradingAgent.objects.filter(auto_approve_enabled=True).count() == 3
-    assert run("seed_demo").count("exists") == 5
-    assert TradingAgent.objects.count() == 5

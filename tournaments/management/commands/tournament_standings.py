@@ -8,7 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from tournaments.models import Tournament, TournamentStanding
 from tournaments.services.standings import standings_recompute
 
-COLUMNS = [("#", 3), ("agent", 24), ("market", 10), ("ver", 4), ("score", 8), ("win SR/yr", 10), ("win ret", 9),
+COLUMNS = [("#", 3), ("agent", 40), ("market", 10), ("ver", 4), ("score", 8), ("win SR/yr", 10), ("win ret", 9),
            ("win DD", 8), ("fwd bars", 8), ("fwd SR/yr", 10), ("fwd ret", 9), ("sealed", 6)]
 
 
@@ -40,7 +40,7 @@ class Command(BaseCommand):
                           f"standings of {found.standings_at:%Y-%m-%d %H:%M:%S} UTC")
         self.stdout.write("  ".join(name.ljust(width) for name, width in COLUMNS))
         for row in rows:
-            cells = [str(row.rank), row.agent.name[:24], row.agent.instrument.symbol[:10], f"v{row.version_number}",
+            cells = [str(row.rank), row.agent.name[:40], row.agent.instrument.symbol[:10], f"v{row.version_number}",
                      f"{row.score:.4f}", f"{row.window['sharpe_annualised']:.2f}", _pct(row.window["total_return"]),
                      _pct(row.window["max_drawdown"]), str(row.forward["bars"]),
                      f"{row.forward['sharpe_annualised']:.2f}" if row.forward["bars"] else "-",
