@@ -174,5 +174,8 @@ def test_fuzz_every_operation_no_server_error_and_schema_conformant(app, owner_w
           f"{len(failures)} failing operations, {elapsed:.1f}s (LAB_FUZZ_EXAMPLES={EXAMPLES}, seed {SEED})")
     assert not failures, "\n\n".join(f"== {label}\n{text}" for label, text in failures.items())
     assert not [code for code in statuses if code >= 500]
-    # The fixed ids reach the handlers: most requests are answered, not 404s.
-    assert statuses[200] > examples / 4, dict(statuses)
+    # The fixed ids reach the handlers: a good share of requests succeed (any 2xx: the POST
+    # operations added by tournaments and challengers answer 201/202/204), not only 404s. A third
+    # of the examples draw random ids, and negative ones mostly 404 or 400, so a quarter is the bar.
+    answered = sum(count for code, count in statuses.items() if 200 <= code < 300)
+    assert answered > examples / 4, dict(statuses)
