@@ -14,11 +14,13 @@ record). The paper tick processes the shadow with the other accounts; after it, 
     ready      p <= level  and  T >= MinTRL  and  T >= LAB_PAPER_MIN_BARS
                (level = LAB_CHALLENGER_SIGNIFICANCE)
 
-Ready on a paper agent: re-pinned at once (a REPIN event carrying the evidence; the champion
-account trades the challenger's version from the next bar; the shadow closes "promoted"). Ready
-on a live agent: a GRADUATION_READY alert, and nothing switches until a person holding
-``graduation.approve_live_trading`` promotes it. A person may dismiss a challenger: that version
-is not shadowed again. Demotion and the drawdown reactions read the champion only.
+Ready on a paper agent: re-pinned at once (a REPIN event carrying the evidence): the shadow
+account becomes the champion and the old champion closes, so the paper record the paper -> live
+gate reads is the promoted version's own, never the old version's bars followed by the new one's.
+Ready on a live agent: a GRADUATION_READY alert, and nothing switches until a person holding
+``graduation.approve_live_trading`` promotes it; then the live account (it trades through its
+broker) moves to the challenger's version and the shadow closes "promoted". A person may
+dismiss a challenger: that version is not shadowed again. Demotion and the drawdown reactions read the champion only.
 
 The state is recomputed from the stored equity points (two queries) by :func:`challenger_state`,
 which the tick, the API and the console share.
@@ -234,11 +236,15 @@ def challenger_promote(agent, *, actor=None, automatic=False, state=None):
         shadow = accounts.challenger_account_of(agent)
         if shadow is None or shadow.pk != evidence["challenger_account"]:
             raise Conflict({"challenger": "the challenger changed meanwhile; look again"})
+        # On paper the shadow itself becomes the champion (its record is the new version's own); a
+        # live champion trades through its broker, so it moves to the version and the shadow closes.
+        live = accounts.open_account_of(agent).live
         event = services.repin_record(agent.pk, version_id=shadow.version_id, automatic=automatic, actor=actor,
-                                      note=note, evidence=evidence)
+                                      note=note, evidence=evidence, takeover_id=None if live else shadow.pk)
         if event is None:
             raise Conflict({"challenger": "the agent is not trading any more, or already trades this version"})
-        accounts.close_account(agent, f"{PROMOTED}: {note}"[:300], role=AccountRole.CHALLENGER)
+        if live:
+            accounts.close_account(agent, f"{PROMOTED}: {note}"[:300], role=AccountRole.CHALLENGER)
     return event
 
 

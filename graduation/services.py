@@ -193,12 +193,15 @@ def _account_summary(account):
 
 
 def repin_record(agent_id, *, version_id, automatic=False, refinement_id=None, actor=None, note="", now=None,
-                 evidence=None):
+                 evidence=None, takeover_id=None):
     """Move the champion account of a trading agent to ``version_id`` and record it (a REPIN event).
 
     Called when a challenger wins (graduation.challenger; ``evidence``, the paired test's figures,
-    is kept in the event's metrics_snapshot). Idempotent: nothing happens when the champion already
-    trades ``version_id`` or the agent is not trading. Returns the event or None.
+    is kept in the event's metrics_snapshot). With ``takeover_id`` (the challenger's shadow paper
+    account, which trades ``version_id``) the shadow itself becomes the champion and the old
+    champion closes: the paper record the next gate reads is then the new version's own forward
+    record, not the old version's bars followed by the new one's. Idempotent: nothing happens when
+    the champion already trades ``version_id`` or the agent is not trading. Returns the event or None.
     """
     with transaction.atomic():
         agent = TradingAgent.objects.select_for_update().filter(pk=agent_id).first()
@@ -209,7 +212,18 @@ def repin_record(agent_id, *, version_id, automatic=False, refinement_id=None, a
         if version is None or account is None or account.version_id == version.pk:
             return None
         previous = account.version
-        PaperAccount.objects.filter(pk=account.pk).update(version=version, revision=account.revision + 1)
+        if takeover_id is None:
+            PaperAccount.objects.filter(pk=account.pk).update(version=version, revision=account.revision + 1)
+        else:
+            takeover = PaperAccount.objects.filter(pk=takeover_id, agent=agent, version=version, live=False,
+                                                   role=AccountRole.CHALLENGER, closed_at__isnull=True).first()
+            if takeover is None:
+                return None
+            # Closed first: one open account per (agent, role).
+            accounts.close_account(agent, f"replaced by its challenger, account {takeover.pk} (v{version.number})",
+                                   now=now, role=AccountRole.CHAMPION)
+            PaperAccount.objects.filter(pk=takeover.pk).update(role=AccountRole.CHAMPION,
+                                                               revision=takeover.revision + 1)
         source = f" from refinement {refinement_id}" if refinement_id else ""
         reason = note or f"v{version.number} made the traded version{source}"
         snapshot = {"refinement": refinement_id, "version_metrics": version.metrics}

@@ -100,8 +100,11 @@ def test_a_ready_challenger_of_a_paper_agent_is_promoted_with_the_evidence():
     assert {"p_value", "rho", "sr_challenger", "sr_champion"} <= set(evidence)
     champion.refresh_from_db()
     shadow.refresh_from_db()
-    assert champion.version.number == 2 and champion.closed_at is None
-    assert shadow.closed_at is not None and shadow.close_reason.startswith("promoted")
+    # The shadow is the champion now: the paper record is v2's own, from the bar it opened on.
+    assert shadow.role == "champion" and shadow.closed_at is None and shadow.version.number == 2
+    assert accounts.open_account_of(agent).pk == shadow.pk and accounts.challenger_account_of(agent) is None
+    assert champion.closed_at is not None and champion.version.number == 1
+    assert champion.close_reason == f"replaced by its challenger, account {shadow.pk} (v2)"
     assert services.version_at(agent, event.created_at)["version"].number == 2
     # Nothing more to do: the champion trades the current version.
     assert challenger.challenger_sync(agent.pk) is None
