@@ -25,3 +25,9 @@ class Conflict(ServiceError):
 
 class PermissionRefused(ServiceError):
     status_code = 403
+
+
+class NotFound(ServiceError):
+    """The request names something (a sub-resource) that does not exist where it says."""
+
+    status_code = 404

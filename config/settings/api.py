@@ -50,5 +50,6 @@ SPECTACULAR_SETTINGS = {
         "AlertTypeEnum": "alerts.models.AlertType",
         "SeverityEnum": "alerts.models.Severity",
         "AgentStatusEnum": "agents.models.AgentStatus",
+        "TournamentStatusEnum": "tournaments.models.TournamentStatus",
     },
 }

@@ -83,6 +83,15 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-schedules": {
         "task": "agents.tasks.reconcile_schedules_task", "schedule": 300.0, "options": {"expires": 290},
     },
+    # Tournament round rows (`tournament:<id>:round`), which the agents' reconcile leaves alone.
+    "reconcile-tournament-schedules": {
+        "task": "tournaments.tasks.reconcile_schedules_task", "schedule": 300.0, "options": {"expires": 290},
+    },
+    # Standings follow the entrants' forward trading: recomputes only tournaments whose accounts moved.
+    "refresh-tournament-standings": {
+        "task": "tournaments.tasks.refresh_stale_standings_task", "schedule": float(LAB_PAPER_INTERVAL_SECONDS),
+        "options": {"expires": LAB_PAPER_INTERVAL_SECONDS},
+    },
     # Beat's own heartbeat (recorded by beat as it publishes) and proof a worker answers.
     "lab-heartbeat": {"task": "alerts.heartbeat.heartbeat_task", "schedule": 60.0, "options": {"expires": 55}},
 }

@@ -153,6 +153,8 @@ def concrete_urls(path, world):
                 values[name] = str(world["channel"].pk)
             elif name == "id" and path.startswith("/api/tournaments/"):
                 values[name] = str(world["tournament"].pk)
+            elif name == "agent_id" and path.startswith("/api/tournaments/"):
+                values[name] = str(world["agent"].pk)  # the victim's entrant
             elif name in NESTED:
                 values[name] = str(world[NESTED[name]].pk)
             elif name == "decision":

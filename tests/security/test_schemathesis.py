@@ -106,7 +106,9 @@ def real_path_parameters(operation, ids):
     values = {}
     for parameter in operation.path_parameters:
         name = parameter.name
-        if name in ("id", "agent_id"):
+        if name == "agent_id" and operation.path.startswith("/api/tournaments/"):
+            values[name] = ids["agent"]  # an entrant of the fuzz cup
+        elif name in ("id", "agent_id"):
             if operation.path.startswith("/api/notification-channels/"):
                 values[name] = ids["channel"]
             elif operation.path.startswith("/api/instruments/"):

@@ -4,6 +4,7 @@ standings with the deflation figures, rounds on demand; another owner's tourname
 import datetime as dt
 
 import pytest
+from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from agents.models import LearningIteration
@@ -102,3 +103,61 @@ def test_a_window_inside_every_sealed_window_is_accepted(coach):
     response = client.post("/api/tournaments", body, format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["window_start"].startswith("2010-11-20")
+
+
+def test_patch_changes_name_schedule_and_finishes_and_refuses_by_field(coach):
+    owner, agents, client = coach
+    tournament = tournament_of(owner, agents)
+    url = f"/api/tournaments/{tournament.pk}"
+    response = client.patch(url, {"name": "Renamed", "round_schedule": "0 9 * * 1", "schedule_timezone": "Asia/Tokyo",
+                                  "description": "weekly"}, format="json")
+    assert response.status_code == 200, response.json()
+    assert (response.json()["name"], response.json()["schedule_timezone"]) == ("Renamed", "Asia/Tokyo")
+    row = PeriodicTask.objects.get(name=f"tournament:{tournament.pk}:round")
+    assert (row.crontab.day_of_week, str(row.crontab.timezone)) == ("1", "Asia/Tokyo")
+    for body, field in (({"window_start": "2010-12-01T00:00:00Z"}, "window_start"), ({"agents": []}, "agents"),
+                        ({"round_schedule": "0 9 * *"}, "round_schedule"), ({"status": "paused"}, "status"),
+                        ({"name": ""}, "name")):
+        refused = client.patch(url, body, format="json")
+        assert refused.status_code == 400 and field in refused.json(), (body, refused.json())
+    assert Tournament.objects.get(pk=tournament.pk).name == "Renamed"
+    finished = client.patch(url, {"status": "finished"}, format="json")
+    assert finished.status_code == 200 and finished.json()["status"] == "finished"
+    assert not PeriodicTask.objects.filter(name=row.name).exists()
+    reopened = client.patch(url, {"status": "active"}, format="json")
+    assert reopened.status_code == 400 and "not reopened" in str(reopened.json()["status"])
+
+
+def test_entrants_are_added_and_removed_through_the_api(coach):
+    owner, agents, client = coach
+    tournament = tournament_of(owner, agents[:2])
+    url = f"/api/tournaments/{tournament.pk}/entrants"
+    narrow = make_agent(owner=owner, instrument=agents[0].instrument, name="narrow", test_fraction=0.1)
+    refused = client.post(url, {"agent_ids": [str(narrow.pk)]}, format="json")
+    assert refused.status_code == 400 and "fixed common window" in str(refused.json()["agent_ids"])
+    assert client.post(url, {"agent_ids": []}, format="json").status_code == 400
+    added = client.post(url, {"agent_ids": [str(agents[2].pk)]}, format="json")
+    assert added.status_code == 201, added.json()
+    assert len(added.json()["entrants"]) == 3 and added.json()["standings_at"] is not None
+    assert client.get(f"/api/tournaments/{tournament.pk}/standings").json()["count"] == 3
+    assert client.delete(f"{url}/{agents[2].pk}").status_code == 204
+    assert client.get(f"/api/tournaments/{tournament.pk}/standings").json()["count"] == 2
+    assert client.delete(f"{url}/{agents[2].pk}/").status_code == 404  # no longer an entrant
+    last_but_one = client.delete(f"{url}/{agents[1].pk}")
+    assert last_but_one.status_code == 409 and "at least 2 entrants" in str(last_but_one.json()["agent_id"])
+    assert client.delete(f"{url}/not-a-uuid").status_code == 400
+
+
+def test_delete_removes_the_tournament_and_its_beat_row_and_another_owner_gets_a_404(coach):
+    owner, agents, client = coach
+    tournament = tournament_of(owner, agents, round_schedule="0 9 * * 1")
+    stranger = APIClient()
+    stranger.force_authenticate(UserFactory(username="stranger"))
+    assert stranger.delete(f"/api/tournaments/{tournament.pk}").status_code == 404
+    assert stranger.patch(f"/api/tournaments/{tournament.pk}", {"name": "x"}, format="json").status_code == 404
+    assert stranger.post(f"/api/tournaments/{tournament.pk}/entrants", {"agent_ids": [str(agents[0].pk)]},
+                         format="json").status_code == 404
+    assert PeriodicTask.objects.filter(name=f"tournament:{tournament.pk}:round").exists()
+    assert client.delete(f"/api/tournaments/{tournament.pk}/").status_code == 204
+    assert not Tournament.objects.filter(pk=tournament.pk).exists()
+    assert not PeriodicTask.objects.filter(name=f"tournament:{tournament.pk}:round").exists()

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from core.strict import RejectUnknownFieldsMixin
-from tournaments.models import Tournament, TournamentRound, TournamentStanding
+from tournaments.models import Tournament, TournamentRound, TournamentStanding, TournamentStatus
 
 
 class TournamentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
@@ -18,6 +18,26 @@ class TournamentCreateSerializer(RejectUnknownFieldsMixin, serializers.Serialize
     round_schedule = serializers.CharField(required=False, allow_blank=True, default="",
                                            help_text="Five-field cron of the rounds; empty: on demand only.")
     schedule_timezone = serializers.CharField(required=False, default="UTC")
+
+
+class TournamentUpdateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """PATCH: any of these; the entrants have their own endpoints and the common window is fixed."""
+
+    read_only_names = ("entrants", "agents")  # POST/DELETE .../entrants
+    name = serializers.CharField(max_length=120, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    round_schedule = serializers.CharField(required=False, allow_blank=True,
+                                           help_text="Five-field cron of the rounds; empty: on demand only. "
+                                                     "The beat row follows.")
+    schedule_timezone = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=TournamentStatus.choices, required=False,
+                                     help_text="Only 'finished' may be set (no more rounds; not reopened).")
+
+
+class EntrantsAddSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    agent_ids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=50,
+                                      help_text="Agents you may see whose sealed test window holds the "
+                                                "tournament's fixed common window.")
 
 
 class EntrantSerializer(serializers.Serializer):

@@ -32,6 +32,12 @@ Tournament-wide figures (on the leader):
   runner-up on the bars both have (aligned on common timestamps, so entrants on different
   instruments compare on the bars they share).
 
+Standings follow forward trading: each snapshot keeps `forward_marks`, the last bar each entrant's
+open account had processed; standings_refresh_stale (beat, every paper interval) sends
+recompute_standings_task for the active tournaments whose marks moved since (an account traded
+new bars, opened or closed), at most STALE_BATCH per tick and the stalest first. Sending twice is
+harmless: a recomputation rewrites the whole snapshot.
+
 Reading the common window is a reading of each entrant's sealed window: it is recorded as an
 ExamReading (purpose "tournament") once per parameter set and window, so the gates' counts of
 sealed-window use include the tournament's looks without counting each recomputation again.
@@ -40,7 +46,7 @@ sealed-window use include the tournament's looks without counting each recomputa
 import math
 
 import numpy as np
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from agents.evaluation.backtests import evaluate_sealed
@@ -53,13 +59,17 @@ from agents.market.cache import load_bars
 from agents.models import ExamPurpose, ExamReading
 from agents.refiners.base import schema_key
 from agents.strategies.registry import get_template
+from config import task_messages
+from graduation.models import AccountRole, PaperAccount
 from graduation.trading.accounts import open_account_of, to_datetime, to_datetime64
 from graduation.trading.metrics import curve
-from tournaments.models import Tournament, TournamentStanding
+from tournaments import task_names
+from tournaments.models import Tournament, TournamentStanding, TournamentStatus
 from tournaments.services.alerting import MIN_FORWARD_BARS, forward_psr, standings_alerts
 from tournaments.services.tournaments import sealed_span
 
 SPARK_POINTS = 120
+STALE_BATCH = 20
 RANKING_RULE = (f"per-bar Sharpe of the evidence: the common-window returns, then the forward record once it has "
                 f"at least {MIN_FORWARD_BARS} bars; highest first, ties by name")
 
@@ -217,7 +227,9 @@ def standings_recompute(tournament_id, *, now=None):
     """
     now = now or timezone.now()
     tournament = Tournament.objects.get(pk=tournament_id)
+    marks = forward_marks([tournament.pk])[tournament.pk]
     rows, summary = standings_compute(tournament)
+    summary["forward_marks"] = marks
     with transaction.atomic():
         locked = Tournament.objects.select_for_update().get(pk=tournament_id)
         previous_leader = locked.leader_id
@@ -236,3 +248,26 @@ def standings_recompute(tournament_id, *, now=None):
         locked.save(update_fields=["summary", "leader", "standings_at"])
     standings_alerts(locked, rows, previous_leader_id=previous_leader)
     return locked
+
+
+def forward_marks(tournament_ids):
+    """{tournament id: {agent id: the last bar its open account processed (ISO), for entrants that trade}}."""
+    marks = {pk: {} for pk in tournament_ids}
+    accounts = PaperAccount.objects.filter(
+        role=AccountRole.CHAMPION, closed_at__isnull=True, agent__tournament_entries__tournament_id__in=tournament_ids,
+    ).values_list("agent__tournament_entries__tournament_id", "agent_id", "last_bar_timestamp")
+    for tournament_id, agent_id, last_bar in accounts:
+        marks[tournament_id][str(agent_id)] = last_bar.isoformat() if last_bar else None
+    return marks
+
+
+def standings_refresh_stale(*, limit=STALE_BATCH):
+    """Send recompute_standings_task for active tournaments whose forward marks moved (the module
+    docstring), or that have no standings yet; the ids sent."""
+    active = list(Tournament.objects.filter(status=TournamentStatus.ACTIVE)
+                  .order_by(models.F("standings_at").asc(nulls_first=True), "pk").values_list("pk", "summary"))
+    marks = forward_marks([pk for pk, _summary in active])
+    stale = [pk for pk, summary in active if (summary or {}).get("forward_marks") != marks[pk]][:limit]
+    for pk in stale:
+        task_messages.send(task_names.RECOMPUTE_STANDINGS, pk)
+    return stale

@@ -19,7 +19,7 @@ from django.db import transaction
 from agents.evaluation.protocol import EvaluationError, split_protocol
 from agents.market.cache import load_bars
 from agents.selectors import agents_visible_to
-from agents.services.scheduling import parse_cron
+from agents.services.scheduling import parse_cron, zone_name
 from core.errors import ValidationFailed
 from graduation.trading.accounts import to_datetime, to_datetime64
 from tournaments.models import Tournament, TournamentEntry, TournamentStatus
@@ -135,21 +135,71 @@ def tournament_create(owner, *, name, agent_ids, description="", window_start=No
         )
         TournamentEntry.objects.bulk_create([
             TournamentEntry(tournament=tournament, agent=agent,
-                            forward_from=_newest_bar(agent)) for agent in agents
+                            forward_from=newest_bar(agent)) for agent in agents
         ])
         tournament_schedule_sync(tournament)
     return tournament
 
 
-def _newest_bar(agent):
+def newest_bar(agent):
     bars = load_bars(agent.instrument_id)
     return to_datetime(bars.timestamps[-1]) if len(bars) else None
 
 
-def tournament_update(tournament, *, description):
-    """Change what may change after creation: the description (entrants and window are fixed)."""
-    tournament.description = description or ""
-    tournament.save(update_fields=["description"])
+UNSET = object()
+
+
+def tournament_update(tournament, *, name=UNSET, description=UNSET, round_schedule=UNSET, schedule_timezone=UNSET,
+                      status=UNSET):
+    """Change what may change after creation; every field is checked before anything is written.
+
+    The name, the description, the round schedule (cron and zone: the beat row follows through
+    tournament_schedule_sync) and the status, to `finished` only (tournament_finish; a finished
+    tournament is not reopened: its rounds and standings are a closed record). Entrants change
+    through tournaments.services.entrants; the common window never does (the entrants' scores are
+    comparable because they are read on the same bars).
+    """
+    errors, changes = {}, {}
+    if name is not UNSET:
+        cleaned = (name or "").strip()
+        if not cleaned or len(cleaned) > NAME_MAX:
+            errors["name"] = f"required, at most {NAME_MAX} characters"
+        elif Tournament.objects.filter(owner_id=tournament.owner_id, name=cleaned).exclude(pk=tournament.pk).exists():
+            errors["name"] = f"you already have a tournament named '{cleaned}'"
+        else:
+            changes["name"] = cleaned
+    if description is not UNSET:
+        changes["description"] = description or ""
+    if round_schedule is not UNSET or schedule_timezone is not UNSET:
+        cron = (tournament.round_schedule if round_schedule is UNSET else (round_schedule or "")).strip()
+        zone = (tournament.schedule_timezone if schedule_timezone is UNSET else schedule_timezone) or "UTC"
+        try:
+            parsed = parse_cron(cron, zone) if cron else None
+            zone = parsed.timezone if parsed else zone_name(zone)
+        except ValidationFailed as exc:
+            errors.update({"round_schedule" if key == "cron" else "schedule_timezone" if key == "timezone" else key:
+                           message for key, message in exc.errors.items()})
+        else:
+            changes["round_schedule"] = parsed.expression if parsed else ""
+            changes["schedule_timezone"] = zone
+    finish = False
+    if status is not UNSET and status != tournament.status:
+        if status == TournamentStatus.FINISHED:
+            finish = True
+        else:
+            errors["status"] = (f"only '{TournamentStatus.FINISHED}' may be set: a finished tournament is not "
+                                "reopened (create a new one)")
+    if errors:
+        raise ValidationFailed(errors)
+    with transaction.atomic():
+        for field, value in changes.items():
+            setattr(tournament, field, value)
+        if changes:
+            tournament.save(update_fields=list(changes))
+        if finish:
+            tournament_finish(tournament)
+        elif {"round_schedule", "schedule_timezone"} & set(changes):
+            tournament_schedule_sync(tournament)
     return tournament
 
 
