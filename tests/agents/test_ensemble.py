@@ -5,6 +5,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
 from agents.evaluation.backtests import evaluate_selection, evaluate_selections
 from agents.evaluation.protocol import split_protocol
@@ -163,8 +165,6 @@ def test_create_refuses_each_bad_members_list_and_writes_nothing(world):
 
 
 def test_api_creates_an_ensemble_and_names_members_on_a_bad_list(world):
-    from rest_framework.test import APIClient
-
     client = APIClient()
     client.force_authenticate(world.owner)
     ids = [str(m.pk) for m in world.members]
@@ -256,3 +256,15 @@ def test_auto_approval_decides_an_ensemble_on_its_own_evidence(world, thresholds
     else:
         assert "min_dsr" in failed and refinement.status == "rejected"
         assert agent.current_version_id == before
+
+
+def test_create_agent_command_takes_members(world):
+    ids = [str(m.pk) for m in world.members]
+    args = ["create_agent", "--owner", world.owner.username, "--instrument", world.instrument.symbol,
+            "--template", "ensemble"]
+    with pytest.raises(CommandError, match="members: an ensemble needs between 2 and 10"):
+        call_command(*args, "--name", "one", "--member", ids[0])
+    call_command(*args, "--name", "two", *[x for i in ids for x in ("--member", i)], "--param", "stop_loss=0.1")
+    agent = TradingAgent.objects.get(name="two")
+    assert [m["agent"] for m in agent.current_version.params["members"]] == ids
+    assert agent.current_version.params["stop_loss"] == 0.1
