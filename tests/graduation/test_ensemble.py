@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from agents.backtest.engine import run_backtest
-from agents.models import AgentStatus, IterationStatus, IterationTrigger
-from agents.services import learning
+from agents.models import AgentStatus, IterationStatus, IterationTrigger, Refinement, StrategyVersion
+from agents.services import decisions, learning
 from agents.strategies.registry import get_template
 from graduation import services
 from graduation.eligibility import eligibility
-from graduation.models import EventKind, GraduationEvent, PaperAccount, PaperEquityPoint
+from graduation.models import AccountRole, EventKind, GraduationEvent, PaperAccount, PaperEquityPoint
 from graduation.trading.consistency import consistency_report
 from graduation.trading.runner import paper_tick
 from tests.factories import InstrumentFactory, UserFactory, make_agent, random_walk_bars
@@ -89,3 +89,26 @@ def test_a_person_demotes_an_ensemble():
     assert agent.status == AgentStatus.LEARNING
     assert not PaperAccount.objects.filter(agent=agent, closed_at__isnull=True).exists()
     assert PaperEquityPoint.objects.filter(account__agent=agent).exists()
+
+
+def test_refreshed_members_trade_as_the_challenger_in_a_shadow_account(django_capture_on_commit_callbacks):
+    agent, members = ensemble_with_members({"max_drawdown": 1.0}, paper=True)
+    moved = members[0]
+    moved.current_version = StrategyVersion.objects.create(
+        agent=moved, number=2, origin="manual",
+        params=get_template("sma_crossover").validate({**moved.current_version.params, "fast": 4}))
+    moved.save(update_fields=["current_version"])
+    iteration, _ = learning.iteration_run_now(agent, trigger=IterationTrigger.MANUAL)
+    (refinement,) = Refinement.objects.filter(iteration=iteration)
+    decisions.refinement_approve(refinement, actor=agent.owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        version = decisions.refinements_apply(agent, actor=agent.owner, refinement=refinement)
+    shadow = PaperAccount.objects.get(agent=agent, role=AccountRole.CHALLENGER, closed_at__isnull=True)
+    assert shadow.version_id == version.pk
+    assert shadow.version.params["members"][0]["params"]["fast"] == 4
+    append_bars(agent.instrument, 50, seed=31, vol=0.025)
+    paper_tick()
+    for account in PaperAccount.objects.filter(agent=agent, closed_at__isnull=True):
+        report = consistency_report(account)
+        assert report["ok"], (account.role, report["problems"])
+        assert account.bars_processed == 50
