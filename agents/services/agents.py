@@ -143,7 +143,10 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, rel
     if template is not None and template.key == ensemble.KEY and clean.get("share_peer_trials"):
         errors["share_peer_trials"] = _NO_PEER_SHARING
     clean_params = None
-    if template is not None and not errors.keys() & {"members", "params.members"}:
+    # An ensemble's params are complete only once its members are frozen (which needs the instrument).
+    incomplete = template is not None and template.key == ensemble.KEY and errors.keys() & {
+        "members", "params.members", "instrument"}
+    if template is not None and not incomplete:
         try:
             clean_params = template.validate(params or {})
         except ParamValidationError as exc:

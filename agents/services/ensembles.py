@@ -21,19 +21,22 @@ def _member_ids(member_ids):
     """The ids as UUID strings in their order; ValueError naming the rule."""
     if not isinstance(member_ids, list | tuple):
         raise ValueError("must be a list of agent ids")
+    count = (f"an ensemble needs between {ensemble.MIN_MEMBERS} and {ensemble.MAX_MEMBERS} distinct member "
+             f"agents (got {len(member_ids)})")
+    if len(member_ids) > ensemble.MAX_MEMBERS:  # before the loop: its duplicate check is quadratic
+        raise ValueError(count)
     ids = []
     for raw in member_ids:
         try:
-            ids.append(str(uuid.UUID(str(raw))) if isinstance(raw, str | uuid.UUID) else None)
+            ids.append(str(uuid.UUID(raw)) if isinstance(raw, str) else None)
         except ValueError:
             ids.append(None)
         if ids[-1] is None:
             raise ValueError(f"{raw!r} is not an agent id (a UUID)")
         if ids.count(ids[-1]) > 1:
             raise ValueError(f"agent {ids[-1]} is listed twice")
-    if not ensemble.MIN_MEMBERS <= len(ids) <= ensemble.MAX_MEMBERS:
-        raise ValueError(f"an ensemble needs between {ensemble.MIN_MEMBERS} and {ensemble.MAX_MEMBERS} "
-                         f"distinct member agents (got {len(ids)})")
+    if len(ids) < ensemble.MIN_MEMBERS:
+        raise ValueError(count)
     return ids
 
 

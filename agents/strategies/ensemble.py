@@ -119,7 +119,6 @@ class EnsembleTemplate(StrategyTemplate):
         return {"members": members, **{spec.name: spec.as_schema() for spec in _STOPS}}
 
     def range_problems(self, instrument, params):
-        warnings = []
         for member in (params or {}).get("members", ()):
             template = self.member_templates[member["template"]]
             refusal, _member_warnings = template.range_problems(instrument, {})

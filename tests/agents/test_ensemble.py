@@ -14,6 +14,7 @@ from agents.models import ActivityLog, IterationStatus, IterationTrigger, Refine
 from agents.refiners.base import params_key, schema_key
 from agents.refiners.factory import get_refiner
 from agents.services import approval, decisions, learning
+from agents.services.agents import agent_update
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import all_templates, get_template, listed_templates, template_choices
 from core.errors import ValidationFailed
@@ -144,6 +145,7 @@ def test_create_refuses_each_bad_members_list_and_writes_nothing(world):
         ([ids[0], str(nested.pk)], "members", "cannot be a member"),
         ([ids[0], "42"], "members", "not an agent id"),
         ("x", "members", "must be a list"),
+        ([str(uuid.uuid4()) for _ in range(11)], "members", "between 2 and 10"),
         (None, "members", "is required"),
     ]
     before = TradingAgent.objects.count()
@@ -161,7 +163,17 @@ def test_create_refuses_each_bad_members_list_and_writes_nothing(world):
     with pytest.raises(ValidationFailed) as caught:
         make_ensemble(world, share_peer_trials=True)
     assert "an ensemble" in caught.value.errors["share_peer_trials"]
+    with pytest.raises(ValidationFailed) as caught:
+        make_agent(owner=world.owner, instrument="NOPE", template="ensemble", members=ids)
+    assert set(caught.value.errors) == {"instrument"}  # not also "params.members is required"
     assert TradingAgent.objects.count() == before
+
+    agent = make_ensemble(world)
+    with pytest.raises(ValidationFailed) as caught:
+        agent_update(agent, actor=world.owner, share_peer_trials=True)
+    assert "an ensemble" in caught.value.errors["share_peer_trials"]
+    agent.refresh_from_db()
+    assert not agent.share_peer_trials
 
 
 def test_api_creates_an_ensemble_and_names_members_on_a_bad_list(world):
