@@ -10,7 +10,7 @@ from agents import agent_settings
 from agents.models import TradingAgent
 from agents.services import approval, scheduling
 from agents.strategies.base import ParamValidationError
-from agents.strategies.registry import get_template, template_choices
+from agents.strategies.registry import get_template, listed_templates, template_choices
 from core.errors import ServiceError
 
 SETTINGS_FIELDS = agent_settings.names()
@@ -52,6 +52,9 @@ class AgentAdminForm(forms.ModelForm):
                 self.fields[setting.name] = setting_form_field(setting)
         agent = self.instance
         if not agent._state.adding:
+            if "strategy_template" in self.fields:
+                # An ensemble is created with its members (API or service), never here, but it is shown.
+                self.fields["strategy_template"].choices = [(t.key, t.name) for t in listed_templates()]
             for name in ("owner", "instrument", "strategy_template", "params"):
                 if name in self.fields:  # a view-only user's form has no editable field
                     self.fields[name].disabled = True

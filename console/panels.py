@@ -3,8 +3,11 @@
 from agents.evaluation.numbers import finite_or_none
 from agents.evaluation.rules import describe
 from agents.models import LearningIteration, Refinement, RefinementStatus, StrategyVersion
+from agents.selectors import agents_visible_to
 from agents.services import approval, continuous, scheduling
 from agents.services.performance import agent_performance
+from agents.strategies import ensemble
+from agents.strategies.registry import get_template
 from alerts.models import AgentAlert
 from console import curves
 from console.charts import format_value
@@ -79,6 +82,9 @@ def metric_summary(metrics):
 
 
 def param_text(value):
+    if isinstance(value, list):  # an ensemble's frozen members: the members panel shows their params
+        return "[" + "; ".join(f"{m.get('template')} of {str(m.get('agent'))[:8]}" if isinstance(m, dict)
+                               else param_text(m) for m in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -169,6 +175,29 @@ def versions(agent):
             for v in rows]
 
 
+def ensemble_members(agent, user):
+    """An ensemble's members as its current version froze them, each with whether the member agent
+    still trades that version (a newer one is the next iteration's candidate); None for other agents."""
+    if agent.strategy_template != ensemble.KEY or agent.current_version is None:
+        return None
+    frozen = agent.current_version.params.get("members", [])
+    found = {str(a.pk): a for a in agents_visible_to(user).filter(pk__in=[m["agent"] for m in frozen])
+             .select_related("current_version")}
+    rows = []
+    for member in frozen:
+        live = found.get(member["agent"])
+        if live is None:
+            state = "deleted or not visible"
+        elif live.current_version and get_template(live.strategy_template).validate(
+                live.current_version.params) == member["params"]:
+            state = f"up to date (v{live.current_version.number})"
+        else:
+            state = "member has a newer version"
+        rows.append({"agent": live, "id": member["agent"], "template": member["template"], "state": state,
+                     "params": ", ".join(f"{k}={param_text(p)}" for k, p in sorted(member["params"].items()))})
+    return rows
+
+
 def autonomy(agent, stash):
     settings = approval.approval_settings(agent)
     submitted = stash.get("data", {}) if stash.get("form") == "thresholds" else {}
@@ -256,6 +285,7 @@ def agent_page(agent, request):
         "autonomy": autonomy(agent, stash),
         "refinements": refinements(agent),
         "versions": versions(agent),
+        "members": ensemble_members(agent, request.user),
         "alerts": alerts(agent),
         "graduation": graduation(agent, request.user),
         "challenger": champion_challenger(agent, request.user),

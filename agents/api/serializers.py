@@ -113,6 +113,13 @@ class AgentCreateSerializer(DeclaredSettingsMixin, RejectUnknownFieldsMixin, ser
     strategy_template = serializers.CharField(help_text="Template key, see /api/strategies.")
     params = serializers.DictField(required=False, default=dict, help_text="Overrides of the template defaults.")
     related_instruments = related_instruments_field()
+    # Ids as given: the service says which rule an id breaks (agents.services.ensembles).
+    members = serializers.ListField(
+        child=serializers.CharField(error_messages={"invalid": "must be a list of agent ids"}),
+        required=False, error_messages={"not_a_list": "must be a list of agent ids"},
+        help_text="Only for strategy_template 'ensemble': the member agents' ids (2 to 10, on the same "
+                  "instrument, yours, no ensembles); their current versions are frozen into version 1.",
+    )
 
 
 class AgentUpdateSerializer(DeclaredSettingsMixin, serializers.Serializer):

@@ -42,7 +42,7 @@ from agents.models import (
 from agents.selectors import agents_visible_to
 from agents.services import agents as agent_service
 from agents.services import decisions, dispatch, learning, manual_approval, performance
-from agents.strategies.registry import all_templates
+from agents.strategies.registry import listed_templates
 from core.filters import filter_or_400, params_or_400, schema_parameters
 
 
@@ -208,14 +208,14 @@ class StrategyViewSet(viewsets.GenericViewSet):
     filter_backends = []
 
     def get_queryset(self):
-        return all_templates()
+        return listed_templates()
 
     @extend_schema(responses=StrategySerializer(many=True))
     def list(self, request):
         return Response(
             [{"key": t.key, "name": t.name, "description": t.description, "params": t.schema(),
               "needs_intrabar_range": t.needs_intrabar_range}
-             for t in all_templates()]
+             for t in listed_templates()]
         )
 
 

@@ -61,6 +61,10 @@ class RefinerContext:
     # {schema_key(params): latest score} of the history's sets, when the caller keeps it
     # (agents.evaluation.trial_history); None: derived from ``history``, one pass.
     evaluated: Mapping | None = None
+    # A template with its own refiner (an ensemble, agents.refiners.ensemble_refiner): its params
+    # rebuilt from the lab's current state (None: nothing new) and why not, read by the learning
+    # service so that the refiner stays off the database. None for the other templates.
+    refreshed: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -118,18 +122,24 @@ class RefinerAuthError(RefinerError):
 # Helpers shared by the refiners ------------------------------------------------------
 
 
+def _frozen(value):
+    """A value of a parameter set as a hashable key: floats to 12 digits, lists and objects (an
+    ensemble's frozen members) as tuples of their frozen items."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return round(value, 12)
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((name, _frozen(item)) for name, item in value.items()))
+    return value
+
+
 def params_key(params: Mapping) -> tuple:
     """A hashable identity for a cleaned parameter set (floats compared to 12 digits, so
     values that went through JSON or rounding still match)."""
-
-    def norm(value):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, float):
-            return round(value, 12)
-        return value
-
-    return tuple(sorted((name, norm(value)) for name, value in params.items()))
+    return tuple(sorted((name, _frozen(value)) for name, value in params.items()))
 
 
 def schema_key(template: StrategyTemplate):
@@ -139,12 +149,16 @@ def schema_key(template: StrategyTemplate):
     specs = sorted(template.params, key=lambda spec: spec.name)
     names, defaults = [spec.name for spec in specs], [spec.default for spec in specs]
     floats = [i for i, spec in enumerate(specs) if spec.type == "float"]
+    # Values that are not numbers or booleans (an ensemble's members): frozen like params_key does.
+    nested = [i for i, spec in enumerate(specs) if spec.type not in ("int", "float", "bool")]
 
     def key(params: Mapping) -> tuple:
         values = list(map(params.get, names, defaults))  # in C: a Python loop per value costs 3x more
         for i in floats:
             if type(values[i]) is float:
                 values[i] = round(values[i], 12)
+        for i in nested:
+            values[i] = _frozen(values[i])
         return tuple(zip(names, values, strict=True))
 
     return key

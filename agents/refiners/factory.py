@@ -5,20 +5,26 @@ import logging
 from django.conf import settings
 
 from .base import Refiner, RefinerAuthError, RefinerContext, RefinerError, RefinerResult, RefinerUnavailable
+from .ensemble_refiner import EnsembleRefiner
 from .optuna_refiner import OptunaRefiner
 
 log = logging.getLogger(__name__)
 
 CHOICES = ("auto", "optuna", "claude")
+# Templates whose candidates are not a search of their schema name their own refiner
+# (StrategyTemplate.refiner); the agent's `refiner` setting is then not read.
+TEMPLATE_REFINERS = {EnsembleRefiner.name: EnsembleRefiner}
 
 
-def get_refiner(choice: str, *, api_key_configured: bool | None = None) -> Refiner:
-    """The refiner for an agent's `refiner` field.
+def get_refiner(choice: str, *, template=None, api_key_configured: bool | None = None) -> Refiner:
+    """The refiner for an agent's `refiner` field, or the one its ``template`` names.
 
     "auto" is Claude when ANTHROPIC_API_KEY is set, else Optuna; "claude" without a key is
     a RefinerAuthError (the operator asked for something this deployment cannot do).
     `api_key_configured` overrides the settings check (tests, dry runs).
     """
+    if template is not None and template.refiner:
+        return TEMPLATE_REFINERS[template.refiner]()
     if api_key_configured is None:
         api_key_configured = bool(settings.ANTHROPIC_API_KEY)
     choice = (choice or "auto").strip().lower()

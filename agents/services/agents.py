@@ -16,7 +16,9 @@ from agents.models import (
 )
 from agents.services.activity import activity_log
 from agents.services.agent_lock import AgentGone, lock_agent_row
+from agents.services.ensembles import frozen_members
 from agents.services.scheduling import agent_schedule_remove
+from agents.strategies import ensemble
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import UnknownTemplateError, get_template
 from core.errors import ValidationFailed
@@ -91,9 +93,39 @@ def _related_instruments(symbols, errors):
     return list({s: found[s] for s in symbols}.values())
 
 
+_NO_PEER_SHARING = ("must be false for an ensemble: its candidates are its members' versions, not a search "
+                    "that peers' trials could warm-start")
+
+
+def _ensemble_params(owner, instrument, template, params, members, errors):
+    """``params`` with the members' frozen strategies for an ensemble (errors under ``members``); a
+    ``members`` list for any other template is an error."""
+    if template is None or template.key != ensemble.KEY:
+        if members is not None:
+            errors["members"] = "only an ensemble (strategy_template 'ensemble') has members"
+        return params
+    if isinstance(params, dict) and "members" in params:
+        errors["params.members"] = "is set from `members` (the member agents' ids), not given as params"
+        return params
+    if members is None:
+        errors["members"] = "is required for an ensemble: a list of at least 2 agent ids"
+        return params
+    if instrument is None:
+        return params
+    try:
+        frozen = frozen_members(owner=owner, instrument=instrument, member_ids=members)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+        return params
+    return {**(params if isinstance(params, dict) else {}), "members": frozen}
+
+
 def agent_create(*, owner, name, instrument, strategy_template, params=None, related_instruments=None,
-                 **settings_values):
-    """Create an agent and its initial version. Raises ValidationFailed naming each bad field."""
+                 members=None, **settings_values):
+    """Create an agent and its initial version. Raises ValidationFailed naming each bad field.
+
+    An ensemble (``strategy_template="ensemble"``) takes ``members``, the member agents' ids; its
+    version 1 freezes their current versions (agents.services.ensembles)."""
     errors = {}
     related = _related_instruments(related_instruments, errors) if related_instruments is not None else []
     if not isinstance(instrument, Instrument):
@@ -107,8 +139,14 @@ def agent_create(*, owner, name, instrument, strategy_template, params=None, rel
         errors["strategy_template"] = str(exc.args[0] if exc.args else exc)
         template = None
     clean = _clean_settings({"name": name, **settings_values}, errors)
+    params = _ensemble_params(owner, instrument, template, params, members, errors)
+    if template is not None and template.key == ensemble.KEY and clean.get("share_peer_trials"):
+        errors["share_peer_trials"] = _NO_PEER_SHARING
     clean_params = None
-    if template is not None:
+    # An ensemble's params are complete only once its members are frozen (which needs the instrument).
+    incomplete = template is not None and template.key == ensemble.KEY and errors.keys() & {
+        "members", "params.members", "instrument"}
+    if template is not None and not incomplete:
         try:
             clean_params = template.validate(params or {})
         except ParamValidationError as exc:
@@ -160,6 +198,8 @@ def agent_update(agent, *, actor, **values):
         if key not in editable:
             errors[key] = "is read-only here" if hasattr(agent, key) else "unknown field"
     clean = _clean_settings({k: v for k, v in values.items() if k in editable}, errors)
+    if agent.strategy_template == ensemble.KEY and clean.get("share_peer_trials"):
+        errors["share_peer_trials"] = _NO_PEER_SHARING
     if "name" in clean and not errors:
         clash = TradingAgent.objects.filter(owner=agent.owner, name=clean["name"]).exclude(pk=agent.pk)
         if clash.exists():

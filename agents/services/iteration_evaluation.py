@@ -28,6 +28,8 @@ from agents.market.cache import load_bars
 from agents.models import ExamPurpose
 from agents.refiners.base import RefinerContext, RefinerError, TriedParams, schema_key
 from agents.services import approval, approval_gate
+from agents.services.ensembles import refreshed_params
+from agents.strategies import ensemble
 from agents.strategies.registry import get_template
 
 
@@ -112,6 +114,7 @@ def iteration_evaluate(iteration, propose):
         + [t.tried() for t in shared],
         recent_trades=[_trade_summary(t) for t in current.recent_trades], n_candidates=agent.candidates_per_iteration,
         seed=agent.random_seed + iteration.number, instrument=agent.instrument.symbol, evaluated=scores,
+        refreshed=refreshed_params(agent, params) if setting.template.key == ensemble.KEY else None,
     )
     proposal = propose(agent, context)
     evaluated = list(zip(proposal.candidates, setting.selections([c.params for c in proposal.candidates]),

@@ -134,7 +134,7 @@ def _execute(iteration):
 
 def _propose(agent, context):
     """Ask the agent's refiner; Claude falls back to Optuna when unavailable or over budget."""
-    refiner = get_refiner(agent.refiner)
+    refiner = get_refiner(agent.refiner, template=context.template)
     if refiner.name == "claude":
         budget = llm_budget.budget_state()
         if budget.exhausted:
@@ -151,7 +151,7 @@ def _propose(agent, context):
         raise
     except RefinerError as exc:
         observability.refiner_called(refiner.name, exc)
-        if refiner.name == "optuna":
+        if refiner.name != "claude":  # only an LLM's failure falls back to Optuna
             raise
         logger.warning("refiner %s failed for agent %s, falling back to Optuna: %s", refiner.name, agent.pk, exc)
         proposal = OptunaRefiner().propose(context)

@@ -79,6 +79,9 @@ class StrategyTemplate:
     constraints: tuple = field(default_factory=tuple)
     # The signal reads highs and lows: meaningless on a close-only instrument (no intrabar range).
     needs_intrabar_range: bool = False
+    # "" : the agent's refiner searches the schema. Otherwise the one refiner that proposes for this
+    # template (agents.refiners.factory), e.g. an ensemble's candidates are its members' versions.
+    refiner: str = ""
 
     @property
     def params(self):

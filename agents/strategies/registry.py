@@ -4,6 +4,7 @@ from agents.strategies import (
     bollinger_reversion,
     donchian_breakout,
     ema_macd,
+    ensemble,
     rsi_reversion,
     sma_crossover,
 )
@@ -18,8 +19,12 @@ _TEMPLATES: tuple[StrategyTemplate, ...] = (
     rsi_reversion.TEMPLATE,
     bollinger_reversion.TEMPLATE,
 )
-_BY_KEY = {t.key: t for t in _TEMPLATES}
-if len(_BY_KEY) != len(_TEMPLATES):
+# An ensemble averages agents of the parameterised templates above (never another ensemble). It is
+# not in all_templates() / template_choices(): those are the templates with a schema to search and a
+# form to fill; an ensemble is created from its members (agents.services.ensembles).
+ENSEMBLE = ensemble.make_template({t.key: t for t in _TEMPLATES})
+_BY_KEY = {t.key: t for t in (*_TEMPLATES, ENSEMBLE)}
+if len(_BY_KEY) != len(_TEMPLATES) + 1:
     raise RuntimeError("duplicate strategy template key")
 
 
@@ -46,7 +51,13 @@ def get_template(key) -> StrategyTemplate:
 
 
 def all_templates() -> list[StrategyTemplate]:
+    """The parameterised templates (a schema to search), in display order."""
     return list(_TEMPLATES)
+
+
+def listed_templates() -> list[StrategyTemplate]:
+    """Every template an agent may have (GET /api/strategies): the parameterised ones, then the ensemble."""
+    return [*_TEMPLATES, ENSEMBLE]
 
 
 def template_choices() -> list[tuple[str, str]]:

@@ -27,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--instrument", required=True, help="Instrument symbol, e.g. SPX.")
         parser.add_argument("--template", required=True, help="Strategy template key.")
         parser.add_argument("--param", action="append", default=[], help="name=value, repeatable.")
+        parser.add_argument("--member", action="append", default=None,
+                            help="With --template ensemble: a member agent's id, repeatable (at least 2).")
         parser.add_argument("--refiner", choices=["auto", "optuna", "claude"])
         parser.add_argument("--objective")
 
@@ -34,7 +36,9 @@ class Command(BaseCommand):
         owner = get_user_model().objects.filter(username=opts["owner"]).first()
         if owner is None:
             raise CommandError(f"--owner: no user named '{opts['owner']}'")
-        extra = {k: opts[k] for k in ("refiner", "objective") if opts[k]}
+        extra = {k: opts[k] for k in ("refiner", "objective", "member") if opts[k]}
+        if "member" in extra:
+            extra["members"] = extra.pop("member")
         try:
             agent = agent_create(
                 owner=owner,
