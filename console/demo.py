@@ -1,4 +1,4 @@
-"""The demo the README's `make run` starts with: agents, one tournament, one champion/challenger pair.
+"""The demo the README's `make run` starts with: agents, an ensemble, a champion/challenger pair, a tournament.
 
 Lives in the top app because it composes every app below it. Each part is idempotent (a second
 run finds what the first made and says so) and goes through the services a user would call.
@@ -68,6 +68,11 @@ PRACTICE_CRITERIA = {
     "min_dsr": 0.0, "max_pbo": 1.0, "track_record_confidence": None,
 }
 AB_MAX_ITERATIONS = 6  # iterations tried until one leaves a candidate to approve
+
+# An ensemble of the two S&P 500 agents: it trades the average of their targets and, on a
+# schedule, proposes their newer versions as its candidate (judged by the gate like any other).
+ENSEMBLE = {"name": "S&P 500 blend (ensemble)", "instrument": "SPX", "strategy_template": "ensemble",
+            "member_names": ("S&P 500 trend (SMA)", AB_AGENT["name"]), "cron": "*/5 * * * *"}
 
 TOURNAMENT = {
     "name": "US indices cup",
@@ -153,6 +158,23 @@ def demo_challenger_seed(owner, *, say):
     else:
         say(f"created demo agent '{agent.name}': paper trading v{accounts.open_account_of(agent).version.number}, "
             f"challenger v{shadow.version.number} in a shadow account", success=True)
+    return agent
+
+
+def demo_ensemble_seed(owner, *, say):
+    """The ENSEMBLE of two demo agents, learning on a schedule; returns it."""
+    agent = TradingAgent.objects.filter(owner=owner, name=ENSEMBLE["name"]).first()
+    if agent is not None:
+        say(f"demo agent '{agent.name}' exists")
+        return agent
+    members = list(TradingAgent.objects.filter(owner=owner, name__in=ENSEMBLE["member_names"])
+                   .order_by("created_at").values_list("pk", flat=True))
+    with transaction.atomic():
+        agent = agent_create(owner=owner, name=ENSEMBLE["name"], instrument=ENSEMBLE["instrument"],
+                             strategy_template=ENSEMBLE["strategy_template"], members=members)
+        scheduling.auto_learn_enable(agent, actor=owner, cron=ENSEMBLE["cron"])
+    say(f"created demo agent '{agent.name}' (the average of {len(members)} agents' targets, schedule "
+        f"{ENSEMBLE['cron']})", success=True)
     return agent
 
 

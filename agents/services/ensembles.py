@@ -28,7 +28,8 @@ def _member_ids(member_ids):
     ids = []
     for raw in member_ids:
         try:
-            ids.append(str(uuid.UUID(raw)) if isinstance(raw, str) else None)
+            ids.append(str(raw) if isinstance(raw, uuid.UUID) else str(uuid.UUID(raw)) if isinstance(raw, str)
+                       else None)
         except ValueError:
             ids.append(None)
         if ids[-1] is None:

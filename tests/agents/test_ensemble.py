@@ -14,7 +14,7 @@ from agents.models import ActivityLog, IterationStatus, IterationTrigger, Refine
 from agents.refiners.base import params_key, schema_key
 from agents.refiners.factory import get_refiner
 from agents.services import approval, decisions, learning
-from agents.services.agents import agent_update
+from agents.services.agents import agent_create, agent_update
 from agents.strategies.base import ParamValidationError
 from agents.strategies.registry import all_templates, get_template, listed_templates, template_choices
 from core.errors import ValidationFailed
@@ -280,3 +280,10 @@ def test_create_agent_command_takes_members(world):
     agent = TradingAgent.objects.get(name="two")
     assert [m["agent"] for m in agent.current_version.params["members"]] == ids
     assert agent.current_version.params["stop_loss"] == 0.1
+
+
+def test_members_may_be_given_as_uuid_objects_as_well_as_strings(world):
+    # What a caller holding model pks passes (console/demo.py does): the same ensemble as strings.
+    agent = agent_create(owner=world.owner, name="by pk", instrument=world.instrument,
+                         strategy_template="ensemble", members=[m.pk for m in world.members])
+    assert [m["agent"] for m in agent.current_version.params["members"]] == [str(m.pk) for m in world.members]

@@ -26,10 +26,10 @@ def test_seed_demo_sets_up_autonomy_a_challenger_and_a_tournament_once():
     load_sample_datasets()
     call_command("ensure_operator", stdout=io.StringIO())
     out = run("seed_demo")
-    assert out.count("created demo agent") == len(demo.DEMO_AGENTS) + 1
+    assert out.count("created demo agent") == len(demo.DEMO_AGENTS) + 2
     assert TradingAgent.objects.filter(continuous_learning_enabled=True).count() == 3
-    assert TradingAgent.objects.filter(auto_learn_enabled=True).count() == 2
-    assert PeriodicTask.objects.filter(name__startswith="agent:", enabled=True).count() == 2
+    assert TradingAgent.objects.filter(auto_learn_enabled=True).count() == 3
+    assert PeriodicTask.objects.filter(name__startswith="agent:", enabled=True).count() == 3
     assert TradingAgent.objects.filter(auto_approve_enabled=True).count() == 3
 
     # The A/B agent: graduated by a person on its (named) practice criteria, a challenger in a shadow.
@@ -44,18 +44,24 @@ def test_seed_demo_sets_up_autonomy_a_challenger_and_a_tournament_once():
         champion.fee_bps, champion.slippage_bps, champion.initial_capital)
     assert f"challenger v{shadow.version.number} in a shadow account" in out
 
-    # The tournament: the SPX and IXIC agents, standings stored, a beat row for its rounds.
+    # The ensemble: the average of the S&P 500 trend agent and the A/B agent, frozen in its version.
+    blend = TradingAgent.objects.get(name=demo.ENSEMBLE["name"])
+    members = {m["agent"] for m in blend.current_version.params["members"]}
+    assert members == {str(pk) for pk in TradingAgent.objects.filter(
+        name__in=demo.ENSEMBLE["member_names"]).values_list("pk", flat=True)}
+
+    # The tournament: the SPX and IXIC agents (the ensemble too), standings stored, a round row.
     tournament = Tournament.objects.get(name=demo.TOURNAMENT["name"])
     entrants = set(tournament.entries.values_list("agent__instrument__symbol", flat=True))
     assert entrants == set(demo.TOURNAMENT["instruments"])
-    assert tournament.entries.count() == 3
+    assert tournament.entries.count() == 4 and tournament.entries.filter(agent=blend).exists()
     standings = TournamentStanding.objects.filter(tournament=tournament)
-    assert sorted(standings.values_list("rank", flat=True)) == [1, 2, 3]
+    assert sorted(standings.values_list("rank", flat=True)) == [1, 2, 3, 4]
     assert tournament.leader_id is not None
     assert PeriodicTask.objects.filter(name=f"tournament:{tournament.pk}:round", enabled=True).exists()
 
     again = run("seed_demo")
-    assert again.count("exists") == len(demo.DEMO_AGENTS) + 2
-    assert TradingAgent.objects.count() == len(demo.DEMO_AGENTS) + 1
+    assert again.count("exists") == len(demo.DEMO_AGENTS) + 3
+    assert TradingAgent.objects.count() == len(demo.DEMO_AGENTS) + 2
     assert Tournament.objects.count() == 1
     assert PaperAccount.objects.filter(agent=ab, closed_at__isnull=True).count() == 2

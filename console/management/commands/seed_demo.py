@@ -11,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Create the demo (idempotent), owned by the operator login: agents that learn continuously or on a "
         "schedule, auto-approve and auto-graduate; one agent paper trading with a challenger in a shadow "
-        "account; one tournament over the S&P 500 and NASDAQ agents (console/demo.py)."
+        "account; an ensemble of two S&P 500 agents; one tournament over the S&P 500 and NASDAQ agents "
+        "(console/demo.py)."
     )
 
     def handle(self, *args, **opts):
@@ -22,6 +23,7 @@ class Command(BaseCommand):
         try:
             demo.demo_agents_seed(owner, say=self._say)
             demo.demo_challenger_seed(owner, say=self._say)
+            demo.demo_ensemble_seed(owner, say=self._say)
             demo.demo_tournament_seed(owner, say=self._say)
         except (LookupError, ServiceError) as exc:
             raise CommandError(str(exc)) from exc
