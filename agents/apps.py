@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 
 from agents.backtest import kernel
+from agents.refiners import tpe_kernels
 from agents.strategies import indicator_kernels
 from config.warmup import register_warm_up
 
@@ -16,3 +17,4 @@ class AgentsConfig(AppConfig):
         register_observability()
         register_warm_up("backtest kernel", kernel.warm_up)
         register_warm_up("indicator kernels", indicator_kernels.warm_up)
+        register_warm_up("TPE kernels", tpe_kernels.warm_up)

@@ -22,7 +22,8 @@ MILESTONE (INFO): iterations:<M> (count of succeeded in LAB_ALERT_MILESTONES, on
     (edge-triggered: wr_t >= LAB_ALERT_MILESTONE_WIN_RATE with LAB_ALERT_MILESTONE_MIN_TRADES
     trades, and not so at t-1).
 CONVERGENCE comes from ``learning_converged``; GRADUATION_READY from the graduation app.
-Cost: bounded whatever the history (the last max(W, 2) succeeded rows and one aggregate).
+Cost: bounded whatever the history (one read: the last max(W, 2) succeeded rows, with the count and
+best score of all of them as window aggregates).
 """
 
 import logging
@@ -30,7 +31,7 @@ import math
 from statistics import NormalDist
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Window
 
 from agents.evaluation.numbers import finite_or_none
 from agents.evaluation.statistics import proportion_drop_test, sharpe_standard_error
@@ -187,10 +188,15 @@ def _rules_on_success(iteration):
     succeeded_before = LearningIteration.objects.filter(
         agent_id=agent.pk, status=IterationStatus.SUCCEEDED, number__lt=iteration.number
     )
+    # One read: the totals over every succeeded iteration before t ride on the recent rows as
+    # window aggregates (computed before the LIMIT), instead of a second query.
     previous = list(
-        succeeded_before.order_by("-number").values("number", "score", "validation_metrics")[: max(window, 2)]
+        succeeded_before.order_by("-number")
+        .annotate(before_count=Window(Count("pk")), before_best=Window(Max("score")))
+        .values("number", "score", "validation_metrics", "before_count", "before_best")[: max(window, 2)]
     )
-    totals = succeeded_before.aggregate(count=Count("pk"), best=Max("score"))
+    totals = ({"count": previous[0]["before_count"], "best": previous[0]["before_best"]} if previous
+              else {"count": 0, "best": None})
     raised = []
     for rule in (_degradation, _milestones):
         try:

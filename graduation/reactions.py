@@ -10,7 +10,8 @@ After a learning iteration (graduation.receivers, on ``iteration_finished``):
 
 - a learning agent's eligibility is checked after a succeeded iteration; the episode is updated
   (GRADUATION_READY once per episode) and, when ``auto_graduate`` is on and it is eligible, it
-  moves to paper trading (never further).
+  moves to paper trading (never further). Before ``min_iterations`` succeeded iterations only
+  their count is read (``could_be_eligible``): the episode ends as the full check would end it.
 
 After a paper tick processed an account (graduation.trading.runner):
 
@@ -57,6 +58,9 @@ def after_iteration(agent_id, iteration_id, status):
         return None
     if agent.status != AgentStatus.LEARNING or status != IterationStatus.SUCCEEDED:
         return None
+    if not could_be_eligible(agent):
+        episodes.episode_end(agent)  # what the full check would do: not eligible ends the episode
+        return None
     number = LearningIteration.objects.filter(pk=iteration_id).values_list("number", flat=True).first()
     result = eligibility(agent)
     _episode, raised = episodes.episode_observe(agent, result=result, key=f"iteration:{number}")
@@ -68,6 +72,15 @@ def after_iteration(agent_id, iteration_id, status):
         except ServiceError as exc:
             logger.info("agent %s: automatic graduation refused: %s", agent.pk, exc)
     return "ready" if raised else None
+
+
+def could_be_eligible(agent):
+    """False when a learning agent cannot be eligible whatever its evidence: fewer succeeded
+    iterations than ``min_iterations`` (a rule that is never off), the state of every young agent.
+    One count instead of the evidence (the latest iteration's metrics, the last demotion...), as
+    after_paper does with the paper bars and trades."""
+    succeeded = LearningIteration.objects.filter(agent=agent, status=IterationStatus.SUCCEEDED).count()
+    return succeeded >= effective_criteria(agent)["min_iterations"]
 
 
 def _entered_status_at(agent):

@@ -40,10 +40,12 @@ import math
 import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.samplers._tpe import _truncnorm
 from optuna.trial import TrialState, create_trial
 
 from agents.evaluation.numbers import finite_or_none
 
+from . import tpe_kernels
 from .base import (
     CandidateCollector,
     RefinerContext,
@@ -59,6 +61,14 @@ log = logging.getLogger(__name__)
 
 # Optuna logs every trial at INFO; an iteration replays hundreds of them.
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# TPE's log normal CDF, compiled and bit for bit Optuna's (agents/refiners/tpe_kernels.py): about
+# half of a proposal's time was this one pure-Python function. A private name of Optuna's, so only
+# replaced where it is the function we know; tests/agents/test_refiner_tpe_kernels.py fails if an
+# Optuna upgrade moves it.
+OPTUNA_LOG_NDTR = getattr(_truncnorm, "_log_ndtr", None)
+if OPTUNA_LOG_NDTR is not None and not getattr(OPTUNA_LOG_NDTR, "compiled_for_tpe", False):
+    _truncnorm._log_ndtr = tpe_kernels.make_log_ndtr(OPTUNA_LOG_NDTR)
 
 # The bounded replay (see the module docstring): at most this many trials go into the study.
 MAX_REPLAYED = 64

@@ -1,6 +1,8 @@
 """The incremental read of an agent's trials equals a full scan (issue 13: N and V at a cost that does
 not grow with history)."""
 
+from collections import OrderedDict
+
 import numpy as np
 import pytest
 from django.db import connection
@@ -10,7 +12,7 @@ from agents.evaluation import trial_history
 from agents.evaluation.trial_history import add_distinct, agent_history, agent_trials
 from agents.evaluation.trials import population
 from agents.models import IterationStatus, LearningIteration, Refinement, StrategyVersion
-from agents.refiners.base import CandidateCollector, TriedParams, schema_key
+from agents.refiners.base import CandidateCollector, TriedParams, params_key, schema_key
 from agents.strategies.registry import get_template
 from tests.factories import make_agent
 
@@ -119,3 +121,12 @@ def test_rows_added_to_an_old_iteration_are_read_as_a_full_scan_would():
     trials, by_key, _scores = agent_history(agent, template)
     full_trials, full_by_key = _full_scan(agent, template)
     assert trials == full_trials and list(by_key.items()) == list(full_by_key.items())
+
+
+def test_schema_key_is_params_key_of_the_cleaned_set_for_full_partial_and_other_mappings():
+    template = get_template("sma_crossover")
+    key = schema_key(template)
+    full = template.validate({"fast": 7, "slow": 90, "stop_loss": 0.1 + 0.2, "take_profit": 1.0})
+    partial = {"fast": 7, "slow": 90}  # a set stored before the stops existed: read as the defaults
+    for stored in (full, partial, OrderedDict(full), {**full, "gone": 1}):
+        assert key(stored) == params_key(template.validate({k: v for k, v in stored.items() if k != "gone"}))

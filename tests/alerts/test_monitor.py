@@ -363,6 +363,16 @@ def test_a_new_best_objective_is_a_milestone_folding_successive_bests(agent):
     assert alert.occurrence_count == 2 and alert.details["score"] == 1.3 and "1.3000" in alert.message
 
 
+def test_the_best_before_counts_every_earlier_iteration_not_only_the_recent_window(agent, settings):
+    settings.LAB_ALERT_RECENT_WINDOW = 3
+    history(agent, [(2.0, 0.55)] + [(1.0, 0.55)] * 6)
+    history(agent, [(1.5, 0.55)])  # best of the recent window, not of the agent: no milestone
+    assert [a.fingerprint for a in alerts(agent, AlertType.MILESTONE)] == []
+    history(agent, [(2.5, 0.55)])
+    (alert,) = alerts(agent, AlertType.MILESTONE)
+    assert alert.details["previous_best"] == 2.0
+
+
 def test_win_rate_milestone_marks_crossing_the_level_with_enough_trades(agent, settings):
     settings.LAB_ALERT_MILESTONE_WIN_RATE = 0.70
     settings.LAB_ALERT_MILESTONE_MIN_TRADES = 10

@@ -17,8 +17,9 @@ from agents.services import approval, decisions
 from alerts.models import AgentAlert, AlertType, Severity
 from alerts.services import alert_raise
 from core.errors import Conflict, PermissionRefused, ValidationFailed
-from graduation import services
-from graduation.models import AccountRole, EventKind, GraduationEvent, PaperAccount
+from graduation import reactions, services
+from graduation.eligibility import eligibility
+from graduation.models import AccountRole, EligibilityEpisode, EventKind, GraduationEvent, PaperAccount
 from graduation.trading.runner import paper_tick
 from tests.factories import UserFactory, make_agent
 from tests.graduation.helpers import PAPER_LENIENT, add_iteration, append_bars, eligible_agent, paper_agent
@@ -387,3 +388,47 @@ def test_auto_apply_in_paper_is_the_owners_switch_and_never_for_live():
     assert not approval.paper_trading_auto_apply_allowed(agent)
     assert approval.automatic_application_refused(agent) is not None
     assert make_agent().auto_apply_in_paper is False
+
+
+def episode_story(monkeypatch, *, shortcut):
+    """Iterations of one agent through min_iterations being reached, raised above the count and
+    lowered again; returns its episodes, GRADUATION_READY alerts and how often the full check ran."""
+    full_checks = []
+    real = reactions.eligibility
+    monkeypatch.setattr(reactions, "eligibility", lambda agent: full_checks.append(1) or real(agent))
+    if not shortcut:
+        monkeypatch.setattr(reactions, "could_be_eligible", lambda agent: True)
+    agent = eligible_agent(iterations=0)
+    steps = [None, None, None, {"min_iterations": 10}, {"min_iterations": 10}, {"min_iterations": 3}, None]
+    for criteria in steps:
+        if criteria:
+            agent.graduation_criteria = criteria
+            agent.save(update_fields=["graduation_criteria"])
+        finish(add_iteration(agent))
+    episodes = list(EligibilityEpisode.objects.filter(agent=agent).order_by("id")
+                    .values_list("started_key", "ended_at"))
+    fingerprints = list(ready_alerts(agent).order_by("id").values_list("fingerprint", flat=True))
+    monkeypatch.undo()
+    return [(key, ended is None) for key, ended in episodes], fingerprints, len(full_checks)
+
+
+def test_the_min_iterations_shortcut_gives_the_episodes_of_the_full_check(monkeypatch):
+    with_shortcut = episode_story(monkeypatch, shortcut=True)
+    full = episode_story(monkeypatch, shortcut=False)
+    assert with_shortcut[:2] == full[:2] == (
+        [("iteration:3", False), ("iteration:6", True)],  # #4 and #5 are under the raised minimum
+        ["graduation:learning:iteration:3", "graduation:learning:iteration:6"])
+    assert (with_shortcut[2], full[2]) == (3, 7)  # #1, #2, #4, #5 only counted their iterations
+
+
+@pytest.mark.parametrize("succeeded, minimum", [(0, 1), (2, 3), (9, 10)])
+def test_an_agent_the_shortcut_skips_is_never_eligible(succeeded, minimum):
+    agent = eligible_agent({"min_iterations": minimum}, iterations=succeeded)
+    assert not reactions.could_be_eligible(agent)
+    result = eligibility(agent)
+    assert not result["eligible"] and "min_iterations" in result["failed"]
+
+
+def test_the_shortcut_lets_an_agent_at_its_minimum_through():
+    agent = eligible_agent({"min_iterations": 3}, iterations=3)
+    assert reactions.could_be_eligible(agent) and eligibility(agent)["eligible"]
