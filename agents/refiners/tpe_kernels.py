@@ -7,11 +7,11 @@ the templates' integer windows it was about half of a proposal: ~150,000 Python 
 iteration of 8 candidates.
 
 "Bit for bit" is literal: the loop below is Optuna's own arithmetic (the same branches at 6 and
--20, ``erf``/``erfc``/``log`` from the same C library, which numba calls as CPython does), so
-the samples, and therefore the proposals for a given seed, do not move. The one branch whose
-rounding numba does not reproduce, the asymptotic series below -20 (far tails, rare), is left to
-Optuna's own function. tests/agents/test_refiner_tpe_kernels.py checks the equality on a dense
-grid and random draws, and that the refiner's proposals are unchanged.
+-20, ``erf``/``erfc``/``log`` from the same C library, which numba calls as CPython does, and
+the asymptotic series below -20 with Python's ``pow(a, 2.0)``), so the samples, and therefore the
+proposals for a given seed, do not move. Only NaN and values whose square overflows are left to
+Optuna's own function (it warns or raises there). tests/agents/test_refiner_tpe_kernels.py checks
+the equality on a dense grid, the far tail and random draws, and that the proposals are unchanged.
 
 No Optuna import here (the refiners load Optuna only when one is built; agents' warm-up imports
 this module): :mod:`agents.refiners.optuna_refiner` installs :func:`log_ndtr` into Optuna.
