@@ -8,14 +8,9 @@ import re
 
 import pytest
 
-from tests.console.helpers import CHROMIUM, PASSWORD, eligible_agent, open_alert, staff_user
+from tests.console.browser import expect, log_in
+from tests.console.helpers import eligible_agent, open_alert, staff_user
 from tests.factories import make_agent
-
-if not CHROMIUM:
-    pytest.skip("browser tests skipped: no Chromium (install Debian's chromium package for /usr/bin/chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: playwright is not installed")
-expect = sync_api.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -26,14 +21,6 @@ def tile(page, section, label):
 
 def messages(page):
     return page.locator("ul.messagelist")
-
-
-def log_in(page, username):
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#lab-dashboard")).to_be_visible()
 
 
 def test_an_operator_runs_the_lab_from_the_console(page, live_server, instrument, artifacts):

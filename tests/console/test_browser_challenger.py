@@ -5,24 +5,11 @@ another dismissing a paper agent's. A screenshot goes to test-artifacts/console-
 import pytest
 
 from graduation.models import EventKind, GraduationEvent
-from tests.console.helpers import CHROMIUM, PASSWORD, staff_user
+from tests.console.browser import expect, log_in
+from tests.console.helpers import staff_user
 from tests.graduation.helpers import correlated, crafted
 
-if not CHROMIUM:
-    pytest.skip("browser tests skipped: no Chromium (install Debian's chromium package for /usr/bin/chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: playwright is not installed")
-expect = sync_api.expect
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, username):
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#lab-dashboard")).to_be_visible()
 
 
 def test_a_person_promotes_a_live_challenger_and_dismisses_a_paper_one(page, live_server, artifacts):

@@ -6,26 +6,13 @@ import itertools
 
 import pytest
 
-from tests.console.helpers import CHROMIUM, PASSWORD, staff_user
+from tests.console.browser import expect, log_in
+from tests.console.helpers import staff_user
 from tests.graduation.helpers import eligible_agent as evidenced_agent
-
-if not CHROMIUM:
-    pytest.skip("browser tests skipped: no Chromium (install Debian's chromium package for /usr/bin/chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: playwright is not installed")
-expect = sync_api.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 FRED = "DATE,DCOILWTICO\n2030-01-02,61.10\n2030-01-03,.\n2030-01-06,62.00\n2030-01-07,-1\n"
-
-
-def log_in(page, username):
-    page.goto("/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    expect(page.locator("#lab-dashboard")).to_be_visible()
 
 
 def test_an_operator_previews_fixes_and_imports_a_fred_file(page, live_server, tmp_path, settings, artifacts):

@@ -4,17 +4,11 @@ tests/console/test_browser.py). A screenshot is saved to test-artifacts/leaderbo
 import pytest
 from django.contrib.auth.models import Permission
 
-from tests.console.helpers import CHROMIUM, PASSWORD
+from tests.console.browser import expect, log_in
 from tests.factories import UserFactory
 from tests.tournaments.helpers import entrants, tournament_of
 from tournaments.models import TournamentRound, TournamentStanding
 from tournaments.services.standings import standings_recompute
-
-if not CHROMIUM:
-    pytest.skip("browser tests skipped: no Chromium (install Debian's chromium package for /usr/bin/chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests skipped: playwright is not installed")
-expect = sync_api.expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -26,10 +20,7 @@ def test_an_operator_reads_the_leaderboard_and_starts_a_round(page, live_server,
     tournament = standings_recompute(tournament_of(owner, agents, name="Browser cup").pk)
     ranked = list(TournamentStanding.objects.filter(tournament=tournament).order_by("rank"))
 
-    page.goto("/admin/login/?next=/admin/tournaments/tournament/")
-    page.fill("#id_username", "coach")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    log_in(page, "coach", next_url="/admin/tournaments/tournament/", landed="#result_list")
     expect(page.locator("#result_list")).to_contain_text("Browser cup")
     expect(page.locator("#result_list")).to_contain_text(ranked[0].agent.name)  # the leader column
 
